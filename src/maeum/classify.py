@@ -1,0 +1,132 @@
+"""Emotion classifiers: ONNX models whose labels, input and alignment travel in their metadata.
+
+A maeum model carries one metadata entry, ``maeum``, holding JSON::
+
+    {"name": ..., "labels": [...], "input": {"size": 48, "color": "gray", "mean": [..], "std": [..]},
+     "template": [[x, y] * 5], "output": "probabilities" | "logits", ...}
+
+``template`` gives where the five landmarks sit in the model's input crop. Nothing is guessed:
+a file without this entry is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from maeum.errors import ModelError, UnknownNameError
+from maeum.onnx_session import create_session
+from maeum.preprocess import InputSpec, to_model_input
+from maeum.results import Emotion
+
+METADATA_KEY = "maeum"
+
+# Models shipped inside the package: name -> file in maeum/models.
+BUNDLED_MODELS: dict[str, str] = {"ferplus-resnet-s": "ferplus_resnet_s.onnx"}
+DEFAULT_MODEL = "ferplus-resnet-s"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Everything needed to feed a classifier and read its output, from its metadata."""
+
+    name: str
+    labels: tuple[str, ...]
+    input: InputSpec
+    template: np.ndarray  # (5, 2) landmark positions in input-crop pixels
+    output: str  # "probabilities" or "logits"
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def to_metadata(self) -> str:
+        data = dict(self.extra)
+        data.update(
+            name=self.name,
+            labels=list(self.labels),
+            input=self.input.to_dict(),
+            template=np.round(self.template, 3).tolist(),
+            output=self.output,
+        )
+        return json.dumps(data, ensure_ascii=False)
+
+    @classmethod
+    def from_metadata(cls, text: str, source: str = "model") -> ModelInfo:
+        try:
+            data = json.loads(text)
+            labels = tuple(str(x) for x in data.pop("labels"))
+            spec = InputSpec.from_dict(data.pop("input"))
+            template = np.asarray(data.pop("template"), dtype=np.float64).reshape(5, 2)
+            output = data.pop("output")
+            name = str(data.pop("name"))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelError(
+                f"{source}: malformed '{METADATA_KEY}' metadata ({e!r}); re-export the model with maeum"
+            ) from None
+        if output not in ("probabilities", "logits"):
+            raise ModelError(f"{source}: metadata output must be 'probabilities' or 'logits', got {output!r}")
+        if len(set(labels)) != len(labels) or not labels:
+            raise ModelError(f"{source}: metadata labels must be unique and non-empty, got {labels}")
+        return cls(name, labels, spec, template, output, data)
+
+
+def list_models() -> list[str]:
+    return sorted(BUNDLED_MODELS)
+
+
+def resolve_model(model: str | Path) -> Path:
+    """A bundled model's name, or a path to an ONNX file, to a file path."""
+    if isinstance(model, str) and model in BUNDLED_MODELS:
+        ref = resources.files("maeum.models") / BUNDLED_MODELS[model]
+        return Path(str(ref))
+    path = Path(model)
+    if path.suffix.lower() == ".onnx" or path.exists():
+        if not path.is_file():
+            raise ModelError(f"model file {path} not found")
+        return path
+    raise UnknownNameError("model", str(model), [*list_models(), "<path to a .onnx file>"])
+
+
+class EmotionClassifier:
+    """Runs an emotion ONNX model on aligned face crops."""
+
+    def __init__(self, model: str | Path = DEFAULT_MODEL, threads: int | None = None) -> None:
+        path = resolve_model(model)
+        self._session = create_session(path, threads)
+        meta = self._session.get_modelmeta().custom_metadata_map
+        if METADATA_KEY not in meta:
+            raise ModelError(
+                f"{path}: no '{METADATA_KEY}' metadata, so its labels and input format are unknown; "
+                "export it with maeum (see docs/training.md)"
+            )
+        self.info = ModelInfo.from_metadata(meta[METADATA_KEY], str(path))
+        inp = self._session.get_inputs()[0]
+        self._input_name = inp.name
+        expected = [self.info.input.channels, self.info.input.size, self.info.input.size]
+        if [d if isinstance(d, int) else -1 for d in inp.shape[1:]] != expected:
+            raise ModelError(f"{path}: input shape {inp.shape} disagrees with its metadata {expected}")
+        self.path = path
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.info.labels
+
+    def predict(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (N, K) for uint8 crops (N, S, S, 3) or (N, S, S) at the model's size."""
+        if len(faces) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        out = []
+        for i in range(0, len(faces), batch_size):
+            x = to_model_input(faces[i : i + batch_size], self.info.input)
+            (y,) = self._session.run(None, {self._input_name: x})
+            out.append(y)
+        y = np.concatenate(out).astype(np.float32)
+        if self.info.output == "logits":
+            y = np.exp(y - y.max(1, keepdims=True))
+            y /= y.sum(1, keepdims=True)
+        return y
+
+    def classify(self, faces: np.ndarray) -> list[Emotion]:
+        return [Emotion.from_probs(self.labels, p.tolist()) for p in self.predict(faces)]

@@ -1,0 +1,285 @@
+"""The ``maeum`` command: one entry point, one subcommand per job.
+
+Each subcommand turns its options into library calls; the library never reads argv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO
+
+from maeum.errors import ImageError, MaeumError
+from maeum.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_image
+from maeum.labels import LANGUAGES, display_name
+from maeum.results import FaceResult
+
+log = logging.getLogger("maeum")
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+FORMATS = ("json", "jsonl", "csv", "table")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO if args.command != "analyze" else logging.WARNING,
+        format="maeum: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    try:
+        return int(args.run(args))
+    except MaeumError as e:
+        log.error("%s", e)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="maeum", description="Facial emotion recognition, offline.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    a = sub.add_parser("analyze", help="emotions of the faces in images, folders and globs")
+    a.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively) or globs")
+    a.add_argument("--format", choices=FORMATS, default="json", help="output format (default: json)")
+    a.add_argument("--detector", default="retinaface", help="face detector name (see `maeum models`)")
+    a.add_argument(
+        "--detector-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="detector option, e.g. score_threshold=0.8 or model_path=yunet.onnx (repeatable)",
+    )
+    a.add_argument("--model", default=None, help="emotion model name or .onnx path (default: the bundled model)")
+    a.add_argument("--no-detect", action="store_true", help="images are pre-cropped faces: classify them whole")
+    a.add_argument(
+        "--whole-image-if-no-face",
+        action="store_true",
+        help="when no face is found, classify the whole image as one face",
+    )
+    a.add_argument("--lang", choices=LANGUAGES, default="en", help="label names: en or ko (한국어)")
+    a.add_argument("--output", "-o", type=Path, help="write results to this file instead of stdout")
+    a.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: cores, max 4)")
+    a.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
+    a.set_defaults(run=_analyze)
+
+    m = sub.add_parser("models", help="list face detectors and emotion models")
+    m.set_defaults(run=_models)
+
+    t = sub.add_parser("train", help="train an emotion classifier on FER+ (needs the train extra)")
+    t.add_argument("--data", required=True, help="FER+ folder holding fer2013new.csv and FER2013Train/Valid/Test")
+    t.add_argument("--out", required=True, help="run folder (resumes if it holds last.pt)")
+    t.add_argument("--model", default="resnet_s", help="architecture (resnet_s, mini_xception)")
+    t.add_argument("--labels", choices=("soft", "majority"), default="soft", help="training targets")
+    t.add_argument("--epochs", type=int, default=40)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=0.1)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--no-bf16", action="store_true", help="train in float32 (slower on CPUs with bfloat16)")
+    t.set_defaults(run=_train)
+
+    e = sub.add_parser("export", help="export a trained checkpoint to ONNX with maeum metadata")
+    e.add_argument("checkpoint", type=Path, help="best.pt from `maeum train`")
+    e.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    e.add_argument("--name", default="ferplus-resnet-s", help="model name stored in the metadata")
+    e.add_argument(
+        "--template-samples", type=int, default=1500, help="training crops used to measure the alignment template"
+    )
+    e.set_defaults(run=_export)
+    return parser
+
+
+def expand_paths(paths: Sequence[str]) -> Iterator[tuple[str, Path | None, str]]:
+    """Yield (argument, image path, "") for every image, or (argument, None, error) for a bad argument."""
+    for arg in paths:
+        matches = sorted(glob.glob(arg, recursive=True)) if glob.has_magic(arg) else [arg]
+        if not matches:
+            yield arg, None, f"{arg}: no file matches this pattern"
+            continue
+        for match in matches:
+            p = Path(match)
+            if p.is_dir():
+                images = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+                if not images:
+                    yield arg, None, f"{p}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+                for f in images:
+                    yield arg, f, ""
+            elif p.exists():
+                yield arg, p, ""
+            else:
+                yield arg, None, f"{p}: no such file or folder; check the path"
+
+
+def _parse_options(pairs: Sequence[str]) -> dict[str, object]:
+    options: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise MaeumError(f"--detector-option {pair!r}: write it as KEY=VALUE")
+        value: object = raw
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                pass
+        options[key] = value
+    return options
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from maeum.analyzer import Analyzer
+    from maeum.classify import DEFAULT_MODEL
+
+    try:
+        analyzer = Analyzer(
+            None if args.no_detect else args.detector,
+            args.model or DEFAULT_MODEL,
+            detector_options=_parse_options(args.detector_option),
+            threads=args.threads,
+            whole_image_fallback=args.whole_image_if_no_face,
+        )
+    except TypeError as e:  # a detector option the backend does not take
+        raise MaeumError(f"bad --detector-option for {args.detector}: {e}") from None
+    out: IO[str] = args.output.open("w", encoding="utf-8", newline="") if args.output else sys.stdout
+    writer = _Writer(out, args.format, args.lang, analyzer.classifier.labels)
+    failed = done = 0
+    try:
+        for _, path, error in expand_paths(args.paths):
+            if path is None:
+                log.error("%s", error)
+                failed += 1
+                continue
+            try:
+                image = load_image(path, max_pixels=args.max_pixels)
+            except ImageError as e:
+                log.error("%s", e)
+                writer.error(str(path), str(e))
+                failed += 1
+                continue
+            results = analyzer.analyze(image)
+            if not results:
+                log.warning(
+                    "%s: no face found (use --whole-image-if-no-face to classify the whole image, "
+                    "or --no-detect for pre-cropped faces)",
+                    path,
+                )
+            writer.write(str(path), results)
+            done += 1
+            if done % 100 == 0:
+                log.warning("%d images analysed", done)
+        writer.close()
+    finally:
+        if args.output:
+            out.close()
+    if failed:
+        log.error("%d input(s) failed, %d analysed", failed, done)
+        return EXIT_SOME_FAILED
+    return EXIT_OK
+
+
+class _Writer:
+    """Streams results in one of FORMATS (json is written whole at the end)."""
+
+    def __init__(self, out: IO[str], fmt: str, lang: str, labels: tuple[str, ...]) -> None:
+        self.out, self.fmt, self.lang = out, fmt, lang
+        self.json: dict[str, list[dict[str, object]]] = {}
+        self.names = [display_name(label, lang) for label in labels]
+        if fmt == "csv":
+            self.csv = csv.writer(out)
+            self.csv.writerow(["path", "face", "x", "y", "w", "h", "score", "label", *self.names])
+
+    def write(self, path: str, results: list[FaceResult]) -> None:
+        faces = [r.to_dict(self.lang) for r in results]
+        if self.fmt == "json":
+            self.json[path] = faces
+        elif self.fmt == "jsonl":
+            self.out.write(json.dumps({"path": path, "faces": faces}, ensure_ascii=False) + "\n")
+        elif self.fmt == "csv":
+            for i, f in enumerate(faces):
+                probs = f["probs"]
+                assert isinstance(probs, dict)
+                self.csv.writerow([path, i, *f["rect"], f["score"], f["label"], *(probs[n] for n in self.names)])  # type: ignore[misc]
+        else:
+            if not faces:
+                self.out.write(f"{path}: no face\n")
+            for i, f in enumerate(faces):
+                probs = f["probs"]
+                assert isinstance(probs, dict)
+                top = ", ".join(f"{k} {v:.2f}" for k, v in sorted(probs.items(), key=lambda kv: -kv[1])[:3])
+                self.out.write(f"{path} #{i} rect={f['rect']} → {f['label']} ({top})\n")
+        self.out.flush()
+
+    def error(self, path: str, message: str) -> None:
+        if self.fmt == "jsonl":
+            self.out.write(json.dumps({"path": path, "error": message}, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            json.dump(self.json, self.out, ensure_ascii=False, indent=2)
+            self.out.write("\n")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from maeum.training.trainer import TrainConfig, train
+
+    try:
+        cfg = TrainConfig(
+            data=args.data,
+            out=args.out,
+            model=args.model,
+            labels=args.labels,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            threads=args.threads,
+            bf16=not args.no_bf16,
+        )
+    except (ValueError, FileNotFoundError) as e:
+        raise MaeumError(str(e)) from None
+    best = train(cfg)
+    log.info("best checkpoint: %s", best)
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    from maeum.training.recipe import export_checkpoint
+
+    if not args.checkpoint.is_file():
+        raise MaeumError(f"{args.checkpoint}: no such checkpoint; train first with `maeum train`")
+    export_checkpoint(args.checkpoint, args.out, args.name, args.template_samples)
+    return EXIT_OK
+
+
+def _models(args: argparse.Namespace) -> int:
+    from maeum.classify import DEFAULT_MODEL, EmotionClassifier, list_models
+    from maeum.detect import list_detectors
+
+    out = sys.stdout
+    out.write("detectors: " + ", ".join(list_detectors()) + " (default: retinaface)\n")
+    for name in list_models():
+        info = EmotionClassifier(name).info
+        mark = " (default)" if name == DEFAULT_MODEL else ""
+        spec = info.input
+        out.write(
+            f"model {name}{mark}: {spec.size}x{spec.size} {spec.color}, labels "
+            f"{', '.join(info.labels)} / {', '.join(display_name(x, 'ko') for x in info.labels)}\n"
+        )
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Helpers shared by detector backends."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from maeum.results import Box, Face
+
+# Mean positions of the five landmarks inside a detector's face box, as fractions of the
+# box, for detectors that give no landmarks (measured with RetinaFace on FER+ faces).
+BOX_LANDMARKS = np.array([[0.31, 0.40], [0.69, 0.40], [0.50, 0.60], [0.35, 0.78], [0.65, 0.78]])
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Greedy non-maximum suppression over (N, 4) x1, y1, x2, y2 boxes; returns kept indices."""
+    order = scores.argsort()[::-1]
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    keep: list[int] = []
+    while order.size:
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        xx1 = np.maximum(boxes[i, 0], boxes[rest, 0])
+        yy1 = np.maximum(boxes[i, 1], boxes[rest, 1])
+        xx2 = np.minimum(boxes[i, 2], boxes[rest, 2])
+        yy2 = np.minimum(boxes[i, 3], boxes[rest, 3])
+        inter = np.clip(xx2 - xx1, 0, None) * np.clip(yy2 - yy1, 0, None)
+        overlap = inter / (areas[i] + areas[rest] - inter + 1e-9)
+        order = rest[overlap <= iou]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def make_face(
+    x1: float, y1: float, x2: float, y2: float, score: float, landmarks: np.ndarray, detected: bool = True
+) -> Face:
+    pts = tuple((float(x), float(y)) for x, y in np.asarray(landmarks).reshape(5, 2))
+    box = Box(float(x1), float(y1), float(x2 - x1), float(y2 - y1))
+    return Face(box, float(score), pts, detected)  # type: ignore[arg-type]
+
+
+def landmarks_from_box(x: float, y: float, w: float, h: float) -> np.ndarray:
+    return BOX_LANDMARKS * [w, h] + [x, y]

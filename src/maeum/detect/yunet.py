@@ -1,0 +1,56 @@
+"""YuNet (OpenCV's ``FaceDetectorYN``) given its ONNX file: boxes and 5 landmarks.
+
+maeum does not ship YuNet's weights; pass ``model_path`` or set ``MAEUM_YUNET_MODEL`` to
+``face_detection_yunet_2023mar.onnx`` (OpenCV Zoo, MIT).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from maeum.detect import register_detector
+from maeum.detect._common import make_face
+from maeum.errors import ModelError
+from maeum.results import Face
+
+
+class YuNetDetector:
+    name = "yunet"
+
+    def __init__(
+        self, model_path: str | None = None, score_threshold: float = 0.7, nms_iou: float = 0.3, max_side: int = 1280
+    ) -> None:
+        path = model_path or os.environ.get("MAEUM_YUNET_MODEL")
+        if not path:
+            raise ModelError(
+                "the yunet detector needs its ONNX file: pass model_path=... (CLI: "
+                "--detector-option model_path=FILE) or set MAEUM_YUNET_MODEL"
+            )
+        if not Path(path).is_file():
+            raise ModelError(f"YuNet model {path} not found")
+        self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, nms_iou, 5000)
+        self.max_side = max_side
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        h, w = image.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        bgr = np.ascontiguousarray(image[..., ::-1])
+        if scale < 1.0:
+            bgr = cv2.resize(bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        self._net.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _, rows = self._net.detect(bgr)
+        faces = []
+        for r in [] if rows is None else rows:
+            x, y, bw, bh = (r[:4] / scale).tolist()
+            # YuNet order: right eye, left eye, nose, right mouth, left mouth (as RetinaFace).
+            faces.append(make_face(max(x, 0), max(y, 0), min(x + bw, w), min(y + bh, h), r[14], r[4:14] / scale))
+        return sorted(faces, key=lambda f: -f.score)
+
+
+@register_detector("yunet")
+def _create(**options: object) -> YuNetDetector:
+    return YuNetDetector(**options)  # type: ignore[arg-type]

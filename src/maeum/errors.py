@@ -1,0 +1,23 @@
+"""maeum's exceptions: one base class, messages that say what to do."""
+
+from __future__ import annotations
+
+
+class MaeumError(Exception):
+    """Base class of every error maeum raises on purpose."""
+
+
+class ImageError(MaeumError):
+    """An image that cannot be read: missing, empty, corrupt, not an image, or too large."""
+
+
+class ModelError(MaeumError):
+    """A model file that cannot be used: missing, unreadable, or without maeum metadata."""
+
+
+class UnknownNameError(MaeumError, ValueError):
+    """A registry lookup with a name that is not registered."""
+
+    def __init__(self, kind: str, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown {kind} {name!r}; choose one of: {', '.join(known)}")
+        self.kind, self.name, self.known = kind, name, known

@@ -1,0 +1,97 @@
+"""Decoding images from files or bytes into the canonical RGB uint8 (H, W, 3) array."""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from maeum.errors import ImageError
+
+log = logging.getLogger(__name__)
+
+# Larger images are refused before decoding (a 30000 x 30000 PNG would need 2.7 GB).
+DEFAULT_MAX_PIXELS = 64_000_000
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"})
+
+
+def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image file (or its bytes) as RGB uint8 (H, W, 3), upright per its EXIF orientation.
+
+    Gray, palette, RGBA (composited on white), 16-bit, float and CMYK images are all normalised.
+    Raises ImageError naming the file and what is wrong.
+    """
+    name = "<bytes>" if isinstance(source, bytes) else str(source)
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageError(f"{name}: empty data; pass the bytes of an image file")
+        stream: io.BytesIO | Path = io.BytesIO(source)
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise ImageError(f"{name}: no such file; check the path")
+        if path.is_dir():
+            raise ImageError(f"{name}: is a folder; pass an image file")
+        if path.stat().st_size == 0:
+            raise ImageError(f"{name}: empty file (0 bytes); re-export or re-download the image")
+        stream = path
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(stream) as im:
+                w, h = im.size
+                if w * h > max_pixels:
+                    raise ImageError(
+                        f"{name}: image too large ({w}x{h} pixels, limit {max_pixels:,}); "
+                        "downscale the image or raise max_pixels"
+                    )
+                im.load()
+                return _to_rgb(ImageOps.exif_transpose(im))
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image file maeum can read (JPEG, PNG, BMP, WebP, TIFF, GIF)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{name}: image too large (a possible decompression bomb); downscale it first") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{name}: corrupt or truncated image ({e}); re-export or re-download it") from None
+
+
+def _to_rgb(im: Image.Image) -> np.ndarray:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(im).astype(np.float64)
+        hi = 65535.0 if im.mode.startswith("I;16") else max(float(a.max()), 1.0)
+        gray = np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+    return np.asarray(im.convert("RGB"))
+
+
+def as_rgb_array(image: np.ndarray) -> np.ndarray:
+    """Validate an in-memory image and return it as contiguous RGB uint8 (H, W, 3).
+
+    Accepts (H, W) gray and (H, W, 4) RGBA uint8 arrays too; anything else is a TypeError/ValueError.
+    """
+    if not isinstance(image, np.ndarray):
+        raise TypeError(
+            f"expected a numpy array (H, W, 3) RGB uint8, got {type(image).__name__}; "
+            "use maeum.load_image() for files and bytes"
+        )
+    if image.dtype != np.uint8:
+        raise TypeError(f"expected dtype uint8, got {image.dtype}; scale to 0-255 and cast first")
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[..., :3]
+    elif image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected shape (H, W, 3), got {image.shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"empty image of shape {image.shape}")
+    return np.ascontiguousarray(image)

@@ -1,0 +1,63 @@
+"""Pixels to model input: the one function shared by training, evaluation and serving."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+# ITU-R BT.601 luma, the weights OpenCV and Pillow use for RGB -> gray.
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How a classifier wants its faces: square side, colour mode and normalisation."""
+
+    size: int
+    color: Literal["gray", "rgb"]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.color == "gray" else 3
+
+    def to_dict(self) -> dict[str, object]:
+        return {"size": self.size, "color": self.color, "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> InputSpec:
+        color = data["color"]
+        if color not in ("gray", "rgb"):
+            raise ValueError(f"input color must be 'gray' or 'rgb', got {color!r}")
+        spec = cls(
+            size=int(data["size"]),  # type: ignore[call-overload]
+            color=color,
+            mean=tuple(float(v) for v in data["mean"]),  # type: ignore[attr-defined]
+            std=tuple(float(v) for v in data["std"]),  # type: ignore[attr-defined]
+        )
+        if len(spec.mean) != spec.channels or len(spec.std) != spec.channels:
+            raise ValueError(f"mean/std need {spec.channels} values for color {color!r}")
+        return spec
+
+
+def to_model_input(faces: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Turn aligned face crops into a normalised float32 batch (N, C, size, size).
+
+    ``faces`` is uint8, (N, size, size, 3) RGB or (N, size, size) gray.
+    """
+    if faces.dtype != np.uint8:
+        raise TypeError(f"faces must be uint8, got {faces.dtype}")
+    if faces.ndim == 3:  # (N, H, W) gray
+        faces = faces[..., None]
+    if faces.ndim != 4 or faces.shape[1:3] != (spec.size, spec.size) or faces.shape[3] not in (1, 3):
+        raise ValueError(f"faces must be (N, {spec.size}, {spec.size}[, 3]), got {faces.shape}")
+    x = faces.astype(np.float32) * (1.0 / 255.0)  # (N, H, W, C)
+    if spec.color == "gray" and x.shape[3] == 3:
+        x = x @ _LUMA[:, None]
+    elif spec.color == "rgb" and x.shape[3] == 1:
+        x = np.repeat(x, 3, axis=3)
+    x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # (N, C, H, W)

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from maeum.classify import DEFAULT_MODEL, METADATA_KEY, EmotionClassifier, ModelInfo, list_models
+from maeum.errors import ModelError, UnknownNameError
+from maeum.labels import FERPLUS7
+from maeum.preprocess import InputSpec
+
+
+def _tiny_model(
+    path: Path, meta: str | None, size: int = 8, channels: int = 1, k: int = 3, output: str = "logits"
+) -> Path:
+    """A real ONNX graph: global average of the input times fixed weights per class."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", channels, size, size])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", k])
+    w = helper.make_tensor("w", TensorProto.FLOAT, [channels, k], np.linspace(-1, 1, channels * k).tolist())
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["x"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("MatMul", ["f", "w"], ["z"]),
+    ]
+    nodes.append(
+        helper.make_node("Softmax", ["z"], ["y"])
+        if output == "probabilities"
+        else helper.make_node("Identity", ["z"], ["y"])
+    )
+    model = helper.make_model(
+        helper.make_graph(nodes, "tiny", [x], [y], [w]), opset_imports=[helper.make_opsetid("", 17)]
+    )
+    model.ir_version = 8
+    if meta is not None:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, meta
+    onnx.save(model, str(path))
+    return path
+
+
+def _info(size: int = 8, labels: tuple[str, ...] = ("a", "b", "c"), output: str = "logits") -> ModelInfo:
+    template = np.array([[2.5, 3], [5.5, 3], [4, 4.5], [3, 6], [5, 6]])
+    return ModelInfo("tiny", labels, InputSpec(size, "gray", (0.5,), (0.5,)), template, output, {"note": "x"})
+
+
+def test_metadata_round_trip(tmp_path: Path) -> None:
+    info = _info()
+    clf = EmotionClassifier(_tiny_model(tmp_path / "m.onnx", info.to_metadata()))
+    assert clf.labels == ("a", "b", "c")
+    assert clf.info.input == info.input
+    np.testing.assert_allclose(clf.info.template, info.template)
+    assert clf.info.extra == {"note": "x"}
+    probs = clf.predict(np.random.default_rng(0).integers(0, 255, (4, 8, 8, 3), dtype=np.uint8))
+    assert probs.shape == (4, 3)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)  # logits were soft-maxed
+
+
+def test_model_without_metadata_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="no 'maeum' metadata"):
+        EmotionClassifier(_tiny_model(tmp_path / "m.onnx", None))
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        "not json",
+        json.dumps({"labels": ["a"]}),
+        json.dumps({**json.loads(_info().to_metadata()), "output": "votes"}),
+        json.dumps({**json.loads(_info().to_metadata()), "labels": ["a", "a", "b"]}),
+    ],
+)
+def test_malformed_metadata_is_refused(tmp_path: Path, meta: str) -> None:
+    with pytest.raises(ModelError):
+        EmotionClassifier(_tiny_model(tmp_path / "m.onnx", meta))
+
+
+def test_metadata_disagreeing_with_the_graph_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="disagrees"):
+        EmotionClassifier(_tiny_model(tmp_path / "m.onnx", _info(size=16).to_metadata(), size=8))
+
+
+def test_missing_unreadable_and_unknown_models(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not found"):
+        EmotionClassifier(tmp_path / "nope.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"\x00junk")
+    with pytest.raises(ModelError, match="cannot load"):
+        EmotionClassifier(tmp_path / "junk.onnx")
+    with pytest.raises(UnknownNameError, match="ferplus-resnet-s"):
+        EmotionClassifier("no-such-model")
+
+
+def test_bundled_model_metadata() -> None:
+    assert DEFAULT_MODEL in list_models()
+    info = EmotionClassifier().info
+    assert info.labels == FERPLUS7
+    assert info.input == InputSpec(48, "gray", (0.5,), (0.5,))
+    lm = info.template
+    assert lm.shape == (5, 2) and lm[0, 1] == pytest.approx(lm[1, 1])  # level eyes
+    assert lm[0, 0] + lm[1, 0] == pytest.approx(48, abs=0.01)  # centred
+
+
+def test_bundled_model_is_trained(shared: Path) -> None:
+    """On 700 FER+ test faces the bundled model must be far above chance (1/7)."""
+    import csv
+
+    from PIL import Image
+
+    root = shared / "data" / "ferplus"
+    faces, labels = [], []
+    with (root / "fer2013new.csv").open() as f:
+        for row in csv.DictReader(f):
+            if row["Usage"] != "PrivateTest" or not row["Image name"]:
+                continue
+            votes = [int(row[c]) for c in (*FERPLUS7, "contempt", "unknown", "NF")]
+            top = int(np.argmax(votes))
+            if top < 7:
+                faces.append(np.asarray(Image.open(root / "FER2013Test" / row["Image name"]).convert("L")))
+                labels.append(top)
+            if len(faces) == 700:
+                break
+    probs = EmotionClassifier().predict(np.stack(faces))
+    accuracy = float((probs.argmax(1) == np.array(labels)).mean())
+    assert accuracy > 0.75, accuracy

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from maeum.errors import ImageError
+from maeum.imageio import as_rgb_array, load_image
+
+
+def _save(im: Image.Image, fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def test_loads_jpeg_as_rgb_uint8(bad_files: dict[str, Path]) -> None:
+    img = load_image(bad_files["good"])
+    assert img.dtype == np.uint8 and img.shape == (512, 512, 3)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "I;16", "I", "F", "1"])
+def test_every_mode_becomes_rgb(astronaut: np.ndarray, mode: str) -> None:
+    base = Image.fromarray(astronaut)
+    if mode == "I;16":
+        im = Image.fromarray(np.asarray(base.convert("L")).astype(np.uint16) * 257)
+        fmt = "PNG"
+    else:
+        im = base.convert(mode)
+        fmt = {"CMYK": "JPEG", "F": "TIFF", "I": "TIFF"}.get(mode, "PNG")
+    out = load_image(_save(im, fmt))
+    assert out.shape == (512, 512, 3) and out.dtype == np.uint8
+    assert 40 < out.mean() < 220  # content survived, not a blank or clipped image
+
+
+def test_sixteen_bit_is_scaled_not_clipped(astronaut: np.ndarray) -> None:
+    gray = np.asarray(Image.fromarray(astronaut).convert("L"))
+    im16 = Image.fromarray(gray.astype(np.uint16) * 257)
+    out = load_image(_save(im16, "PNG"))
+    assert np.abs(out[..., 0].astype(int) - gray).max() <= 1
+
+
+def test_rgba_is_composited_on_white() -> None:
+    rgba = np.zeros((4, 4, 4), np.uint8)  # fully transparent black
+    out = load_image(_save(Image.fromarray(rgba, "RGBA"), "PNG"))
+    assert (out == 255).all()
+
+
+def test_exif_orientation_is_applied(astronaut: np.ndarray) -> None:
+    wide = astronaut[:256]  # 256 x 512, top half
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    data = _save(Image.fromarray(wide), "JPEG", exif=exif, quality=95)
+    out = load_image(data)
+    assert out.shape == (512, 256, 3)
+    expected = np.rot90(wide, k=-1)
+    assert np.abs(out.astype(int) - expected).mean() < 4
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("empty", "empty file"),
+        ("truncated", "corrupt or truncated"),
+        ("text", "not an image"),
+        ("bomb", "image too large"),
+    ],
+)
+def test_bad_files_raise_clear_errors(bad_files: dict[str, Path], name: str, words: str) -> None:
+    with pytest.raises(ImageError) as err:
+        load_image(bad_files[name])
+    message = str(err.value)
+    assert str(bad_files[name]) in message and words in message
+    assert "\n" not in message
+
+
+def test_missing_file_and_folder(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="no such file"):
+        load_image(tmp_path / "nope.jpg")
+    with pytest.raises(ImageError, match="is a folder"):
+        load_image(tmp_path)
+    with pytest.raises(ImageError, match="empty data"):
+        load_image(b"")
+
+
+def test_max_pixels_is_configurable(bad_files: dict[str, Path]) -> None:
+    with pytest.raises(ImageError, match="image too large"):
+        load_image(bad_files["good"], max_pixels=100 * 100)
+
+
+def test_as_rgb_array_checks_types() -> None:
+    assert as_rgb_array(np.zeros((5, 6), np.uint8)).shape == (5, 6, 3)
+    assert as_rgb_array(np.zeros((5, 6, 4), np.uint8)).shape == (5, 6, 3)
+    with pytest.raises(TypeError, match="numpy array"):
+        as_rgb_array("photo.jpg")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="uint8"):
+        as_rgb_array(np.zeros((5, 6, 3), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        as_rgb_array(np.zeros((5, 6, 2), np.uint8))
