@@ -16,6 +16,9 @@ def create_session(path: str | Path, threads: int | None = None) -> ort.Inferenc
     options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Two sessions (detector, classifier) run one after the other: idle threads spin-waiting
+    # for work would steal the cores the other session needs.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own untyped errors for unreadable files

@@ -14,7 +14,7 @@ from maeum.detect._common import make_face, nms
 from maeum.onnx_session import create_session
 from maeum.results import Face
 
-_MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)
+_MEAN_BGR = (104.0, 117.0, 123.0)  # the network was trained on BGR minus this; blobFromImage wants it in output order
 _STEPS = (8, 16, 32)
 _MIN_SIZES = ((16, 32), (64, 128), (256, 512))
 _VARIANCE = (0.1, 0.2)
@@ -64,8 +64,8 @@ class RetinaFaceDetector:
             if scale == 1.0
             else cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
         )
-        x = (small[..., ::-1].astype(np.float32) - _MEAN_BGR).transpose(2, 0, 1)[None]  # (1, 3, h, w) BGR
-        loc, conf, landms = self._session.run(None, {"input": np.ascontiguousarray(x)})
+        x = cv2.dnn.blobFromImage(small, 1.0, None, _MEAN_BGR, swapRB=True)  # (1, 3, h, w) BGR - mean
+        loc, conf, landms = self._session.run(None, {"input": x})
         scores = conf[0, :, 1]
         idx = np.flatnonzero(scores > self.score_threshold)
         if idx.size == 0:
