@@ -74,6 +74,14 @@ def main() -> None:
     out(table(rows, ["model", "FER+ Test accuracy", "FER2013 PrivateTest accuracy"]))
     out("\nPer-class recall on FER+ Test\n")
     out(table(recalls, ["model", *FERPLUS7]))
+    pred = models[f"maeum {clf.info.name}"].argmax(1)[keep]
+    truth = majority[keep]
+    matrix = [
+        [name, *(int(((truth == i) & (pred == j)).sum()) for j in range(len(FERPLUS7)))]
+        for i, name in enumerate(FERPLUS7)
+    ]
+    out(f"\nConfusion matrix of maeum {clf.info.name} on FER+ Test (rows: majority label, columns: predicted)\n")
+    out(table(matrix, ["true \\ predicted", *FERPLUS7]))
     ours, theirs = float(rows[0][1]), float(rows[1][1])
     out(f"\nmaeum - fer on FER+ Test: {100 * (ours - theirs):+.1f} points")
 

@@ -104,6 +104,7 @@ def test_bad_inputs_in_a_batch(capsys: pytest.CaptureFixture[str], bad_files: di
     )
     assert code == 1  # some failed
     lines = [json.loads(x) for x in out.splitlines()]
+    assert [Path(x["path"]).name for x in lines] == ["good.jpg", "empty.jpg", "truncated.jpg", "text.jpg", "bomb.png"]
     good = [x for x in lines if "faces" in x]
     assert len(good) == 1 and len(good[0]["faces"]) == 1  # the good file still got its result
     assert {Path(x["path"]).name for x in lines if "error" in x} == {

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
+import numpy as np
+
 from maeum.errors import ImageError, MaeumError
 from maeum.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_image
 from maeum.labels import LANGUAGES, display_name
@@ -23,6 +25,7 @@ from maeum.results import FaceResult
 log = logging.getLogger("maeum")
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+BATCH_IMAGES, BATCH_PIXELS = 32, 64_000_000
 FORMATS = ("json", "jsonl", "csv", "table")
 
 
@@ -155,21 +158,19 @@ def _analyze(args: argparse.Namespace) -> int:
         raise MaeumError(f"bad --detector-option for {args.detector}: {e}") from None
     out: IO[str] = args.output.open("w", encoding="utf-8", newline="") if args.output else sys.stdout
     writer = _Writer(out, args.format, args.lang, analyzer.classifier.labels)
+    inputs = list(expand_paths(args.paths))
+    progress = _Progress(sum(1 for _, p, _ in inputs if p is not None))
     failed = done = 0
-    try:
-        for _, path, error in expand_paths(args.paths):
-            if path is None:
-                log.error("%s", error)
-                failed += 1
+    batch: list[tuple[Path, np.ndarray | None, str]] = []  # (path, image, error), in input order
+
+    def flush() -> None:
+        nonlocal done
+        analysed = iter(analyzer.analyze_batch([im for _, im, _ in batch if im is not None]))
+        for path, image, error in batch:
+            if image is None:
+                writer.error(str(path), error)
                 continue
-            try:
-                image = load_image(path, max_pixels=args.max_pixels)
-            except ImageError as e:
-                log.error("%s", e)
-                writer.error(str(path), str(e))
-                failed += 1
-                continue
-            results = analyzer.analyze(image)
+            results = next(analysed)
             if not results:
                 log.warning(
                     "%s: no face found (use --whole-image-if-no-face to classify the whole image, "
@@ -178,16 +179,53 @@ def _analyze(args: argparse.Namespace) -> int:
                 )
             writer.write(str(path), results)
             done += 1
-            if done % 100 == 0:
-                log.warning("%d images analysed", done)
+        batch.clear()
+
+    try:
+        for _, path, error in inputs:
+            if path is None:
+                log.error("%s", error)
+                failed += 1
+                continue
+            try:
+                batch.append((path, load_image(path, max_pixels=args.max_pixels), ""))
+            except ImageError as e:
+                log.error("%s", e)
+                batch.append((path, None, str(e)))
+                failed += 1
+            progress.step()
+            # Classify faces in batches, but hold at most BATCH_IMAGES images / BATCH_PIXELS pixels.
+            pixels = sum(im.shape[0] * im.shape[1] for _, im, _ in batch if im is not None)
+            if len(batch) >= BATCH_IMAGES or pixels >= BATCH_PIXELS:
+                flush()
+        flush()
         writer.close()
     finally:
+        progress.close()
         if args.output:
             out.close()
     if failed:
         log.error("%d input(s) failed, %d analysed", failed, done)
         return EXIT_SOME_FAILED
     return EXIT_OK
+
+
+class _Progress:
+    """ "done/total" on stderr, only when stderr is a terminal."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+        self.enabled = sys.stderr.isatty() and total > 1
+
+    def step(self) -> None:
+        self.done += 1
+        if self.enabled:
+            sys.stderr.write(f"\r{self.done}/{self.total} images")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
 
 
 class _Writer:
