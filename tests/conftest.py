@@ -12,15 +12,16 @@ import pytest
 from PIL import Image
 
 from maeum.analyzer import Analyzer
+from maeum.results import Box
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 SHARED = Path(os.environ.get("MAEUM_SHARED", REPO.parent / "shared"))
 YUNET = SHARED / "models" / "face_detection_yunet_2023mar.onnx"
 
-# Reference face boxes (x, y, w, h) measured by hand on the photos.
-ASTRONAUT_FACE = (178, 60, 90, 115)
-HOPPER_FACE = (175, 110, 180, 215)
+# Reference face boxes measured by hand on the photos.
+ASTRONAUT_FACE = Box(178, 60, 90, 115)
+HOPPER_FACE = Box(175, 110, 180, 215)
 
 
 @pytest.fixture(scope="session")
@@ -55,15 +56,6 @@ def shared() -> Path:
     if not (SHARED / "data" / "ferplus" / "fer2013new.csv").is_file():
         pytest.skip(f"shared data not found at {SHARED} (set MAEUM_SHARED)")
     return SHARED
-
-
-def iou(a: tuple[float, ...] | list[float], b: tuple[float, ...] | list[float]) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    return inter / (aw * ah + bw * bh - inter)
 
 
 @pytest.fixture(scope="session")

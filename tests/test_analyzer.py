@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import ASTRONAUT_FACE, iou
+from conftest import ASTRONAUT_FACE
 from maeum import Analyzer, FaceResult
 from maeum.labels import FERPLUS7
 
@@ -13,7 +13,7 @@ def test_one_result_per_face(analyzer: Analyzer, astronaut: np.ndarray) -> None:
     assert len(results) == 1
     r = results[0]
     assert isinstance(r, FaceResult)
-    assert iou(r.face.box.as_list(), ASTRONAUT_FACE) > 0.5 and r.face.detected
+    assert r.face.box.iou(ASTRONAUT_FACE) > 0.5 and r.face.detected
     assert tuple(r.emotion.scores) == FERPLUS7
     assert sum(r.emotion.scores.values()) == pytest.approx(1, abs=1e-4)
     assert r.emotion.label == max(r.emotion.scores, key=r.emotion.scores.__getitem__)
@@ -83,3 +83,13 @@ def test_unknown_names(astronaut: np.ndarray) -> None:
         Analyzer(detector="nope")
     with pytest.raises(UnknownNameError, match="ferplus-resnet-s"):
         Analyzer(model="nope")
+
+
+def test_box_iou() -> None:
+    from maeum import Box
+
+    a = Box(0, 0, 10, 10)
+    assert a.iou(a) == 1.0
+    assert a.iou(Box(5, 0, 10, 10)) == pytest.approx(50 / 150)
+    assert a.iou(Box(20, 20, 5, 5)) == 0.0
+    assert Box(0, 0, 0, 0).iou(Box(0, 0, 0, 0)) == 0.0

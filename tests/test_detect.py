@@ -3,9 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import ASTRONAUT_FACE, HOPPER_FACE, YUNET, iou
+from conftest import ASTRONAUT_FACE, HOPPER_FACE, YUNET
 from maeum.detect import create_detector, list_detectors
 from maeum.errors import ModelError, UnknownNameError
+from maeum.results import Box
 
 
 def _detector(name: str):
@@ -19,13 +20,13 @@ def _detector(name: str):
 @pytest.mark.parametrize("name", list_detectors())
 @pytest.mark.parametrize(("photo", "box"), [("astronaut", ASTRONAUT_FACE), ("hopper", HOPPER_FACE)])
 def test_every_detector_finds_the_one_face(
-    name: str, photo: str, box: tuple[int, ...], request: pytest.FixtureRequest
+    name: str, photo: str, box: Box, request: pytest.FixtureRequest
 ) -> None:
     image = request.getfixturevalue(photo)
     faces = _detector(name).detect(image)
     assert len(faces) == 1, [f.box for f in faces]
     face = faces[0]
-    assert iou(face.box.as_list(), box) > 0.5
+    assert face.box.iou(box) > 0.5
     assert 0 < face.score <= 1
     lm = np.asarray(face.landmarks)
     assert lm.shape == (5, 2)

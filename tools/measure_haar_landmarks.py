@@ -22,12 +22,6 @@ from maeum import create_detector, load_image
 log = logging.getLogger("measure_haar_landmarks")
 
 
-def _iou(a: list[float], b: list[float]) -> float:
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    return ix * iy / (a[2] * a[3] + b[2] * b[3] - ix * iy)
-
-
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     retina, haar = create_detector("retinaface"), create_detector("haar")
@@ -36,10 +30,10 @@ def main() -> None:
         image = load_image(photo.path)
         found = retina.detect(image)
         for face in haar.detect(image):
-            box = face.box.as_list()
-            match = [f for f in found if _iou(f.box.as_list(), box) > 0.4]
+            match = [f for f in found if f.box.iou(face.box) > 0.4]
             if match:
-                rel.append((np.asarray(match[0].landmarks) - box[:2]) / box[2:])
+                b = face.box
+                rel.append((np.asarray(match[0].landmarks) - [b.x, b.y]) / [b.w, b.h])
     med = np.median(np.stack(rel), axis=0)
     mirrored = np.c_[1 - med[[1, 0, 2, 4, 3], 0], med[[1, 0, 2, 4, 3], 1]]
     log.info("%d faces; BOX_LANDMARKS = %s", len(rel), np.round((med + mirrored) / 2, 3).tolist())

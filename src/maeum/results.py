@@ -19,6 +19,14 @@ class Box:
     def as_list(self) -> list[float]:
         return [round(self.x, 1), round(self.y, 1), round(self.w, 1), round(self.h, 1)]
 
+    def iou(self, other: Box) -> float:
+        """Intersection over union with ``other`` (0 when they do not overlap)."""
+        ix = max(0.0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
+        iy = max(0.0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))
+        inter = ix * iy
+        union = self.w * self.h + other.w * other.h - inter
+        return inter / union if union > 0 else 0.0
+
 
 # Five landmarks in the RetinaFace/InsightFace order: right eye, left eye (of the person,
 # i.e. image-left eye first), nose tip, mouth right corner, mouth left corner, as (x, y).
