@@ -43,7 +43,7 @@ class Analyzer:
         self.classifier = EmotionClassifier(model, threads=threads)
         if isinstance(detector, str):
             options = dict(detector_options or {})
-            if detector in ("retinaface",):
+            if detector == "retinaface":  # the one ONNX Runtime detector: share the thread budget
                 options.setdefault("threads", threads)
             self.detector: Detector | None = create_detector(detector, **options)
         else:
@@ -72,6 +72,7 @@ class Analyzer:
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """The faces the analyzer would classify (the whole image when it has no detector)."""
+        image = as_rgb_array(image)
         h, w = image.shape[:2]
         if self.detector is not None:
             faces = self.detector.detect(image)
@@ -91,14 +92,13 @@ class Analyzer:
         return align_face(image, np.asarray(face.landmarks), self.classifier.info.template, size)
 
     def classify_crops(self, crops: Sequence[np.ndarray]) -> list[FaceResult]:
-        """Classify pre-cropped face images (any size) without detection."""
-        out = []
-        size = self.classifier.info.input.size
+        """Classify pre-cropped face images (any size) without detection, in one batch."""
         arrays = [as_rgb_array(c) for c in crops]
-        emotions = self.classifier.classify(np.stack([square_crop(a, size) for a in arrays])) if arrays else []
-        for a, e in zip(arrays, emotions, strict=True):
-            out.append(FaceResult(_whole_image_face(a.shape[1], a.shape[0]), e))
-        return out
+        faces = [_whole_image_face(a.shape[1], a.shape[0]) for a in arrays]
+        if not arrays:
+            return []
+        emotions = self.classifier.classify(np.stack([self._crop(a, f) for a, f in zip(arrays, faces, strict=True)]))
+        return [FaceResult(f, e) for f, e in zip(faces, emotions, strict=True)]
 
     def close(self) -> None:
         """Release the ONNX sessions."""
