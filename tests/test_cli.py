@@ -154,3 +154,13 @@ def test_console_script_and_models() -> None:
     assert done.returncode == 0 and "retinaface" in done.stdout and "중립" in done.stdout
     done = subprocess.run([str(exe), "analyze", str(EXAMPLES / "nope.jpg")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "nope.jpg: no such file" in done.stderr
+
+
+def test_closed_pipe_is_not_a_crash() -> None:
+    exe = Path(sys.executable).with_name("maeum")
+    args = " ".join([str(EXAMPLES)] * 8)
+    done = subprocess.run(
+        f"'{exe}' analyze {args} --format jsonl | head -n 1", shell=True, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.count("\n") == 1
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr

@@ -10,6 +10,7 @@ import csv
 import glob
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -46,6 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
+    except BrokenPipeError:
+        # The reader closed the pipe (e.g. `| head`): stop quietly, and keep Python from
+        # complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -265,9 +271,12 @@ class _Writer:
             self.out.write(json.dumps({"path": path, "error": message}, ensure_ascii=False) + "\n")
 
     def close(self) -> None:
-        if self.fmt == "json":
-            json.dump(self.json, self.out, ensure_ascii=False, indent=2)
-            self.out.write("\n")
+        if self.fmt == "json":  # one image per line: readable, and still one JSON document
+            items = [
+                f"  {json.dumps(k, ensure_ascii=False)}: {json.dumps(v, ensure_ascii=False)}"
+                for k, v in self.json.items()
+            ]
+            self.out.write("{\n" + ",\n".join(items) + ("\n}\n" if items else "}\n"))
 
 
 def _train(args: argparse.Namespace) -> int:
