@@ -51,3 +51,37 @@ def test_square_crop_centres_and_resizes() -> None:
     image[:, 100:200] = 255  # the centre square is white
     out = square_crop(image, 48)
     assert out.shape == (48, 48, 3) and out.min() == 255
+
+
+def test_aligner_registry() -> None:
+    from maeum.align import create_aligner, list_aligners
+    from maeum.errors import UnknownNameError
+
+    assert list_aligners() == ["similarity", "upright"]
+    with pytest.raises(UnknownNameError, match="similarity"):
+        create_aligner("affine3d")
+
+
+def test_upright_keeps_the_tilt_and_similarity_removes_it() -> None:
+    from maeum.align import create_aligner, estimate_scale_shift
+
+    a = np.radians(30)
+    rot = 3 * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    lm = TEMPLATE @ rot.T + [150, 120]
+    m = estimate_scale_shift(lm, TEMPLATE)
+    assert m[0, 1] == 0 and m[1, 0] == 0 and m[0, 0] == pytest.approx(1 / 3, rel=0.2)
+    image = np.zeros((400, 400, 3), np.uint8)
+    for x, y in lm[:2]:  # two bright eyes
+        image[round(y) - 8 : round(y) + 9, round(x) - 8 : round(x) + 9] = 255
+    level = create_aligner("similarity")(image, lm, TEMPLATE, 48)
+    tilted = create_aligner("upright")(image, lm, TEMPLATE, 48)
+
+    def eye_rows(crop: np.ndarray) -> tuple[float, float]:
+        ys, xs = np.nonzero(crop[..., 0] > 100)
+        left, right = ys[xs < 24], ys[xs >= 24]
+        return float(left.mean()), float(right.mean())
+
+    l_row, r_row = eye_rows(level)
+    assert abs(l_row - r_row) < 1.5
+    l_row, r_row = eye_rows(tilted)
+    assert r_row - l_row > 4  # the right-hand eye stays lower, as in the photo

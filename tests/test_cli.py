@@ -130,6 +130,7 @@ def test_bad_inputs_in_a_batch(capsys: pytest.CaptureFixture[str], bad_files: di
     [
         (["--model", "nope"], "unknown model 'nope'"),
         (["--detector", "nope"], "unknown detector 'nope'"),
+        (["--aligner", "nope"], "unknown aligner 'nope'"),
         (["--model", "missing.onnx"], "missing.onnx not found"),
         (["--detector-option", "oops"], "KEY=VALUE"),
         (["--detector-option", "bogus=1"], "bad --detector-option"),
@@ -140,6 +141,11 @@ def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str], args: lis
     assert code == 2
     lines = [x for x in err.splitlines() if x]
     assert len(lines) == 1 and needle in lines[0]
+
+
+def test_upright_aligner(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "analyze", str(EXAMPLES / "astronaut.jpg"), "--aligner", "upright")
+    assert code == 0 and next(iter(json.loads(out).values()))[0]["label"] == "happiness"
 
 
 def test_output_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -19,9 +19,7 @@ def _detector(name: str):
 
 @pytest.mark.parametrize("name", list_detectors())
 @pytest.mark.parametrize(("photo", "box"), [("astronaut", ASTRONAUT_FACE), ("hopper", HOPPER_FACE)])
-def test_every_detector_finds_the_one_face(
-    name: str, photo: str, box: Box, request: pytest.FixtureRequest
-) -> None:
+def test_every_detector_finds_the_one_face(name: str, photo: str, box: Box, request: pytest.FixtureRequest) -> None:
     image = request.getfixturevalue(photo)
     faces = _detector(name).detect(image)
     assert len(faces) == 1, [f.box for f in faces]

@@ -100,3 +100,11 @@ def test_as_rgb_array_checks_types() -> None:
         as_rgb_array(np.zeros((5, 6, 3), np.float32))
     with pytest.raises(ValueError, match="shape"):
         as_rgb_array(np.zeros((5, 6, 2), np.uint8))
+
+
+def test_large_photos_under_the_limit_are_read(tmp_path: Path) -> None:
+    # 100 MP (a phone's 108 MP mode is similar): above Pillow's own warning level, under maeum's limit.
+    path = tmp_path / "big.png"
+    Image.new("L", (12500, 8000), 128).save(path)
+    img = load_image(path)
+    assert img.shape == (8000, 12500, 3)

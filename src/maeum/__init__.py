@@ -6,7 +6,7 @@
 ...         print(result.face.box, result.emotion.label)
 """
 
-from maeum.align import align_face, estimate_similarity
+from maeum.align import align_face, create_aligner, estimate_similarity, list_aligners
 from maeum.analyzer import Analyzer
 from maeum.classify import EmotionClassifier, ModelInfo
 from maeum.classify import list_models as list_emotion_models
@@ -32,9 +32,11 @@ __all__ = [
     "ModelInfo",
     "UnknownNameError",
     "align_face",
+    "create_aligner",
     "create_detector",
     "display_name",
     "estimate_similarity",
+    "list_aligners",
     "list_detectors",
     "list_emotion_models",
     "load_image",

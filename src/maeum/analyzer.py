@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maeum.align import align_face, square_crop
+from maeum.align import create_aligner, square_crop
 from maeum.classify import DEFAULT_MODEL, EmotionClassifier
 from maeum.detect import Detector, create_detector
 from maeum.detect._common import landmarks_from_box, make_face
@@ -18,6 +18,7 @@ from maeum.results import Face, FaceResult
 log = logging.getLogger(__name__)
 
 DEFAULT_DETECTOR = "retinaface"
+DEFAULT_ALIGNER = "similarity"
 
 
 class Analyzer:
@@ -27,8 +28,8 @@ class Analyzer:
     ...     results = analyzer.analyze(load_image("photo.jpg"))
 
     ``detector`` is a registered name (``list_detectors()``) or a Detector; ``detector=None``
-    treats every image as one pre-cropped face. ``whole_image_fallback`` classifies the whole
-    image as one face when none is found.
+    treats every image as one pre-cropped face. ``aligner`` is a name from ``list_aligners()``.
+    ``whole_image_fallback`` classifies the whole image as one face when none is found.
     """
 
     def __init__(
@@ -36,11 +37,13 @@ class Analyzer:
         detector: str | Detector | None = DEFAULT_DETECTOR,
         model: str | Path = DEFAULT_MODEL,
         *,
+        aligner: str = DEFAULT_ALIGNER,
         detector_options: dict[str, object] | None = None,
         threads: int | None = None,
         whole_image_fallback: bool = False,
     ) -> None:
         self.classifier = EmotionClassifier(model, threads=threads)
+        self.aligner = create_aligner(aligner)
         if isinstance(detector, str):
             options = dict(detector_options or {})
             if detector == "retinaface":  # the one ONNX Runtime detector: share the thread budget
@@ -89,7 +92,7 @@ class Analyzer:
         size = self.classifier.info.input.size
         if not face.detected:  # the whole image stands for the face: resize, do not warp
             return square_crop(image, size)
-        return align_face(image, np.asarray(face.landmarks), self.classifier.info.template, size)
+        return self.aligner(image, np.asarray(face.landmarks), self.classifier.info.template, size)
 
     def classify_crops(self, crops: Sequence[np.ndarray]) -> list[FaceResult]:
         """Classify pre-cropped face images (any size) without detection, in one batch."""

@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         help="detector option, e.g. score_threshold=0.8 or model_path=yunet.onnx (repeatable)",
     )
     a.add_argument("--model", default=None, help="emotion model name or .onnx path (default: the bundled model)")
+    a.add_argument("--aligner", default="similarity", help="face aligner: similarity (levels the eyes) or upright")
     a.add_argument("--no-detect", action="store_true", help="images are pre-cropped faces: classify them whole")
     a.add_argument(
         "--whole-image-if-no-face",
@@ -157,6 +158,7 @@ def _analyze(args: argparse.Namespace) -> int:
             None if args.no_detect else args.detector,
             args.model or DEFAULT_MODEL,
             detector_options=_parse_options(args.detector_option),
+            aligner=args.aligner,
             threads=args.threads,
             whole_image_fallback=args.whole_image_if_no_face,
         )
@@ -312,11 +314,13 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
+    from maeum.align import list_aligners
     from maeum.classify import DEFAULT_MODEL, EmotionClassifier, list_models
     from maeum.detect import list_detectors
 
     out = sys.stdout
     out.write("detectors: " + ", ".join(list_detectors()) + " (default: retinaface)\n")
+    out.write("aligners: " + ", ".join(list_aligners()) + " (default: similarity)\n")
     for name in list_models():
         info = EmotionClassifier(name).info
         mark = " (default)" if name == DEFAULT_MODEL else ""

@@ -14,8 +14,9 @@ from maeum.errors import ImageError
 
 log = logging.getLogger(__name__)
 
-# Larger images are refused before decoding (a 30000 x 30000 PNG would need 2.7 GB).
-DEFAULT_MAX_PIXELS = 64_000_000
+# Larger images are refused before decoding (a 30000 x 30000 PNG would need 2.7 GB); 120 MP
+# admits the 108 MP photos of current phones.
+DEFAULT_MAX_PIXELS = 120_000_000
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"})
 
 
@@ -41,7 +42,8 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS)
         stream = path
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own max_pixels check below decides; Pillow still refuses > 179 MP at open.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(stream) as im:
                 w, h = im.size
                 if w * h > max_pixels:
@@ -55,7 +57,7 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS)
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image file maeum can read (JPEG, PNG, BMP, WebP, TIFF, GIF)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
         raise ImageError(f"{name}: image too large (a possible decompression bomb); downscale it first") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{name}: corrupt or truncated image ({e}); re-export or re-download it") from None
