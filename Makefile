@@ -35,6 +35,7 @@ bench: setup-test
 	$(BIN)/python benchmarks/accuracy.py --shared $(SHARED)
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/detection.py
+	$(BIN)/python benchmarks/video.py
 
 # Reproduces the bundled default model from FER+ (about 40 min on a 2-core CPU).
 default-model: setup-train

@@ -80,10 +80,11 @@ class FerPipeline:
 
 
 # Run in a fresh process. Prints when the first result is ready (the parent times that from
-# launch: interpreter start included), then its peak RSS. VmHWM, not ru_maxrss: Linux keeps
-# ru_maxrss across exec, so a child would report the (bigger) benchmark process.
+# launch: interpreter start included), then its peak RSS (see _common.peak_rss_mb).
 COLD = """
 import sys
+sys.path.insert(0, {bench!r})
+from _common import peak_rss_mb
 from maeum import Analyzer, load_image
 with Analyzer(threads={threads}) as a:
     first = a.analyze(load_image(sys.argv[1]))
@@ -92,17 +93,15 @@ with Analyzer(threads={threads}) as a:
     for _ in range(3):
         a.analyze(group)
     a.classifier.predict(__import__("numpy").zeros((256, 48, 48), "uint8"))
-status = open("/proc/self/status").read()
-print(int(status.split("VmHWM:")[1].split()[0]) / 1024, flush=True)
+print(peak_rss_mb(), flush=True)
 """
 
 
 def cold_start(threads: int, small: Path, group: Path) -> tuple[float, float]:
     """Seconds from launching python to the first result, and the peak RSS (MB) of that process."""
+    code = COLD.format(threads=threads, bench=str(Path(__file__).parent))
     t = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", COLD.format(threads=threads), str(small), str(group)], stdout=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(small), str(group)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     faces = int(proc.stdout.readline())
     seconds = time.perf_counter() - t

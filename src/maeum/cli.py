@@ -21,7 +21,9 @@ import numpy as np
 from maeum.errors import ImageError, MaeumError
 from maeum.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_image
 from maeum.labels import LANGUAGES, display_name
+from maeum.progress import Progress
 from maeum.results import FaceResult
+from maeum.video_cli import add_video_parser
 
 log = logging.getLogger("maeum")
 
@@ -83,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: cores, max 4)")
     a.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
     a.set_defaults(run=_analyze)
+
+    add_video_parser(sub)
 
     m = sub.add_parser("models", help="list face detectors and emotion models")
     m.set_defaults(run=_models)
@@ -167,8 +171,8 @@ def _analyze(args: argparse.Namespace) -> int:
     out: IO[str] = args.output.open("w", encoding="utf-8", newline="") if args.output else sys.stdout
     writer = _Writer(out, args.format, args.lang, analyzer.classifier.labels)
     inputs = list(expand_paths(args.paths))
-    progress = _Progress(sum(1 for _, p, _ in inputs if p is not None))
-    failed = done = 0
+    progress = Progress(sum(1 for _, p, _ in inputs if p is not None), "images")
+    failed = done = read = 0
     batch: list[tuple[Path, np.ndarray | None, str]] = []  # (path, image, error), in input order
 
     def flush() -> None:
@@ -201,7 +205,8 @@ def _analyze(args: argparse.Namespace) -> int:
                 log.error("%s", e)
                 batch.append((path, None, str(e)))
                 failed += 1
-            progress.step()
+            read += 1
+            progress.update(read, read)
             # Classify faces in batches, but hold at most BATCH_IMAGES images / BATCH_PIXELS pixels.
             pixels = sum(im.shape[0] * im.shape[1] for _, im, _ in batch if im is not None)
             if len(batch) >= BATCH_IMAGES or pixels >= BATCH_PIXELS:
@@ -216,24 +221,6 @@ def _analyze(args: argparse.Namespace) -> int:
         log.error("%d input(s) failed, %d analysed", failed, done)
         return EXIT_SOME_FAILED
     return EXIT_OK
-
-
-class _Progress:
-    """ "done/total" on stderr, only when stderr is a terminal."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.done = total, 0
-        self.enabled = sys.stderr.isatty() and total > 1
-
-    def step(self) -> None:
-        self.done += 1
-        if self.enabled:
-            sys.stderr.write(f"\r{self.done}/{self.total} images")
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
 
 
 class _Writer:

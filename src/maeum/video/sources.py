@@ -1,0 +1,264 @@
+"""Frame sources: video files, streams, cameras and numpy generators, read one frame at a time.
+
+Sampling (every Nth frame, or a target rate by timestamp) happens here, so skipped frames are
+never converted. Timestamps come from the container, so variable frame rates keep their timing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from maeum.errors import VideoError
+from maeum.imageio import as_rgb_array
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One decoded frame: its index in the source, its timestamp and the RGB uint8 (H, W, 3) pixels."""
+
+    index: int
+    time_s: float
+    image: np.ndarray
+
+
+class FrameSource(ABC):
+    """Frames from a file, stream, camera or arrays, sampled by ``every`` and ``sample_fps``.
+
+    Iterate once; ``close()`` (or ``with``) releases the device or file. ``fps`` and
+    ``frame_count`` are None when the source does not know them.
+    """
+
+    def __init__(
+        self, name: str, fps: float | None, frame_count: int | None, every: int = 1, sample_fps: float | None = None
+    ) -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        if sample_fps is not None and sample_fps <= 0:
+            raise ValueError(f"sample_fps must be > 0, got {sample_fps}")
+        self.name, self.fps, self.frame_count = name, fps, frame_count
+        self.every, self.sample_fps = every, sample_fps
+
+    @property
+    def duration_s(self) -> float | None:
+        return self.frame_count / self.fps if self.frame_count and self.fps else None
+
+    @property
+    def output_fps(self) -> float | None:
+        """The rate of the frames this source yields after sampling (None when unknown)."""
+        rate = self.fps / self.every if self.fps else None
+        if self.sample_fps is not None:
+            rate = min(rate, self.sample_fps) if rate else self.sample_fps
+        return rate
+
+    def __iter__(self) -> Iterator[Frame]:
+        keep = _sampler(self.every, self.sample_fps)
+        count = 0
+        while (t := self._grab(count)) is not None:
+            if keep(count, t):
+                yield Frame(count, t, self._retrieve())
+            count += 1
+        self._finish(count)
+
+    @abstractmethod
+    def _grab(self, index: int) -> float | None:
+        """Advance to frame ``index``; its timestamp in seconds, or None at the end."""
+
+    @abstractmethod
+    def _retrieve(self) -> np.ndarray:
+        """The pixels of the frame last grabbed (decoding is skipped for frames nobody keeps)."""
+
+    def _finish(self, count: int) -> None:
+        """Called at the end of the stream with the number of frames read; raises if it ended too early."""
+        return None
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the file or device."""
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _sampler(every: int, sample_fps: float | None) -> Callable[[int, float], bool]:
+    """A stateful predicate keeping every Nth frame and, by timestamp, at most ``sample_fps`` frames/s."""
+    period = 1.0 / sample_fps if sample_fps else 0.0
+    due: float | None = None
+
+    def keep(index: int, t: float) -> bool:
+        nonlocal due
+        if index % every:
+            return False
+        if not period:
+            return True
+        if due is not None and t < due - 1e-3:  # 1 ms slack: container timestamps are rounded
+            return False
+        due = t + period if due is None or due + period <= t else due + period  # after a gap, restart the grid
+        return True
+
+    return keep
+
+
+class _CaptureSource(FrameSource):
+    """An OpenCV VideoCapture: a file, a stream URL or a camera.
+
+    ``live`` sources (cameras, RTSP ...) have no end: running out of frames means they failed.
+    Cameras are timed by the wall clock (their driver timestamps differ by platform), the rest by
+    the container's timestamps.
+    """
+
+    def __init__(
+        self, cap: cv2.VideoCapture, name: str, *, live: bool, camera: bool, every: int, sample_fps: float | None
+    ) -> None:
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        super().__init__(name, fps if fps > 0 else None, count if count > 0 and not live else None, every, sample_fps)
+        self._cap, self._live, self._camera = cap, live, camera
+        self._started = time.monotonic()
+        self._last_t = -1.0
+        self._primed = False
+
+    def prime(self) -> None:
+        """Read the first frame now, so a file without a decodable video stream fails at open."""
+        if not self._cap.grab():
+            self.close()
+            if self._live:
+                raise VideoError(f"{self.name} opened but gives no frames; check that no other program uses it")
+            raise VideoError(f"{self.name}: no video frame could be decoded; the file is corrupt or has no video")
+        self._primed = True
+
+    def _grab(self, index: int) -> float | None:
+        if self._primed:
+            self._primed = False
+        elif not self._cap.grab():
+            return None
+        if self._camera:
+            t = time.monotonic() - self._started
+        else:
+            t = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            if t <= self._last_t:  # missing or repeated timestamps: step by the nominal rate
+                t = self._last_t + 1.0 / (self.fps or 30.0)
+        self._last_t = t
+        return t
+
+    def _retrieve(self) -> np.ndarray:
+        ok, bgr = self._cap.retrieve()
+        if not ok:
+            raise VideoError(f"{self.name}: frame at {self._last_t:.2f} s could not be decoded")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def _finish(self, count: int) -> None:
+        if self._live:
+            raise VideoError(f"{self.name} stopped delivering frames after {count} (disconnected?); results kept")
+        expected = self.frame_count
+        # Containers without a frame count give an estimate from duration x rate: allow 10 %.
+        if expected and count < 0.9 * expected and expected - count >= 3:
+            raise VideoError(
+                f"{self.name}: the video ended after {count} of {expected} frames ({self._last_t:.1f} s); "
+                "the file looks truncated or corrupt; results up to there are kept"
+            )
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+class _ArraySource(FrameSource):
+    """Frames from any iterable of RGB uint8 arrays, timed at ``fps``."""
+
+    def __init__(self, arrays: Iterable[np.ndarray], fps: float, every: int, sample_fps: float | None) -> None:
+        if fps <= 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
+        count = len(arrays) if hasattr(arrays, "__len__") else None  # type: ignore[arg-type]
+        super().__init__("<arrays>", fps, count, every, sample_fps)
+        self._arrays = iter(arrays)
+        self._current: np.ndarray | None = None
+
+    def _grab(self, index: int) -> float | None:
+        self._current = next(self._arrays, None)
+        return None if self._current is None else index / (self.fps or 1.0)
+
+    def _retrieve(self) -> np.ndarray:
+        assert self._current is not None
+        return as_rgb_array(self._current)
+
+    def close(self) -> None:
+        close = getattr(self._arrays, "close", None)  # a generator: run its cleanup
+        if close is not None:
+            close()
+
+
+# Stream protocols without an end: when they stop, the connection failed.
+_LIVE_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "rtp", "udp", "tcp", "srt"})
+
+
+def open_video(source: str | Path, every: int = 1, sample_fps: float | None = None) -> FrameSource:
+    """A video file or stream URL (``rtsp://``, ``http://`` ...) as a FrameSource.
+
+    Frames come out upright (rotation metadata of phone videos is applied) with their real
+    timestamps, so variable-frame-rate files keep their timing. Raises VideoError when the
+    input is missing, is not a video, or has no decodable video stream.
+    """
+    url = str(source)
+    is_url = "://" in url
+    name = re.sub(r"://[^/@]*@", "://***@", url)  # no passwords in messages and logs
+    if not is_url:
+        path = Path(name)
+        if not path.exists():
+            raise VideoError(f"{name}: no such file; check the path")
+        if path.is_dir():
+            raise VideoError(f"{name}: is a folder; pass a video file")
+        if path.stat().st_size == 0:
+            raise VideoError(f"{name}: empty file (0 bytes)")
+    cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        cap.release()
+        if is_url:
+            raise VideoError(f"{name}: cannot open the stream; check the URL, the network and the credentials")
+        raise VideoError(
+            f"{name}: not a video OpenCV/FFmpeg can read (corrupt, audio only, or not a video at all); "
+            "pass a video file such as mp4, avi, mov, mkv or webm"
+        )
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)  # OpenCV's default for FFmpeg, stated so it cannot drift
+    rotation = cap.get(cv2.CAP_PROP_ORIENTATION_META)
+    if rotation:
+        log.info("%s: rotated %d° per its metadata", name, int(rotation))
+    live = url.split("://", 1)[0].lower() in _LIVE_SCHEMES if is_url else False
+    src = _CaptureSource(cap, name, live=live, camera=False, every=every, sample_fps=sample_fps)
+    src.prime()
+    return src
+
+
+def open_camera(index: int = 0, every: int = 1, sample_fps: float | None = None) -> FrameSource:
+    """Camera ``index`` as a FrameSource timed by the wall clock; VideoError if it does not open."""
+    cap = cv2.VideoCapture(index)
+    name = f"camera {index}"
+    if not cap.isOpened():
+        cap.release()
+        raise VideoError(f"{name} could not be opened; check that it is connected, allowed and not in use")
+    src = _CaptureSource(cap, name, live=True, camera=True, every=every, sample_fps=sample_fps)
+    src.prime()
+    return src
+
+
+def frames_from_arrays(
+    arrays: Iterable[np.ndarray], fps: float = 30.0, every: int = 1, sample_fps: float | None = None
+) -> FrameSource:
+    """Any iterable of RGB uint8 (H, W, 3) arrays (a list, a numpy generator) as a FrameSource at ``fps``."""
+    return _ArraySource(arrays, fps, every, sample_fps)

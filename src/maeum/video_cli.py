@@ -1,0 +1,179 @@
+"""``maeum video``: emotions of the faces in a video file, stream or camera, over time.
+
+Options become a FrameSource, a VideoAnalyzer and a list of sinks from ``maeum.video``; the
+loop here only moves frames between them, draws progress and keeps outputs valid on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from maeum.errors import MaeumError
+from maeum.labels import LANGUAGES
+from maeum.progress import Progress
+
+if TYPE_CHECKING:  # maeum.video imports OpenCV: only when the subcommand runs
+    from maeum.video import Sink
+
+log = logging.getLogger("maeum")
+
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # usage errors (2) are cli.main's
+
+
+def add_video_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``video`` subcommand on the ``maeum`` parser's subparsers."""
+    v = sub.add_parser(
+        "video",
+        help="emotions over time in a video file, stream URL or camera",
+        description="Track faces through a video and classify their emotions, smoothed over time. "
+        "Without --out/--csv/--jsonl/--plot the timeline is written to stdout as JSON lines.",
+    )
+    src = v.add_mutually_exclusive_group(required=True)
+    src.add_argument("input", nargs="?", metavar="INPUT", help="video file (mp4, avi, mov, webm ...) or rtsp:// URL")
+    src.add_argument("--camera", type=_natural, metavar="N", help="read camera N (0 is the first) instead")
+    v.add_argument("--out", type=Path, metavar="FILE", help="write the annotated video (.mp4, .mov, .mkv, .avi)")
+    v.add_argument("--csv", metavar="FILE", help="timeline, one row per face per frame ('-': stdout)")
+    v.add_argument("--jsonl", metavar="FILE", help="timeline, one JSON line per frame ('-': stdout)")
+    v.add_argument(
+        "--plot", type=Path, metavar="FILE", help="emotion-over-time chart per face (.png; needs matplotlib)"
+    )
+    v.add_argument("--every", type=_positive, default=1, metavar="N", help="analyse every Nth frame (default 1)")
+    v.add_argument("--fps", type=_positive_float, metavar="F", help="analyse at most F frames per second of video")
+    v.add_argument(
+        "--detect-every",
+        type=_positive,
+        default=3,
+        metavar="N",
+        help="run the detector on every Nth analysed frame, track faces in between (default 3; 1: detect every frame)",
+    )
+    v.add_argument(
+        "--smoothing",
+        type=_positive,
+        default=5,
+        metavar="N",
+        help="average each face's scores over its last N analysed frames (default 5; 1: no smoothing)",
+    )
+    v.add_argument("--lang", choices=LANGUAGES, default="en", help="label names in the timeline and plot: en or ko")
+    v.add_argument(
+        "--show",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="live window (needs a display and opencv-python); default: on for --camera when possible",
+    )
+    v.add_argument("--detector", default="retinaface", help="face detector name (see `maeum models`)")
+    v.add_argument("--aligner", default="similarity", help="face aligner: similarity (levels the eyes) or upright")
+    v.add_argument("--model", default=None, help="emotion model name or .onnx path (default: the bundled model)")
+    v.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: cores, max 4)")
+    v.set_defaults(run=run_video)
+
+
+def run_video(args: argparse.Namespace) -> int:
+    """Analyse the video; exit 0, 1 when the input failed or ended early, 130 on Ctrl-C."""
+    from maeum.analyzer import Analyzer
+    from maeum.classify import DEFAULT_MODEL
+    from maeum.video import LiveWindow, VideoAnalyzer, VideoError, open_camera, open_video
+
+    if not getattr(args, "verbose", False):
+        _quiet_opencv()
+    try:
+        if args.camera is not None:
+            source = open_camera(args.camera, every=args.every, sample_fps=args.fps)
+        else:
+            source = open_video(args.input, every=args.every, sample_fps=args.fps)
+    except VideoError as e:
+        log.error("%s", e)
+        return EXIT_FAILED
+    with source:
+        analyzer = Analyzer(args.detector, args.model or DEFAULT_MODEL, aligner=args.aligner, threads=args.threads)
+        video = VideoAnalyzer(analyzer, detect_every=args.detect_every, smoothing=args.smoothing)
+        sinks = _sinks(args, source.output_fps, video.labels)
+        progress = Progress(source.duration_s, "frames", clock=True)
+        window = next((s for s in sinks if isinstance(s, LiveWindow)), None)
+        frames = faces = 0
+        code = EXIT_OK
+        try:
+            for frame, result in video.run_with_frames(source):
+                for sink in sinks:
+                    sink.write(frame, result)
+                frames += 1
+                faces += len(result.faces)
+                progress.update(result.time_s, frames)
+                if window is not None and window.stop_requested:
+                    log.info("stopped from the window")
+                    break
+        except VideoError as e:  # the input failed mid-way: keep what was written
+            log.error("%s", e)
+            code = EXIT_FAILED
+        except KeyboardInterrupt:
+            log.error("interrupted after %d frames; the outputs hold everything up to there", frames)
+            code = EXIT_INTERRUPTED
+        finally:
+            progress.close()
+            for sink in sinks:
+                sink.close()
+    log.info("%d frames analysed, %d faces", frames, faces)
+    return code
+
+
+def _sinks(args: argparse.Namespace, fps: float | None, labels: tuple[str, ...]) -> list[Sink]:
+    """The outputs asked for, opened before the first frame so a bad path fails at once."""
+    from maeum.video import AnnotatedVideo, CsvTimeline, JsonlTimeline, LiveWindow, TimelinePlot, VideoError
+
+    if "-" in (args.csv, args.jsonl) and args.csv == args.jsonl:
+        raise MaeumError("--csv - and --jsonl - cannot both write to stdout")
+    sinks: list[Sink] = []
+    try:
+        if args.out:
+            sinks.append(AnnotatedVideo(args.out, fps or 30.0))
+        if args.csv:
+            sinks.append(CsvTimeline(args.csv, labels, args.lang))
+        if args.jsonl:
+            sinks.append(JsonlTimeline(args.jsonl, args.lang))
+        if args.plot:
+            sinks.append(TimelinePlot(args.plot, labels, args.lang))
+    except VideoError:
+        for sink in sinks:
+            sink.close()
+        raise
+    # Asked for: a window or a warning. By default a camera gets one when it can, silently otherwise.
+    if args.show or (args.show is None and args.camera is not None):
+        try:
+            sinks.append(LiveWindow(f"maeum: {args.input if args.camera is None else f'camera {args.camera}'}"))
+        except VideoError as e:
+            (log.warning if args.show else log.info)("no live window: %s; running headless", e)
+    if not sinks:
+        sinks.append(JsonlTimeline("-", args.lang))
+    return sinks
+
+
+def _quiet_opencv() -> None:
+    """Leave error reporting to maeum's one-line messages: OpenCV and FFmpeg print their own otherwise."""
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg is first used
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _natural(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
+    return value
