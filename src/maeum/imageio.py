@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from maeum.errors import ImageError
+from maeum.errors import ImageError, MaeumError
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +32,7 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS)
             raise ImageError(f"{name}: empty data; pass the bytes of an image file")
         stream: io.BytesIO | Path = io.BytesIO(source)
     else:
-        path = Path(source)
-        if not path.exists():
-            raise ImageError(f"{name}: no such file; check the path")
-        if path.is_dir():
-            raise ImageError(f"{name}: is a folder; pass an image file")
-        if path.stat().st_size == 0:
-            raise ImageError(f"{name}: empty file (0 bytes); re-export or re-download the image")
-        stream = path
+        stream = check_file(Path(source), "an image file", ImageError)
     try:
         with warnings.catch_warnings():
             # Our own max_pixels check below decides; Pillow still refuses > 179 MP at open.
@@ -61,6 +54,17 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS)
         raise ImageError(f"{name}: image too large (a possible decompression bomb); downscale it first") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{name}: corrupt or truncated image ({e}); re-export or re-download it") from None
+
+
+def check_file(path: Path, kind: str, error: type[MaeumError]) -> Path:
+    """Raise ``error`` naming ``path`` if it is missing, a folder or empty; else return it."""
+    if not path.exists():
+        raise error(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise error(f"{path}: is a folder; pass {kind}")
+    if path.stat().st_size == 0:
+        raise error(f"{path}: empty file (0 bytes); re-export or re-download it")
+    return path
 
 
 def _to_rgb(im: Image.Image) -> np.ndarray:

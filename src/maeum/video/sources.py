@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from maeum.errors import VideoError
-from maeum.imageio import as_rgb_array
+from maeum.imageio import as_rgb_array, check_file
 
 if TYPE_CHECKING:
     pass
@@ -219,13 +219,7 @@ def open_video(source: str | Path, every: int = 1, sample_fps: float | None = No
     is_url = "://" in url
     name = re.sub(r"://[^/@]*@", "://***@", url)  # no passwords in messages and logs
     if not is_url:
-        path = Path(name)
-        if not path.exists():
-            raise VideoError(f"{name}: no such file; check the path")
-        if path.is_dir():
-            raise VideoError(f"{name}: is a folder; pass a video file")
-        if path.stat().st_size == 0:
-            raise VideoError(f"{name}: empty file (0 bytes)")
+        check_file(Path(name), "a video file", VideoError)
     cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
