@@ -18,6 +18,7 @@ from typing import IO
 
 import numpy as np
 
+from maeum.data_cli import add_data_parser
 from maeum.errors import ImageError, MaeumError
 from maeum.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_image
 from maeum.labels import LANGUAGES, display_name
@@ -87,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     a.set_defaults(run=_analyze)
 
     add_video_parser(sub)
+    add_data_parser(sub)
 
     m = sub.add_parser("models", help="list face detectors and emotion models")
     m.set_defaults(run=_models)

@@ -1,0 +1,85 @@
+"""Finding and reading dataset files inside zip archives and folders, without extracting.
+
+AI Hub ships hundreds of gigabytes as zips; maeum reads members in place. A location is a
+string: a file path, or ``archive.zip::member`` for a zip member.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from maeum.data.records import nfc
+
+_SEP = "::"
+# Per process: archives stay open between reads, with their members by decoded name.
+_open_zips: dict[str, tuple[zipfile.ZipFile, dict[str, zipfile.ZipInfo]]] = {}
+
+
+def member_name(info: zipfile.ZipInfo) -> str:
+    """The member's real name. Zips written on Korean Windows store CP949 names without the
+    UTF-8 flag, which ``zipfile`` decodes as CP437; undo that, and normalise to NFC."""
+    name = info.filename
+    if not info.flag_bits & 0x800:
+        raw = name.encode("cp437")
+        for encoding in ("utf-8", "cp949"):
+            try:
+                name = raw.decode(encoding)
+                break
+            except UnicodeDecodeError:
+                continue
+    return nfc(name)
+
+
+def walk(root: Path, suffixes: frozenset[str]) -> Iterator[tuple[str, str]]:
+    """Every (NFC name, location) under ``root`` (a folder, a zip, or a folder of zips) whose
+    name ends in one of ``suffixes`` (lower case, with the dot), in a stable sorted order."""
+    root = Path(root)
+    if root.is_file():
+        if root.suffix.lower() == ".zip":
+            yield from _walk_zip(root, suffixes)
+        elif root.suffix.lower() in suffixes:
+            yield nfc(root.name), str(root)
+        return
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for filename in sorted(filenames):
+            path = Path(dirpath) / filename
+            suffix = path.suffix.lower()
+            if suffix == ".zip":
+                yield from _walk_zip(path, suffixes)
+            elif suffix in suffixes and not filename.startswith("._"):  # "._x" are macOS resource forks
+                yield nfc(filename), str(path)
+
+
+def _walk_zip(path: Path, suffixes: frozenset[str]) -> Iterator[tuple[str, str]]:
+    with zipfile.ZipFile(path) as zf:
+        infos = sorted(zf.infolist(), key=lambda i: i.filename)
+    for info in infos:
+        if info.is_dir():
+            continue
+        name = member_name(info)
+        base = name.rsplit("/", 1)[-1]
+        if Path(base).suffix.lower() in suffixes and not base.startswith("._") and "__MACOSX/" not in name:
+            yield base, f"{path}{_SEP}{name}"
+
+
+def open_location(location: str):  # -> binary file object
+    """Open a location for reading bytes (a zip member streams; nothing is extracted)."""
+    if _SEP in location:
+        archive, member = location.split(_SEP, 1)
+        if archive not in _open_zips:
+            zf = zipfile.ZipFile(archive)
+            _open_zips[archive] = (zf, {member_name(i): i for i in zf.infolist()})
+        zf, members = _open_zips[archive]
+        if member not in members:
+            raise FileNotFoundError(f"{location}: no such member")
+        return zf.open(members[member])
+    return open(location, "rb")
+
+
+def read_location(location: str) -> bytes:
+    with open_location(location) as f:
+        return f.read()

@@ -1,0 +1,553 @@
+"""``maeum data prepare``: a dataset download to crops, a manifest, an errors file and a report.
+
+Stages, each resumable, with their state in ``OUT/.work/state.sqlite``:
+1. scan: index the images (inside zips or folders), read the label files one record at a
+   time, apply the label policy, note every bad record; nothing is held in memory per image.
+2. split: cap classes if asked, then assign whole persons to train/val/test.
+3. crop: shards of records go to worker processes (or Ray); each shard's results are
+   committed together, so a killed run redoes at most the shards in flight.
+4. finish: ``manifest.parquet``, ``errors.jsonl``, ``summary.json`` and ``report.md``.
+The same source and settings always give byte-identical outputs, resumed or not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import sqlite3
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from maeum.data import archive
+from maeum.data.crop import Crop, CropConfig, crop_face
+from maeum.data.engine import run_jobs
+from maeum.data.manifest import MANIFEST_NAME, ManifestWriter
+from maeum.data.policy import DEFAULT_TIEBREAK, POLICIES, AgreementStats, resolve, votes_per_class
+from maeum.data.records import DataError, Record
+from maeum.data.sources import Source, open_source
+from maeum.data.split import SPLITS, assign_splits, seeded_key
+from maeum.errors import ImageError
+from maeum.progress import Progress
+
+log = logging.getLogger(__name__)
+
+WORK_DIR = ".work"
+ERRORS_NAME, SUMMARY_NAME = "errors.jsonl", "summary.json"
+IMAGE_FORMATS: tuple[str, ...] = ("png", "jpg")
+# Error kinds, found from the start of a reader's reason text; anything else is "bad_record".
+_KINDS: tuple[tuple[str, str], ...] = (
+    ("malformed JSON", "malformed_json"),
+    ("malformed record", "malformed_record"),
+    ("unknown emotion", "unknown_emotion"),
+    ("invalid box", "invalid_box"),
+    ("box outside", "box_outside_image"),
+    ("download failed", "download_failed"),
+)
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    kind: str  # a source kind: aihub, fer2013, ferplus, folder
+    source: Path
+    out: Path
+    policy: str = "majority"
+    tiebreak: tuple[str, ...] = DEFAULT_TIEBREAK
+    crop: str | None = None  # None: the source's usual mode
+    size: int | None = None
+    color: str | None = None
+    margin: float = 0.2
+    image_format: str = "png"
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    resplit: bool = False  # ignore splits the source gives (FER2013, FER+) and split anew
+    seed: int = 0
+    cap: int | None = None  # at most this many images per class
+    detector: str = "retinaface"
+    aligner: str = "similarity"
+    reduced_decode: bool = True
+    # How the work runs; none of these change the outputs.
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1, compare=False)
+    engine: str = field(default="local", compare=False)
+    ray_address: str | None = field(default=None, compare=False)
+    shard_size: int = field(default=128, compare=False)
+    report: bool = field(default=True, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise DataError(f"unknown label policy {self.policy!r}; choose one of {', '.join(POLICIES)}")
+        if self.image_format not in IMAGE_FORMATS:
+            raise DataError(f"unknown image format {self.image_format!r}; choose one of {', '.join(IMAGE_FORMATS)}")
+        if self.cap is not None and self.cap < 1:
+            raise DataError(f"--cap must be at least 1, got {self.cap}")
+        bad = [s for s in self.tiebreak if s not in ("uploader", "A", "B", "C")]
+        if bad:
+            raise DataError(f"unknown tie-break source(s) {bad}; use uploader, A, B, C")
+
+    def settings(self) -> dict[str, Any]:
+        """What decides the outputs (saved with them; a resumed run must match)."""
+        keep = {f for f, d in self.__dataclass_fields__.items() if d.compare and f != "out"}
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items() if k in keep}
+
+
+def prepare(cfg: PrepareConfig) -> dict[str, Any]:
+    """Run (or resume) every stage; returns the summary also written to ``summary.json``."""
+    work = cfg.out / WORK_DIR
+    work.mkdir(parents=True, exist_ok=True)
+    source = open_source(cfg.kind, cfg.source, work)
+    crop_cfg = _crop_config(cfg, source)
+    with _State(work / "state.sqlite", cfg) as state:
+        if state.get("scanned") is None:
+            _scan(state, cfg, source)
+        if state.get("split") is None:
+            _split(state, cfg)
+        _crop_all(state, cfg, crop_cfg, source)
+        summary = _finish(state, cfg, crop_cfg, source)
+    if cfg.report:
+        try:
+            from maeum.data.report import write_report
+
+            write_report(cfg.out, summary)
+        except DataError as e:  # matplotlib missing: the data is ready all the same
+            log.warning("no report: %s", e)
+    return summary
+
+
+def _crop_config(cfg: PrepareConfig, source: Source) -> CropConfig:
+    try:
+        return CropConfig(
+            mode=cfg.crop or source.crop,
+            size=cfg.size or source.size,
+            color=cfg.color or source.color,
+            margin=cfg.margin,
+            detector=cfg.detector,
+            aligner=cfg.aligner,
+            reduced_decode=cfg.reduced_decode,
+        )
+    except ValueError as e:
+        raise DataError(str(e)) from None
+
+
+class _State:
+    """The work database: records, splits, finished shards and errors, committed stage by stage."""
+
+    def __init__(self, path: Path, cfg: PrepareConfig) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+            CREATE TABLE IF NOT EXISTS images(name TEXT PRIMARY KEY, location TEXT);
+            CREATE TABLE IF NOT EXISTS masks(stem TEXT PRIMARY KEY, location TEXT);
+            CREATE TABLE IF NOT EXISTS records(
+                seq INTEGER PRIMARY KEY, name TEXT UNIQUE, person TEXT, label TEXT, key TEXT,
+                split TEXT, status TEXT, data TEXT);
+            CREATE TABLE IF NOT EXISTS errors(
+                id INTEGER PRIMARY KEY AUTOINCREMENT, stage INTEGER, ord INTEGER, item TEXT, kind TEXT, reason TEXT);
+            CREATE TABLE IF NOT EXISTS results(seq INTEGER PRIMARY KEY, row TEXT);
+            CREATE TABLE IF NOT EXISTS shards(id INTEGER PRIMARY KEY);
+            """
+        )
+        saved = self.get("settings")
+        settings = json.dumps(cfg.settings(), sort_keys=True, ensure_ascii=False)
+        if saved is None:
+            self.put("settings", settings)
+        elif saved != settings:
+            old, new = json.loads(saved), cfg.settings()
+            diff = ", ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in new if old.get(k) != new[k])
+            raise DataError(
+                f"{cfg.out} holds a preparation with other settings ({diff}); "
+                "use another --out folder, or delete this one to start over"
+            )
+
+    def __enter__(self) -> _State:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.db.close()
+
+    def get(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def put(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def error(self, stage: int, ord_: int, item: str, reason: str, kind: str | None = None) -> None:
+        if kind is None:
+            kind = next((k for prefix, k in _KINDS if reason.startswith(prefix)), "bad_record")
+        self.db.execute(
+            "INSERT INTO errors(stage, ord, item, kind, reason) VALUES (?, ?, ?, ?, ?)",
+            (stage, ord_, item, kind, reason),
+        )
+
+
+def _scan(state: _State, cfg: PrepareConfig, source: Source) -> None:
+    db = state.db
+    log.info("scanning %s", cfg.source)
+    counter = iter(range(1 << 62))
+
+    def on_error(item: str, reason: str) -> None:
+        state.error(1, next(counter), item, reason)
+
+    db.execute("BEGIN")
+    db.execute("DELETE FROM errors WHERE stage = 1")
+    for table in ("images", "masks", "records"):
+        db.execute(f"DELETE FROM {table}")
+    if source.download is not None:
+        db.execute("COMMIT")  # a download may take hours and resumes by itself
+        source.download(on_error)
+        db.execute("BEGIN")
+    for name, location in source.images():
+        if db.execute("INSERT OR IGNORE INTO images VALUES (?, ?)", (name, location)).rowcount == 0:
+            on_error(location, "duplicate image name: another file with this name was found first")
+    for stem, location in source.masks():
+        db.execute("INSERT OR IGNORE INTO masks VALUES (?, ?)", (stem, location))
+    stats = AgreementStats(source.labels, [p for p in POLICIES if p != "soft"] if source.kind == "aihub" else [])
+    for seq, record in enumerate(source.records(on_error)):
+        stats.add(record)
+        label = resolve(record, cfg.policy, source.labels, cfg.tiebreak)
+        if record.label is not None and label is None:
+            on_error(record.name, f"malformed record: label {record.label!r} is not one of {list(source.labels)}")
+        status = "ok" if label is not None else "no_label"
+        row = (seq, record.name, record.person, label, seeded_key(cfg.seed, record.name), record.split, status)
+        if (
+            db.execute(
+                "INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*row, record.to_json())
+            ).rowcount
+            == 0
+        ):
+            state.error(
+                1,
+                next(counter),
+                record.name,
+                "a second record with the same file name; kept the first",
+                "duplicate_record",
+            )
+    for (name,) in db.execute(
+        "SELECT name FROM records WHERE name NOT IN (SELECT name FROM images) ORDER BY seq"
+    ).fetchall():
+        state.error(
+            1, next(counter), name, "missing image: the record's image file is not in the source", "missing_image"
+        )
+    db.execute("UPDATE records SET status = 'no_image' WHERE name NOT IN (SELECT name FROM images)")
+    for (location,) in db.execute(
+        "SELECT location FROM images WHERE name NOT IN (SELECT name FROM records) ORDER BY name"
+    ).fetchall():
+        state.error(1, next(counter), location, "image without a record: no label file mentions it", "no_record")
+    state.put("stats", json.dumps(stats.summary(), ensure_ascii=False))
+    state.put("scanned", "1")
+    db.execute("DELETE FROM shards")
+    db.execute("DELETE FROM results")
+    db.execute("DELETE FROM meta WHERE key = 'split'")
+    db.execute("COMMIT")
+
+
+def _split(state: _State, cfg: PrepareConfig) -> None:
+    db = state.db
+    db.execute("BEGIN")
+    db.execute("UPDATE records SET status = 'ok' WHERE status = 'capped'")
+    if cfg.cap:
+        for (label,) in db.execute("SELECT DISTINCT label FROM records WHERE status = 'ok'").fetchall():
+            db.execute(
+                "UPDATE records SET status = 'capped' WHERE seq IN (SELECT seq FROM records WHERE status = 'ok' "
+                "AND label = ? ORDER BY key LIMIT -1 OFFSET ?)",
+                (label, cfg.cap),
+            )
+    given = db.execute("SELECT COUNT(*) FROM records WHERE status = 'ok' AND split IS NOT NULL").fetchone()[0]
+    total = db.execute("SELECT COUNT(*) FROM records WHERE status = 'ok'").fetchone()[0]
+    if total == 0:
+        db.execute("ROLLBACK")
+        raise DataError(f"{cfg.source}: no usable record (see the errors above); nothing to prepare")
+    if cfg.resplit or given < total:
+        person_counts: dict[str, Counter] = {}
+        for person, label, n in db.execute(
+            "SELECT person, label, COUNT(*) FROM records WHERE status = 'ok' GROUP BY person, label"
+        ):
+            person_counts.setdefault(person, Counter())[label] = n
+        assignment = assign_splits(person_counts, cfg.fractions, cfg.seed)
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS person_split(person TEXT PRIMARY KEY, split TEXT)")
+        db.execute("DELETE FROM person_split")
+        db.executemany("INSERT INTO person_split VALUES (?, ?)", assignment.items())
+        db.execute(
+            "UPDATE records SET split = (SELECT split FROM person_split WHERE person_split.person = records.person) "
+            "WHERE status = 'ok'"
+        )
+        log.info("split %d persons into %s", len(assignment), "/".join(SPLITS))
+    state.put("split", "1")
+    db.execute("COMMIT")
+
+
+def _shard_bounds(db: sqlite3.Connection, size: int) -> Iterator[tuple[int, int, int]]:
+    """(shard id, first seq, last seq) over the records to crop, in order."""
+    shard, first, count, last = 0, None, 0, None
+    for (seq,) in db.execute("SELECT seq FROM records WHERE status = 'ok' ORDER BY seq"):
+        first = seq if first is None else first
+        last, count = seq, count + 1
+        if count == size:
+            yield shard, first, last
+            shard, first, count = shard + 1, None, 0
+    if first is not None:
+        yield shard, first, last  # type: ignore[misc]
+
+
+def _crop_all(state: _State, cfg: PrepareConfig, crop_cfg: CropConfig, source: Source) -> None:
+    db = state.db
+    bounds = list(_shard_bounds(db, cfg.shard_size))
+    done = {row[0] for row in db.execute("SELECT id FROM shards")}
+    todo = [b for b in bounds if b[0] not in done]
+    total = db.execute("SELECT COUNT(*) FROM records WHERE status = 'ok'").fetchone()[0]
+    remaining = sum(
+        db.execute("SELECT COUNT(*) FROM records WHERE status = 'ok' AND seq BETWEEN ? AND ?", b[1:]).fetchone()[0]
+        for b in todo
+    )
+    if not todo:
+        return
+    log.info(
+        "cropping %d of %d images (%d shards, %s engine, %d workers)",
+        remaining,
+        total,
+        len(todo),
+        cfg.engine,
+        cfg.workers,
+    )
+
+    def payloads() -> Iterator[dict[str, Any]]:
+        for shard, first, last in todo:
+            items = db.execute(
+                "SELECT r.seq, r.name, r.label, r.split, r.data, i.location FROM records r "
+                "JOIN images i ON i.name = r.name WHERE r.status = 'ok' AND r.seq BETWEEN ? AND ? ORDER BY r.seq",
+                (first, last),
+            ).fetchall()
+            jobs = []
+            for seq, name, label, split, data, location in items:
+                stem = name.rsplit(".", 1)[0]
+                mask = db.execute("SELECT location FROM masks WHERE stem = ?", (stem,)).fetchone()
+                jobs.append((seq, name, label, split, data, location, mask[0] if mask else None))
+            yield {
+                "shard": shard,
+                "items": jobs,
+                "out": str(cfg.out),
+                "crop": asdict(crop_cfg),
+                "labels": list(source.labels),
+                "format": cfg.image_format,
+            }
+
+    progress = Progress(remaining, "img")
+    finished = 0
+    try:
+        for result in run_jobs(_crop_shard, payloads(), cfg.engine, cfg.workers, cfg.ray_address):
+            db.execute("BEGIN")
+            seqs = [r["seq"] for r in result["results"]]
+            db.execute(f"DELETE FROM errors WHERE stage = 2 AND ord IN ({','.join('?' * len(seqs))})", seqs)
+            write_failed = False
+            for r in result["results"]:
+                for note in r["warnings"]:
+                    state.error(2, r["seq"], r["source"], note)
+                if r["error"]:
+                    kind, reason = r["error"]
+                    write_failed |= kind == "write_failed"
+                    state.error(2, r["seq"], r["source"], reason, kind)
+                    db.execute("DELETE FROM results WHERE seq = ?", (r["seq"],))
+                else:
+                    db.execute(
+                        "INSERT OR REPLACE INTO results VALUES (?, ?)",
+                        (r["seq"], json.dumps(r["row"], ensure_ascii=False)),
+                    )
+            if not write_failed:  # a shard that could not write is tried again next run
+                db.execute("INSERT OR IGNORE INTO shards VALUES (?)", (result["shard"],))
+            db.execute("COMMIT")
+            finished += len(result["results"])
+            progress.update(finished, finished)
+    finally:
+        progress.close()
+
+
+# Worker side: runs in worker processes (or Ray tasks); keeps its detector between shards.
+_worker_cache: dict[str, Any] = {}
+
+
+def _crop_shard(payload: dict[str, Any]) -> dict[str, Any]:
+    cfg = CropConfig(**payload["crop"])
+    detector, template = _worker_models(cfg) if cfg.mode == "detect" else (None, None)
+    out = Path(payload["out"])
+    results = [_crop_one(item, cfg, detector, template, out, payload) for item in payload["items"]]
+    return {"shard": payload["shard"], "results": results}
+
+
+def _worker_models(cfg: CropConfig) -> tuple[Any, np.ndarray]:
+    key = f"{cfg.detector}"
+    if key not in _worker_cache:
+        from maeum.classify import EmotionClassifier
+        from maeum.detect import create_detector
+
+        info = EmotionClassifier(threads=1).info  # crops framed like maeum's own models' inputs
+        _worker_cache[key] = (create_detector(cfg.detector), info.template / info.input.size)
+    return _worker_cache[key]
+
+
+def _crop_one(item: tuple, cfg: CropConfig, detector: Any, template: Any, out: Path, payload: dict) -> dict[str, Any]:
+    seq, name, label, split, data, location, mask_location = item
+    record = Record.from_json(data)
+    result: dict[str, Any] = {"seq": seq, "source": location, "warnings": [], "error": None, "row": None}
+    try:
+        raw = archive.read_location(location)
+        mask = _load_mask(mask_location, result["warnings"]) if mask_location else None
+        crop = crop_face(raw, [a.box for a in record.annotations], cfg, detector, template, mask)
+    except ImageError as e:
+        text = str(e)
+        kind = "no_box" if text.startswith("no usable face box") else "no_face" if "face" in text else "corrupt_image"
+        result["error"] = (kind, str(e))
+        return result
+    except (OSError, KeyError, ValueError) as e:  # unreadable archive member or file
+        result["error"] = ("read_failed", f"cannot read the image: {e}")
+        return result
+    result["warnings"] = [*result["warnings"], *crop.warnings]
+    digest = hashlib.sha1(name.encode()).hexdigest()[:16]
+    rel = f"images/{split}/{label}/{digest}.{payload['format']}"
+    mask_rel = f"masks/{split}/{label}/{digest}.png" if crop.mask is not None else None
+    try:
+        _write_image(out / rel, crop.image, payload["format"])
+        if mask_rel:
+            _write_image(out / mask_rel, crop.mask, "png")
+    except OSError as e:
+        result["error"] = ("write_failed", f"cannot write {rel}: {e}")
+        return result
+    result["row"] = _manifest_row(record, name, rel, location, label, split, crop, payload["labels"], mask_rel)
+    return result
+
+
+def _manifest_row(
+    record: Record, name: str, rel: str, location: str, label: str, split: str, crop: Crop, labels: list[str], mask_rel
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "path": rel,
+        "source": location,
+        "split": split,
+        "label": label,
+        "votes": votes_per_class(record, labels),
+        "annotator_emotions": [a.emotion for a in record.annotations],
+        "boxes": [list(a.box) if a.box is not None else None for a in record.annotations],
+        "crop_box": [round(v, 2) for v in crop.crop_box],
+        "person": record.person,
+        "gender": record.gender,
+        "age": record.age,
+        "background": record.background,
+        "uploader_emotion": record.uploader_emotion,
+        "width": crop.width,
+        "height": crop.height,
+        "mask_path": mask_rel,
+    }
+
+
+def _load_mask(location: str, warnings: list[str]) -> np.ndarray | None:
+    try:
+        with np.load(io.BytesIO(archive.read_location(location)), allow_pickle=False) as npz:
+            arrays = [npz[k] for k in sorted(npz.files) if npz[k].ndim == 2]
+    except (OSError, ValueError, KeyError) as e:
+        warnings.append(f"unreadable segmentation mask {location}: {e}")
+        return None
+    if not arrays:
+        warnings.append(f"segmentation mask {location} holds no 2-D array")
+        return None
+    return arrays[0]
+
+
+def _write_image(path: Path, image: np.ndarray, fmt: str) -> None:
+    """Write atomically: a full disk leaves the old file (or none), never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        im = Image.fromarray(image)
+        if fmt == "jpg":
+            im.save(tmp, format="JPEG", quality=95)
+        else:
+            im.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _finish(state: _State, cfg: PrepareConfig, crop_cfg: CropConfig, source: Source) -> dict[str, Any]:
+    db = state.db
+    meta = {
+        "dataset": source.kind,
+        "labels": list(source.labels),
+        "policy": cfg.policy,
+        "crop": crop_cfg.mode,
+        "size": crop_cfg.size,
+        "color": crop_cfg.color,
+        "margin": crop_cfg.margin if crop_cfg.mode == "box" else None,
+        "seed": cfg.seed,
+        "fractions": list(cfg.fractions),
+        "cap": cfg.cap,
+        **source.notes,
+    }
+    writer = ManifestWriter(cfg.out / MANIFEST_NAME, meta)
+    splits: dict[str, Counter] = {s: Counter() for s in SPLITS}
+    try:
+        for (row,) in db.execute("SELECT row FROM results ORDER BY seq"):
+            data = json.loads(row)
+            writer.write(data)
+            splits.setdefault(data["split"], Counter())[data["label"]] += 1
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    errors: Counter = Counter()
+    lines = []
+    for stage, item, kind, reason in db.execute("SELECT stage, item, kind, reason FROM errors ORDER BY stage, ord, id"):
+        errors[kind] += 1
+        lines.append(
+            json.dumps(
+                {"stage": ("scan", "crop")[stage - 1], "file": item, "kind": kind, "reason": reason}, ensure_ascii=False
+            )
+        )
+    _write_text(cfg.out / ERRORS_NAME, "".join(line + "\n" for line in lines))
+    statuses = dict(db.execute("SELECT status, COUNT(*) FROM records GROUP BY status").fetchall())
+    summary: dict[str, Any] = {
+        "dataset": source.kind,
+        "labels": list(source.labels),
+        "settings": cfg.settings(),
+        "records": sum(statuses.values()),
+        "images": db.execute("SELECT COUNT(*) FROM images").fetchone()[0],
+        "left_out": {
+            "no_label": statuses.get("no_label", 0),
+            "no_image": statuses.get("no_image", 0),
+            "capped": statuses.get("capped", 0),
+        },
+        "prepared": sum(sum(c.values()) for c in splits.values()),
+        "splits": {s: {label: c[label] for label in source.labels if c[label]} for s, c in splits.items()},
+        "errors": dict(sorted(errors.items())),
+        "policy": cfg.policy,
+    }
+    if source.kind == "aihub":
+        summary.update(json.loads(state.get("stats") or "{}"))
+    _write_text(cfg.out / SUMMARY_NAME, json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+    retry = errors.get("write_failed", 0)
+    log.info(
+        "prepared %d images (%s) from %d records; %d errors in %s",
+        summary["prepared"],
+        ", ".join(f"{s} {sum(c.values())}" for s, c in splits.items()),
+        summary["records"],
+        sum(errors.values()),
+        cfg.out / ERRORS_NAME,
+    )
+    if retry:
+        log.warning("%d crops could not be written (disk full?); free space and run again to finish them", retry)
+    return summary
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,230 @@
+"""Dataset sources behind one registry: each turns a user's download into records and images.
+
+``open_source(kind, path, work_dir)`` gives a ``Source``: its label set, a record stream, the
+images (and masks) by record name, and its usual crop settings. Kinds: ``aihub`` (layout A
+folders or zips, or a layout B TSV of URLs), ``fer2013`` (the Kaggle CSV), ``ferplus``
+(Microsoft's image folders with ``fer2013new.csv``) and ``folder`` (one folder per class).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from maeum.data.aihub import iter_label_files, person_id, read_label_file
+from maeum.data.archive import walk
+from maeum.data.records import AIHUB7, DataError, ErrorSink, Record, label_key
+from maeum.errors import UnknownNameError
+from maeum.imageio import IMAGE_SUFFIXES
+from maeum.labels import FERPLUS7
+
+log = logging.getLogger(__name__)
+
+Pairs = Iterator[tuple[str, str]]  # (record name, location)
+_SPLIT_NAMES = {
+    "train": "train", "training": "train",
+    "val": "val", "valid": "val", "validation": "val", "publictest": "val",
+    "test": "test", "privatetest": "test",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str
+    labels: tuple[str, ...]
+    records: Callable[[ErrorSink], Iterator[Record]]
+    images: Callable[[], Pairs]
+    masks: Callable[[], Pairs] = lambda: iter(())
+    crop: str = "box"  # the crop mode that suits it
+    size: int = 224
+    color: str = "rgb"
+    download: Callable[[ErrorSink], None] | None = None  # fetch images first (layout B)
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, Callable[[Path, Path], Source]] = {}
+
+
+def register_source(kind: str) -> Callable[[Callable[[Path, Path], Source]], Callable[[Path, Path], Source]]:
+    def wrap(factory: Callable[[Path, Path], Source]) -> Callable[[Path, Path], Source]:
+        _REGISTRY[kind] = factory
+        return factory
+
+    return wrap
+
+
+def list_sources() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def open_source(kind: str, path: Path, work_dir: Path) -> Source:
+    """The source ``kind`` reading ``path``; ``work_dir`` holds anything it must materialise."""
+    if kind not in _REGISTRY:
+        raise UnknownNameError("dataset kind", kind, list_sources())
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder; pass the {kind} download's location")
+    return _REGISTRY[kind](path, work_dir)
+
+
+@register_source("aihub")
+def _aihub(path: Path, work_dir: Path) -> Source:
+    if path.is_file() and path.suffix.lower() in (".tsv", ".txt", ".csv"):
+        return _aihub_tsv(path, work_dir)
+    if not any(True for _ in iter_label_files(path)):
+        raise DataError(f"{path}: no JSON label files found; pass the folder (or zip) holding the [라벨] files")
+
+    def records(on_error: ErrorSink) -> Iterator[Record]:
+        for _, location in iter_label_files(path):
+            yield from read_label_file(location, on_error)
+
+    return Source(
+        "aihub",
+        AIHUB7,
+        records,
+        images=lambda: walk(path, frozenset({".jpg", ".jpeg", ".png"})),
+        masks=lambda: ((Path(n).stem, loc) for n, loc in walk(path, frozenset({".npz"}))),
+    )
+
+
+def _aihub_tsv(path: Path, work_dir: Path) -> Source:
+    from maeum.data.download import download, read_tsv
+
+    dest = work_dir.parent / "downloads"
+
+    def fetch(on_error: ErrorSink) -> None:
+        dest.mkdir(parents=True, exist_ok=True)
+        summary = download(read_tsv(path, lambda *_: None), dest)
+        for name, reason in summary.failures:
+            on_error(name, f"download failed: {reason}")
+
+    return Source(
+        "aihub",
+        AIHUB7,
+        lambda on_error: read_tsv(path, on_error),
+        images=lambda: walk(dest, frozenset({".jpg", ".jpeg", ".png"})),
+        download=fetch,
+        notes={"layout": "B (TSV of URLs)", "downloads": str(dest)},
+    )
+
+
+@register_source("ferplus")
+def _ferplus(path: Path, work_dir: Path) -> Source:
+    from maeum.training.ferplus import SPLITS, VOTE_COLUMNS
+
+    votes_file = path / "fer2013new.csv"
+    if not votes_file.is_file():
+        raise DataError(f"{path}: no fer2013new.csv; pass the FER+ folder holding it and the FER2013Train/Valid/Test")
+    folders = {usage: folder for usage, folder in SPLITS.values()}
+
+    def records(on_error: ErrorSink) -> Iterator[Record]:
+        with votes_file.open(newline="", encoding="utf-8-sig") as f:
+            for line, row in enumerate(csv.DictReader(f), start=2):
+                if not row.get("Image name"):
+                    continue  # FER+ marks frames without a face this way
+                try:
+                    votes = tuple(int(row[c]) for c in VOTE_COLUMNS)
+                    folder = folders[row["Usage"]]
+                except (KeyError, TypeError, ValueError):
+                    on_error(f"{votes_file}:{line}", f"malformed record: {row}")
+                    continue
+                name = f"{folder}/{row['Image name']}"
+                yield Record(name=name, person=name, votes=votes, split=_SPLIT_NAMES[row["Usage"].lower()])
+
+    def images() -> Pairs:
+        for folder in folders.values():
+            for name, location in walk(path / folder, IMAGE_SUFFIXES):
+                yield f"{folder}/{name}", location
+
+    return Source("ferplus", FERPLUS7, records, images, crop="whole", size=48, color="gray")
+
+
+# The Kaggle FER2013 label ids: 0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise, 6 neutral.
+FER2013_LABELS: tuple[str, ...] = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
+
+
+@register_source("fer2013")
+def _fer2013(path: Path, work_dir: Path) -> Source:
+    """The Kaggle ``fer2013.csv`` (emotion, pixels, Usage); its pixels become PNG files in the work folder."""
+    folder = work_dir / "fer2013"
+
+    def rows(on_error: ErrorSink) -> Iterator[tuple[str, int, str, str]]:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            missing = {"emotion", "pixels", "Usage"} - set(reader.fieldnames or ())
+            if missing:
+                raise DataError(f"{path}: not a FER2013 CSV; missing columns {', '.join(sorted(missing))}")
+            for line, row in enumerate(reader, start=2):
+                yield f"fer2013-{line - 2:05d}.png", line, row["emotion"], row["Usage"], row["pixels"]
+
+    def records(on_error: ErrorSink) -> Iterator[Record]:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, line, emotion, usage, pixels in rows(on_error):
+            where = f"{path}:{line}"
+            try:
+                label = FER2013_LABELS[int(emotion)]
+                split = _SPLIT_NAMES[usage.strip().lower()]
+                gray = np.array(pixels.split(), dtype=np.uint8)
+                if gray.size != 48 * 48:
+                    raise ValueError(f"{gray.size} pixels, expected 2304")
+            except (ValueError, IndexError, KeyError) as e:
+                on_error(where, f"malformed record: {e}")
+                continue
+            target = folder / name
+            if not target.exists():
+                Image.fromarray(gray.reshape(48, 48)).save(target.with_suffix(".tmp.png"))
+                target.with_suffix(".tmp.png").replace(target)
+            yield Record(name=name, person=name, label=label, split=split)
+
+    return Source(
+        "fer2013",
+        FERPLUS7,
+        records,
+        images=lambda: walk(folder, frozenset({".png"})),
+        crop="whole",
+        size=48,
+        color="gray",
+    )
+
+
+@register_source("folder")
+def _folder(path: Path, work_dir: Path) -> Source:
+    """``ROOT/<class>/*.jpg`` or ``ROOT/<split>/<class>/*.jpg``; class folders in Korean or English."""
+    if not path.is_dir():
+        raise DataError(f"{path}: not a folder; pass a folder with one subfolder per class")
+    subdirs = sorted(p for p in path.iterdir() if p.is_dir())
+    by_split = bool(subdirs) and all(p.name.lower() in _SPLIT_NAMES for p in subdirs)
+    class_dirs = [c for s in subdirs for c in sorted(s.iterdir()) if c.is_dir()] if by_split else subdirs
+    keys = {label_key(c.name) or c.name.lower() for c in class_dirs}
+    if not keys:
+        raise DataError(f"{path}: no class subfolders; put the images of each class in a folder named after it")
+    labels = next((order for order in (AIHUB7, FERPLUS7) if keys <= set(order)), tuple(sorted(keys)))
+
+    def records(on_error: ErrorSink) -> Iterator[Record]:
+        for class_dir in class_dirs:
+            label = label_key(class_dir.name) or class_dir.name.lower()
+            split = _SPLIT_NAMES[class_dir.parent.name.lower()] if by_split else None
+            for name, _ in _images_under(path, class_dir):
+                yield Record(name=name, person=name, label=label, split=split)
+
+    def images() -> Pairs:
+        for class_dir in class_dirs:
+            yield from _images_under(path, class_dir)
+
+    return Source("folder", labels, records, images, crop="whole")
+
+
+def _images_under(root: Path, folder: Path) -> Pairs:
+    for file in sorted(folder.rglob("*")):
+        if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file() and not file.name.startswith("._"):
+            yield file.relative_to(root).as_posix(), str(file)
+
+
+def aihub_person(name: str) -> str:
+    return person_id(name)

@@ -1,0 +1,115 @@
+"""``maeum data``: prepare datasets for training (``prepare``) and describe them (``report``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from maeum.errors import MaeumError
+
+log = logging.getLogger("maeum")
+
+EXIT_OK, EXIT_WITH_ERRORS = 0, 1  # 1: the run is unfinished, run it again
+
+
+def add_data_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``maeum data prepare`` and ``maeum data report``."""
+    from maeum.data.crop import COLORS, CROP_MODES
+    from maeum.data.engine import ENGINES
+    from maeum.data.policy import POLICIES
+    from maeum.data.prepare import IMAGE_FORMATS
+    from maeum.data.sources import list_sources
+
+    d = sub.add_parser("data", help="prepare datasets (AI Hub, FER2013, FER+, folders) for training")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    p = dsub.add_parser(
+        "prepare",
+        help="crops, a Parquet manifest, an errors file and a report from a dataset download",
+        description="Read a dataset as downloaded (zips or folders; nothing is extracted), resolve labels, "
+        "split by person, cut face crops. Re-running with the same --out resumes where it stopped.",
+    )
+    p.add_argument("kind", choices=list_sources(), help="dataset kind")
+    p.add_argument("source", type=Path, help="the download: a folder, zip, TSV (AI Hub layout B) or CSV (FER2013)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (resumes if it holds an unfinished run)")
+    p.add_argument("--policy", choices=POLICIES, default="majority", help="label policy (default: majority)")
+    p.add_argument(
+        "--tiebreak",
+        default="uploader,A,B,C",
+        help="with --policy tiebreak: where to take the label when all annotators differ (default: uploader,A,B,C)",
+    )
+    p.add_argument("--crop", choices=CROP_MODES, help="box: annotators' mean box; detect: re-detect and align; "
+                   "whole: whole image (default: box for AI Hub, whole for the others)")  # fmt: skip
+    p.add_argument("--size", type=int, help="crop size in pixels (default: 224 for AI Hub, 48 for FER)")
+    p.add_argument("--color", choices=COLORS, help="colour mode (default: rgb for AI Hub, gray for FER)")
+    p.add_argument("--margin", type=float, default=0.2, help="box mode: margin on each side, share of the box")
+    p.add_argument("--format", dest="image_format", choices=IMAGE_FORMATS, default="png", help="crop file format")
+    p.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test fractions (default: 0.8,0.1,0.1)")
+    p.add_argument("--resplit", action="store_true", help="ignore the source's own splits (FER) and split anew")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split and the cap (default: 0)")
+    p.add_argument("--cap", type=int, help="keep at most N images per class")
+    p.add_argument("--detector", default="retinaface", help="with --crop detect: the face detector")
+    p.add_argument("--aligner", default="similarity", help="with --crop detect: the aligner")
+    p.add_argument("--full-decode", action="store_true", help="decode JPEGs at full size (slower; for comparison)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    p.add_argument("--engine", choices=ENGINES, default="local", help="local processes or a Ray cluster")
+    p.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)")
+    p.add_argument("--shard-size", type=int, default=128, help="images per unit of work and of resumption")
+    p.add_argument("--no-report", action="store_true", help="skip report.md and its charts")
+    p.set_defaults(run=_prepare)
+
+    r = dsub.add_parser("report", help="(re)write report.md and its charts for a prepared folder")
+    r.add_argument("folder", type=Path, help="a folder written by `maeum data prepare`")
+    r.set_defaults(run=_report)
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from maeum.data.prepare import PrepareConfig, prepare
+
+    try:
+        fractions = tuple(float(v) for v in args.split.split(","))
+    except ValueError:
+        raise MaeumError(f"--split {args.split!r}: give three fractions such as 0.8,0.1,0.1") from None
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-3:
+        raise MaeumError(f"--split {args.split!r}: give three non-negative fractions summing to 1")
+    cfg = PrepareConfig(
+        kind=args.kind,
+        source=args.source,
+        out=args.out,
+        policy=args.policy,
+        tiebreak=tuple(s.strip() for s in args.tiebreak.split(",") if s.strip()),
+        crop=args.crop,
+        size=args.size,
+        color=args.color,
+        margin=args.margin,
+        image_format=args.image_format,
+        fractions=fractions,  # type: ignore[arg-type]
+        resplit=args.resplit,
+        seed=args.seed,
+        cap=args.cap,
+        detector=args.detector,
+        aligner=args.aligner,
+        reduced_decode=not args.full_decode,
+        workers=max(1, args.workers),
+        engine=args.engine,
+        ray_address=args.ray_address,
+        shard_size=max(1, args.shard_size),
+        report=not args.no_report,
+    )
+    summary = prepare(cfg)
+    # Bad records are expected in real downloads and only logged; crops that could not be
+    # written (a full disk) leave the run unfinished.
+    return EXIT_WITH_ERRORS if summary["errors"].get("write_failed") else EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    import json
+
+    from maeum.data.prepare import SUMMARY_NAME
+    from maeum.data.report import write_report
+
+    summary_file = args.folder / SUMMARY_NAME
+    summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.is_file() else None
+    log.info("wrote %s", write_report(args.folder, summary))
+    return EXIT_OK

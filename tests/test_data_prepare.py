@@ -1,0 +1,280 @@
+"""`maeum data prepare` on generated AI Hub downloads built from real face photos.
+
+The expected counts below are worked out by hand from ``aihub_fixture.default_records()``
+(its docstring table): 40 records + 1 in the truncated 기타 file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aihub_fixture import build_layout_a, build_scaled, default_records
+from maeum.data.crop import square_region
+from maeum.data.manifest import read_manifest
+from maeum.data.prepare import PrepareConfig, prepare
+from maeum.data.records import DataError
+from maeum.detect import create_detector
+
+
+@pytest.fixture(scope="module")
+def aihub_zips(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("aihub_zips")
+    return build_layout_a(root, default_records(), zipped=True)
+
+
+@pytest.fixture(scope="module")
+def prepared(aihub_zips, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("prepared")
+    summary = prepare(PrepareConfig("aihub", aihub_zips.root, out, workers=1, report=False))
+    return out, summary
+
+
+def _rows(out: Path) -> list[dict]:
+    table, _ = read_manifest(out)
+    return table.to_pylist()
+
+
+def _digest(out: Path) -> dict[str, str]:
+    """Every output file's hash, the work folder aside."""
+    return {
+        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and ".work" not in p.parts
+    }
+
+
+def test_counts_match_the_hand_count(prepared) -> None:
+    _, s = prepared
+    # Policies over the 41 records read: 23 unanimous, 11 two-of-three, 6 all different,
+    # plus the truncated file's record (no annotators, uploader label '기타' unknown).
+    assert s["policies"] == {
+        "majority": {"kept": 34, "dropped": 7},
+        "unanimous": {"kept": 23, "dropped": 18},
+        "uploader": {"kept": 40, "dropped": 1},
+        "tiebreak": {"kept": 40, "dropped": 1},
+    }
+    assert s["records"] == 41 and s["images"] == 40  # 39 record images + 1 without a record
+    # 34 with a majority label - #33 (missing image) - #34 (corrupt) - #39 (no usable box).
+    assert s["prepared"] == 31
+    # The truncated file's record has neither label nor image: counted once, as no_image.
+    assert s["left_out"] == {"no_label": 6, "no_image": 1 + 1, "capped": 0}
+    assert s["errors"] == {
+        "unknown_emotion": 3,  # '놀람?' twice (#31, #32), uploader '기타'
+        "malformed_record": 3,  # the truncated file's record lacks annotators A, B, C
+        "malformed_json": 1,
+        "invalid_box": 2,  # #35 A inverted, #39 C empty
+        "missing_image": 2,  # #33 and the truncated file's record
+        "no_record": 1,  # the orphan image
+        "box_outside_image": 1,  # #36 B
+        "corrupt_image": 1,  # #34
+        "no_box": 1,  # #39
+    }
+    per_class = s["agreement"]["per_class"]
+    assert per_class["happiness"]["images"] == 6  # uploader 기쁨: #0 7 14 28 31 33
+    # Uploader 슬픔: #5 12 19 25 32 34; unanimous #5 12 34; all different #32.
+    assert per_class["sadness"] == {"images": 6, "unanimous": 0.5, "majority": 0.8333, "all_different": 0.1667}
+    assert 0 < s["agreement"]["fleiss_kappa"] < 1
+
+
+def test_errors_file_names_file_and_reason(prepared) -> None:
+    out, s = prepared
+    lines = [json.loads(line) for line in (out / "errors.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == sum(s["errors"].values())
+    corrupt = next(e for e in lines if e["kind"] == "corrupt_image")
+    assert "::EMOIMG_슬픔_TRAIN_01/" in corrupt["file"] and "truncated" in corrupt["reason"]
+    json_error = next(e for e in lines if e["kind"] == "malformed_json")
+    assert json_error["file"].endswith("img_emotion_training_data(기타).json")
+
+
+def test_manifest_rows(prepared, aihub_zips) -> None:
+    out, _ = prepared
+    rows = _rows(out)
+    assert len(rows) == 31
+    persons: dict[str, set[str]] = {}
+    for row in rows:
+        persons.setdefault(row["person"], set()).add(row["split"])
+        assert Path(out / row["path"]).is_file()
+        assert row["label"] in ("happiness", "embarrassment", "anger", "anxiety", "hurt", "sadness", "neutral")
+        assert sum(row["votes"]) <= 3 and row["votes"][0] + row["votes"][6] <= 3
+    assert all(len(splits) == 1 for splits in persons.values()), "a person is in two splits"
+    assert {r["split"] for r in rows} == {"train", "val", "test"}
+    fixture = aihub_zips.by_name()
+    for row in rows:  # the crop is the square around the true face, whatever the annotators' jitter
+        truth = square_region(fixture[row["name"]].face_box, 0.2)
+        assert _iou(row["crop_box"], truth) > 0.8, row["name"]
+    masks = [r for r in rows if r["mask_path"]]
+    assert len(masks) == 3  # records 0, 4 and 37
+    m = np.asarray(Image.open(out / masks[0]["mask_path"]))
+    assert m.shape == (224, 224) and set(np.unique(m)) <= {0, 1, 2, 3, 4, 5} and (m == 3).mean() > 0.3
+
+
+def test_rotated_photos_come_out_upright(prepared, aihub_zips) -> None:
+    out, _ = prepared
+    rotated = set(aihub_zips.orientations)
+    assert len(rotated) == 2
+    detector = create_detector("retinaface")
+    for row in _rows(out):
+        if row["name"] in rotated:
+            crop = np.asarray(Image.open(out / row["path"]).convert("RGB"))
+            faces = detector.detect(crop)
+            assert faces and faces[0].score > 0.8
+            (lx, ly), (rx, ry) = faces[0].landmarks[:2]
+            assert abs(ly - ry) < 0.2 * abs(rx - lx), "eyes not level: the crop is not upright"
+
+
+def test_extracted_folders_give_the_same_dataset(prepared, tmp_path: Path) -> None:
+    out, summary = prepared
+    folders = build_layout_a(tmp_path / "src", default_records(), zipped=False)
+    summary2 = prepare(PrepareConfig("aihub", folders.root, tmp_path / "out", workers=1, report=False))
+    assert summary2["prepared"] == summary["prepared"] and summary2["errors"] == summary["errors"]
+    strip = [{k: v for k, v in r.items() if k != "source"} for r in _rows(out)]
+    assert [{k: v for k, v in r.items() if k != "source"} for r in _rows(tmp_path / "out")] == strip
+    for rel in ("images",):
+        assert {k: v for k, v in _digest(out).items() if k.startswith(rel)} == {
+            k: v for k, v in _digest(tmp_path / "out").items() if k.startswith(rel)
+        }
+
+
+def test_detect_mode_aligns_faces(aihub_zips, tmp_path: Path) -> None:
+    prepare(PrepareConfig("aihub", aihub_zips.root, tmp_path, crop="detect", size=112, workers=1, report=False))
+    detector = create_detector("retinaface")
+    eyes = []
+    for row in _rows(tmp_path)[:8]:
+        crop = np.asarray(Image.open(tmp_path / row["path"]).convert("RGB"))
+        assert crop.shape == (112, 112, 3)
+        (lx, ly), (rx, ry) = detector.detect(crop)[0].landmarks[:2]
+        eyes.append((lx, ly, rx, ry))
+    eyes = np.asarray(eyes)
+    assert np.abs(eyes[:, 1] - eyes[:, 3]).max() < 3  # eyes level
+    assert (eyes[:, 2] - eyes[:, 0]).std() < 3  # the same eye distance in every crop
+    assert np.abs((eyes[:, 0] + eyes[:, 2]) / 2 - 56).max() < 4  # centred
+
+
+def test_gray_48_and_policy_options(aihub_zips, tmp_path: Path) -> None:
+    s = prepare(PrepareConfig("aihub", aihub_zips.root, tmp_path, policy="unanimous", size=48, color="gray", workers=1))
+    # 23 unanimous - #33 missing - #34 corrupt - #39 no box.
+    assert s["prepared"] == 20
+    rows = _rows(tmp_path)
+    assert Image.open(tmp_path / rows[0]["path"]).mode == "L"
+    assert Image.open(tmp_path / rows[0]["path"]).size == (48, 48)
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "기쁨 (happiness)" in report and "unanimous" in report
+
+
+def test_cap_keeps_at_most_n_per_class(aihub_zips, tmp_path: Path) -> None:
+    s = prepare(PrepareConfig("aihub", aihub_zips.root, tmp_path, cap=3, workers=1, report=False))
+    per_class: dict[str, int] = {}
+    for split in s["splits"].values():
+        for label, n in split.items():
+            per_class[label] = per_class.get(label, 0) + n
+    assert max(per_class.values()) <= 3 and s["left_out"]["capped"] > 0
+
+
+def test_other_settings_in_the_same_folder_are_refused(prepared, aihub_zips) -> None:
+    out, _ = prepared
+    with pytest.raises(DataError, match="policy"):
+        prepare(PrepareConfig("aihub", aihub_zips.root, out, policy="unanimous", workers=1))
+
+
+def test_rerun_of_a_finished_folder_changes_nothing(prepared, aihub_zips) -> None:
+    out, _ = prepared
+    before = _digest(out)
+    prepare(PrepareConfig("aihub", aihub_zips.root, out, workers=1, report=False))
+    assert _digest(out) == before
+
+
+def test_missing_source_and_unknown_kind(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no such file"):
+        prepare(PrepareConfig("aihub", tmp_path / "nowhere", tmp_path / "out"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no JSON label files"):
+        prepare(PrepareConfig("aihub", tmp_path / "empty", tmp_path / "out2"))
+    with pytest.raises(DataError, match="policy"):
+        PrepareConfig("aihub", tmp_path, tmp_path, policy="vote")
+
+
+@pytest.fixture(scope="module")
+def scaled(tmp_path_factory: pytest.TempPathFactory):
+    return build_scaled(tmp_path_factory.mktemp("scaled"), 240, size=(900, 1200))
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "maeum.cli", *args]
+
+
+def test_killed_run_resumes_to_identical_outputs(scaled, tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    prepare(PrepareConfig("aihub", scaled.root, reference, workers=1, shard_size=16))
+    out = tmp_path / "killed"
+    args = _cli("data", "prepare", "aihub", str(scaled.root), "--out", str(out), "--workers", "1", "--shard-size", "16")
+    proc = subprocess.Popen(args, stderr=subprocess.DEVNULL)
+    db = out / ".work" / "state.sqlite"
+    deadline = time.monotonic() + 60
+    done = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as con:
+                    done = con.execute("SELECT COUNT(*) FROM shards").fetchone()[0]
+            except sqlite3.Error:
+                done = 0
+            if done >= 3:
+                break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert done >= 3, "the run ended before it could be killed"
+    assert not (out / "manifest.parquet").exists()
+    subprocess.run(args, check=True, stderr=subprocess.DEVNULL)
+    assert _digest(out) == _digest(reference)
+
+
+def test_ray_engine_gives_the_same_outputs(aihub_zips, prepared, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    out, _ = prepared
+    prepare(PrepareConfig("aihub", aihub_zips.root, tmp_path, workers=2, engine="ray", shard_size=8, report=False))
+    assert _digest(tmp_path) == _digest(out)
+
+
+def test_full_disk_is_logged_and_resumed(aihub_zips, prepared, tmp_path: Path) -> None:
+    images = tmp_path / "out" / "images"
+    images.mkdir(parents=True)
+    if (
+        os.geteuid() != 0
+        or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(images)]).returncode
+    ):
+        pytest.skip("needs root to mount a small tmpfs standing in for a full disk")
+    try:
+        cfg = PrepareConfig("aihub", aihub_zips.root, tmp_path / "out", workers=1, shard_size=4, report=False)
+        s = prepare(cfg)
+        assert s["errors"]["write_failed"] > 0
+        assert 0 < s["prepared"] < 31
+        for row in _rows(tmp_path / "out"):  # what was written is whole
+            with Image.open(tmp_path / "out" / row["path"]) as im:
+                im.load()
+        assert not list(images.rglob(".*.tmp"))
+    finally:
+        subprocess.run(["umount", "-l", str(images)], check=True)
+    s = prepare(cfg)  # space again: the failed shards are redone
+    assert "write_failed" not in s["errors"] and s["prepared"] == 31
+    reference, _ = prepared
+    assert _rows(tmp_path / "out") == _rows(reference)
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
