@@ -93,8 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list face detectors and emotion models")
     m.set_defaults(run=_models)
 
-    t = sub.add_parser("train", help="train an emotion classifier on FER+ (needs the train extra)")
-    t.add_argument("--data", required=True, help="FER+ folder holding fer2013new.csv and FER2013Train/Valid/Test")
+    t = sub.add_parser("train", help="train an emotion classifier (needs the train extra)")
+    t.add_argument(
+        "--data",
+        required=True,
+        help="a folder prepared by `maeum data prepare` (or its manifest.parquet), or the FER+ folder",
+    )
     t.add_argument("--out", required=True, help="run folder (resumes if it holds last.pt)")
     t.add_argument("--model", default="resnet_s", help="architecture (resnet_s, mini_xception)")
     t.add_argument("--labels", choices=("soft", "majority"), default="soft", help="training targets")
@@ -103,6 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=0.1)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--size", type=int, default=48, help="input size in pixels (default: 48)")
+    t.add_argument("--color", choices=("gray", "rgb"), default="gray", help="input colour (default: gray)")
     t.add_argument("--no-bf16", action="store_true", help="train in float32 (slower on CPUs with bfloat16)")
     t.set_defaults(run=_train)
 
@@ -285,10 +291,19 @@ def _train(args: argparse.Namespace) -> int:
             seed=args.seed,
             threads=args.threads,
             bf16=not args.no_bf16,
+            input={
+                "size": args.size,
+                "color": args.color,
+                "mean": [0.5] * (1 if args.color == "gray" else 3),
+                "std": [0.5] * (1 if args.color == "gray" else 3),
+            },
         )
     except (ValueError, FileNotFoundError) as e:
         raise MaeumError(str(e)) from None
-    best = train(cfg)
+    try:
+        best = train(cfg)
+    except ValueError as e:  # a checkpoint from another architecture or label set
+        raise MaeumError(str(e)) from None
     log.info("best checkpoint: %s", best)
     return EXIT_OK
 

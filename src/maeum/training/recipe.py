@@ -1,4 +1,4 @@
-"""From a FER+ training checkpoint to the ONNX model maeum ships: template, metadata, checks."""
+"""From a training checkpoint to an ONNX model for ``maeum analyze``: template, metadata, checks."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from maeum.classify import ModelInfo
 from maeum.detect import create_detector
 from maeum.labels import FERPLUS7
 from maeum.preprocess import InputSpec
-from maeum.training import ferplus
+from maeum.training.datasets import load_training_data
 from maeum.training.export import export_onnx
 from maeum.training.nets import create_model
 from maeum.training.template import measure_template
@@ -26,40 +26,44 @@ def export_checkpoint(checkpoint: Path, out: Path, name: str, template_samples: 
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     cfg = state["config"]
     spec = InputSpec.from_dict(cfg["input"])
-    model = create_model(cfg["model"], num_classes=len(FERPLUS7), in_chans=spec.channels)
+    labels = tuple(state.get("labels", FERPLUS7))  # checkpoints before manifests were FER+ only
+    model = create_model(cfg["model"], num_classes=len(labels), in_chans=spec.channels)
     model.load_state_dict(state["model"])
     model.eval()
-    root = Path(cfg["data"])
-    cache = Path(cfg["out"]) / "cache"
-    train = ferplus.load_split(root, "train", cache)
+    data = load_training_data(Path(cfg["data"]), spec, Path(cfg["out"]) / "cache")
+    train = data.splits["train"].images
     rng = np.random.default_rng(0)
-    sample = train.images[rng.choice(len(train.images), min(template_samples, len(train.images)), replace=False)]
+    sample = train[rng.choice(len(train), min(template_samples, len(train)), replace=False)]
     template, used = measure_template(sample, create_detector("retinaface"))
 
     scores = {}
-    for split in ("valid", "test"):
-        data = ferplus.load_split(root, split, cache)
-        labels = data.majority()
-        keep = labels >= 0
-        probs = predict(model, data.images[keep], spec)
-        scores[f"ferplus_{split}_majority_accuracy"] = round(float((probs.argmax(1) == labels[keep]).mean()), 4)
+    for split, split_data in data.splits.items():
+        if split == "train":
+            continue
+        keep = split_data.labels >= 0
+        probs = predict(model, split_data.images[keep], spec)
+        accuracy = float((probs.argmax(1) == split_data.labels[keep]).mean())
+        named = {"val": "valid"}.get(split, split) if data.name == "ferplus" else split
+        scores[f"{data.name}_{named}_majority_accuracy"] = round(accuracy, 4)
     info = ModelInfo(
         name=name,
-        labels=FERPLUS7,
+        labels=labels,
         input=spec,
         template=template,
         output="probabilities",
         extra={
             "architecture": cfg["model"],
             "parameters": sum(p.numel() for p in model.parameters()),
-            "trained_on": "FER+ train (fer2013new.csv votes), selected on FER+ valid",
+            "trained_on": f"{data.name} train, selected on {data.name} val",
             "training": {k: cfg[k] for k in ("labels", "epochs", "batch_size", "lr", "seed")},
             "epoch": state["epoch"],
             "template_measured_on": used,
-            "licence": "MIT (weights); trained on FER2013 images (research use) with FER+ labels (MIT)",
+            "licence": "MIT (weights); trained on FER2013 images (research use) with FER+ labels (MIT)"
+            if data.name == "ferplus"
+            else f"weights follow the terms of the {data.name} data they were trained on",
             **scores,
         },
     )
     log.info("metrics at export: %s", json.dumps(scores))
-    export_onnx(model, info, out, check_faces=train.images[:256])
+    export_onnx(model, info, out, check_faces=train[:256])
     return info

@@ -17,19 +17,22 @@ log = logging.getLogger(__name__)
 
 
 def measure_template(
-    crops: np.ndarray, detector: Detector, upscale: int = 4, pad: float = 0.5, min_score: float = 0.9
+    crops: np.ndarray, detector: Detector, upscale: int | None = None, pad: float = 0.5, min_score: float = 0.9
 ) -> tuple[np.ndarray, int]:
-    """Median landmark positions (5, 2) in crop pixels over gray crops (N, S, S), and how many were used.
+    """Median landmark positions (5, 2) in crop pixels over crops (N, S, S) gray or (N, S, S, 3) RGB,
+    and how many were used.
 
-    Each crop is upscaled and padded (detectors need some context around a face) before detection.
+    Each crop is upscaled (to about 192 px by default) and padded (detectors need some context
+    around a face) before detection.
     """
     size = crops.shape[1]
+    upscale = upscale or max(1, round(192 / size))
     border = int(size * upscale * pad)
     points = []
     for crop in crops:
         big = cv2.resize(crop, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC)
         big = cv2.copyMakeBorder(big, border, border, border, border, cv2.BORDER_REPLICATE)
-        faces = detector.detect(np.repeat(big[..., None], 3, axis=2))
+        faces = detector.detect(np.repeat(big[..., None], 3, axis=2) if big.ndim == 2 else big)
         if faces and faces[0].score >= min_score:
             points.append((np.asarray(faces[0].landmarks) - border) / upscale)
     if not points:

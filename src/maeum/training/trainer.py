@@ -1,6 +1,7 @@
-"""A minimal, reproducible trainer for FER+ classifiers (the recipe behind maeum's default model).
+"""A minimal, reproducible trainer for emotion classifiers (the recipe behind maeum's default model).
 
-Images stay in memory as uint8 (FER+ is 80 MB); batches go through the same
+Data is a FER+ folder or a manifest from ``maeum data prepare``. Images stay in memory as
+uint8 (FER+ is 80 MB); batches go through the same
 ``maeum.preprocess.to_model_input`` used at serving time, then are augmented on the fly.
 """
 
@@ -18,9 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from maeum.labels import FERPLUS7
 from maeum.preprocess import InputSpec, to_model_input
-from maeum.training import ferplus
+from maeum.training.datasets import load_training_data
 from maeum.training.nets import create_model
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainConfig:
-    data: str  # FER+ folder (with fer2013new.csv and the FER2013Train/Valid/Test folders)
+    data: str  # FER+ folder (with fer2013new.csv), or a manifest from `maeum data prepare` (file or folder)
     out: str  # run folder: config.json, metrics.csv, best.pt, last.pt
     model: str = "resnet_s"
     labels: str = "soft"  # "soft": annotator vote distribution; "majority": one-hot majority
@@ -46,8 +46,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.labels not in ("soft", "majority"):
             raise ValueError(f"labels must be 'soft' or 'majority', got {self.labels!r}")
-        if not Path(self.data).is_dir():
-            raise FileNotFoundError(f"data folder {self.data} not found")
+        if not Path(self.data).exists():
+            raise FileNotFoundError(f"data {self.data} not found: pass a FER+ folder or a prepared manifest")
         InputSpec.from_dict(self.input)
 
 
@@ -106,26 +106,29 @@ def train(cfg: TrainConfig) -> Path:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     spec = InputSpec.from_dict(cfg.input)
-    root = Path(cfg.data)
-    tr = ferplus.load_split(root, "train", out / "cache")
-    va = ferplus.load_split(root, "valid", out / "cache")
+    data = load_training_data(Path(cfg.data), spec, out / "cache")
+    tr, va = data.splits["train"], data.splits["val"]
+    num_classes = len(data.labels)
 
-    keep = tr.majority() >= 0
+    keep = tr.labels >= 0
     images = tr.images[keep]
     targets = (
-        tr.soft_targets()[keep]
-        if cfg.labels == "soft"
-        else np.eye(len(FERPLUS7), dtype=np.float32)[tr.majority()[keep]]
+        tr.soft_targets()[keep] if cfg.labels == "soft" else np.eye(num_classes, dtype=np.float32)[tr.labels[keep]]
     )
     targets_t = torch.from_numpy(targets)
-    va_labels = va.majority()
+    va_labels = va.labels
     log.info(
-        "training on %d FER+ images (%s labels), validating on %d", len(images), cfg.labels, int((va_labels >= 0).sum())
+        "training on %d %s images (%s labels), validating on %d",
+        len(images),
+        data.name,
+        cfg.labels,
+        int((va_labels >= 0).sum()),
     )
 
-    model = create_model(cfg.model, num_classes=len(FERPLUS7), in_chans=spec.channels).to(
-        memory_format=torch.channels_last
-    )
+    # channels_last is what makes bfloat16 fast on CPU; in float32 it gains little, and the
+    # depthwise-convolution backward of some torch CPU builds crashes on it (mini_xception, RGB).
+    memory_format = torch.channels_last if cfg.bf16 else torch.contiguous_format
+    model = create_model(cfg.model, num_classes=num_classes, in_chans=spec.channels).to(memory_format=memory_format)
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     opt = torch.optim.SGD(
@@ -148,6 +151,8 @@ def train(cfg: TrainConfig) -> Path:
         state = torch.load(out / "last.pt", map_location="cpu")
         if state["model_name"] != cfg.model:
             raise ValueError(f"{out / 'last.pt'} holds a {state['model_name']} model, not {cfg.model}")
+        if tuple(state.get("labels", data.labels)) != data.labels:
+            raise ValueError(f"{out / 'last.pt'} was trained on labels {state['labels']}, not {list(data.labels)}")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start_epoch, best = state["epoch"] + 1, state["best"]
@@ -167,7 +172,7 @@ def train(cfg: TrainConfig) -> Path:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
             idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            x = augment(_to_batch(images[idx], spec), gen).contiguous(memory_format=torch.channels_last)
+            x = augment(_to_batch(images[idx], spec), gen).contiguous(memory_format=memory_format)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
                 logits = model(x)
             loss = -(targets_t[idx] * F.log_softmax(logits.float(), 1)).sum(1).mean()
@@ -185,6 +190,8 @@ def train(cfg: TrainConfig) -> Path:
             )
         state = {
             "model_name": cfg.model,
+            "labels": list(data.labels),
+            "dataset": data.name,
             "model": model.state_dict(),
             "optimizer": opt.state_dict(),
             "epoch": epoch,

@@ -1,0 +1,107 @@
+"""Training data from either a FER+ folder or a manifest written by ``maeum data prepare``.
+
+Both become ``TrainingData``: per split, uint8 crops at the model's input size, vote counts
+(soft targets) and majority labels, and the label order the model will carry.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from maeum.data.manifest import MANIFEST_NAME, read_manifest
+from maeum.data.records import DataError
+from maeum.labels import FERPLUS7
+from maeum.preprocess import InputSpec
+from maeum.training import ferplus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Split:
+    images: np.ndarray  # (N, S, S) gray or (N, S, S, 3) RGB, uint8
+    votes: np.ndarray  # (N, K) float32 vote counts per class
+    labels: np.ndarray  # (N,) int64 class index, -1 where there is no single label
+
+    def soft_targets(self) -> np.ndarray:
+        total = self.votes.sum(axis=1, keepdims=True)
+        return np.divide(self.votes, total, out=np.zeros_like(self.votes), where=total > 0)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    name: str  # "ferplus", or the manifest's dataset kind
+    labels: tuple[str, ...]
+    splits: dict[str, Split]  # "train", "val" and, when present, "test"
+
+
+def is_manifest(path: Path) -> bool:
+    path = Path(path)
+    return path.suffix == ".parquet" or (path / MANIFEST_NAME).is_file()
+
+
+def load_training_data(path: Path, spec: InputSpec, cache_dir: Path | None = None) -> TrainingData:
+    """Read ``path`` (a FER+ folder or a prepared manifest) at the model's input size and colour."""
+    path = Path(path)
+    if is_manifest(path):
+        return _from_manifest(path, spec)
+    if (path / "fer2013new.csv").is_file():
+        return _from_ferplus(path, spec, cache_dir)
+    raise DataError(
+        f"{path}: neither a manifest (run `maeum data prepare` first) nor a FER+ folder with fer2013new.csv"
+    )
+
+
+def _from_ferplus(root: Path, spec: InputSpec, cache_dir: Path | None) -> TrainingData:
+    if spec.size != 48 or spec.channels != 1:
+        raise DataError("the FER+ folder gives 48x48 gray images; prepare a manifest for other input sizes")
+    splits = {}
+    for ours, theirs in (("train", "train"), ("val", "valid"), ("test", "test")):
+        s = ferplus.load_split(root, theirs, cache_dir)
+        splits[ours] = Split(s.images, s.votes[:, : len(FERPLUS7)].astype(np.float32), s.majority())
+    return TrainingData("ferplus", FERPLUS7, splits)
+
+
+def _from_manifest(path: Path, spec: InputSpec) -> TrainingData:
+    table, meta = read_manifest(path, columns=["path", "split", "label", "votes"])
+    folder = path if path.is_dir() else path.parent
+    labels = tuple(meta["labels"])
+    index = {label: i for i, label in enumerate(labels)}
+    rows = table.to_pydict()
+    by_split: dict[str, list[int]] = {}
+    for i, split in enumerate(rows["split"]):
+        by_split.setdefault(split, []).append(i)
+    for needed in ("train", "val"):
+        if not by_split.get(needed):
+            raise DataError(f"{path}: the {needed} split is empty; prepare the data with a non-zero {needed} fraction")
+    unknown = sorted({label for label in rows["label"] if label not in index})
+    if unknown:
+        raise DataError(f"{path}: labels {unknown} are not in the manifest's label list {list(labels)}")
+    mode = "L" if spec.channels == 1 else "RGB"
+    splits = {}
+    for split, idx in by_split.items():
+        images = np.stack([_load_crop(folder / rows["path"][i], spec.size, mode) for i in idx])
+        votes = np.asarray([rows["votes"][i] for i in idx], dtype=np.float32)
+        label_idx = np.asarray([index[rows["label"][i]] for i in idx], dtype=np.int64)
+        # A row without votes (folders, FER2013) votes once for its label.
+        empty = votes.sum(axis=1) == 0
+        votes[empty, label_idx[empty]] = 1.0
+        splits[split] = Split(images, votes, label_idx)
+        log.info("%s %s: %d images", path, split, len(idx))
+    return TrainingData(str(meta.get("dataset", "manifest")), labels, splits)
+
+
+def _load_crop(path: Path, size: int, mode: str) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            im = im.convert(mode)
+            if im.size != (size, size):
+                im = im.resize((size, size), Image.Resampling.BILINEAR)
+            return np.asarray(im)
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: cannot read this crop ({e}); prepare the data again") from None
