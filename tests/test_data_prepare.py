@@ -278,3 +278,73 @@ def _iou(a, b) -> float:
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+class _FlakyServer:
+    """A loopback HTTP server for layout B: serves files by name; names in ``broken`` answer 404."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        import http.server
+        import threading
+        import urllib.parse
+
+        self.files, self.broken, self.requests = files, set(), []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                name = urllib.parse.unquote(self.path.lstrip("/"))
+                outer.requests.append(name)
+                if name in outer.broken or name not in outer.files:
+                    self.send_error(404)
+                    return
+                body = outer.files[name]
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_layout_b_tsv_downloads_and_reruns_fetch_only_failures(tmp_path: Path, monkeypatch) -> None:
+    import urllib.parse
+
+    for var in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    info = build_layout_a(tmp_path / "a", default_records()[:14], zipped=False, malformed_json=False)
+    files = {img.filename: next(info.root.rglob(img.filename)).read_bytes() for img in info.images}
+    server = _FlakyServer(files)
+    names = sorted(files)
+    server.broken = set(names[:3])
+    lines = ["name\turl\tTaskA_emotion\tTaskB_emotion\tTaskC_emotion\tTaskA_background\tTaskB_background\t"
+             "TaskC_background\tTaskA_result\tTaskB_result\tTaskC_result"]  # fmt: skip
+    for img in info.images:
+        x0, y0, x1, y1 = info.stored_face_box(img.filename)
+        box = json.dumps({"minX": x0, "minY": y0, "maxX": x1, "maxY": y1})
+        url = server.url + urllib.parse.quote(img.filename)
+        lines.append("\t".join([img.filename, url, *img.record.votes, *["실내"] * 3, box, box, box]))
+    tsv = tmp_path / "layout_b.tsv"
+    tsv.write_text("\n".join(lines) + "\n", encoding="cp949")
+
+    out = tmp_path / "out"
+    s = prepare(PrepareConfig("aihub", tsv, out, workers=1, report=False))
+    assert s["errors"] == {"download_failed": 3} and s["prepared"] == 11
+    assert len(server.requests) == 14
+    failures = (out / "downloads" / "download_failures.tsv").read_text(encoding="utf-8")
+    assert all(n in failures for n in names[:3])
+
+    server.broken, server.requests = set(), []
+    s = prepare(PrepareConfig("aihub", tsv, out, workers=1, report=False))
+    assert sorted(server.requests) == names[:3]  # only what failed is fetched again
+    assert s["errors"] == {} and s["prepared"] == 14
+    assert not (out / "downloads" / "download_failures.tsv").exists()
+    rows = _rows(out)
+    assert {r["name"] for r in rows} == set(names)
+    assert len({p for r in rows for p in [r["path"]]}) == 14 and all((out / r["path"]).is_file() for r in rows)
+    assert sum(1 for _ in (out / "images").rglob("*.png")) == 14  # no stale crops from the first run

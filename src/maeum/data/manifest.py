@@ -68,7 +68,7 @@ def schema(meta: dict[str, Any]):  # -> pyarrow.Schema
 class ManifestWriter:
     """Writes rows to a Parquet manifest in batches, atomically: the file appears whole or not at all."""
 
-    def __init__(self, path: Path, meta: dict[str, Any], batch: int = 4096) -> None:
+    def __init__(self, path: Path, meta: dict[str, Any], batch: int = 1024) -> None:
         pa, pq = _pyarrow(), _pyarrow("parquet")
         self.path, self.batch, self._rows = path, batch, []
         self._schema = schema(meta)

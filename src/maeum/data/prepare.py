@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
@@ -104,7 +105,14 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
     source = open_source(cfg.kind, cfg.source, work)
     crop_cfg = _crop_config(cfg, source)
     with _State(work / "state.sqlite", cfg) as state:
-        if state.get("scanned") is None:
+        if state.get("scanned") is not None and source.download is not None and state.failed_downloads():
+            # Layout B: fetch what failed last time (the downloader skips what it has), then
+            # start the later stages over, since the set of usable records has changed.
+            log.info("%d downloads failed last time: trying them again", state.failed_downloads())
+            state.put("scanned", "")
+            for derived in ("images", "masks"):
+                shutil.rmtree(cfg.out / derived, ignore_errors=True)
+        if not state.get("scanned"):
             _scan(state, cfg, source)
         if state.get("split") is None:
             _split(state, cfg)
@@ -180,6 +188,9 @@ class _State:
     def put(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    def failed_downloads(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM errors WHERE kind = 'download_failed'").fetchone()[0]
+
     def error(self, stage: int, ord_: int, item: str, reason: str, kind: str | None = None) -> None:
         if kind is None:
             kind = next((k for prefix, k in _KINDS if reason.startswith(prefix)), "bad_record")
@@ -211,7 +222,9 @@ def _scan(state: _State, cfg: PrepareConfig, source: Source) -> None:
     for stem, location in source.masks():
         db.execute("INSERT OR IGNORE INTO masks VALUES (?, ?)", (stem, location))
     stats = AgreementStats(source.labels, [p for p in POLICIES if p != "soft"] if source.kind == "aihub" else [])
+    progress = Progress(None, "records")
     for seq, record in enumerate(source.records(on_error)):
+        progress.update(seq + 1, seq + 1)
         stats.add(record)
         label = resolve(record, cfg.policy, source.labels, cfg.tiebreak)
         if record.label is not None and label is None:
@@ -231,8 +244,10 @@ def _scan(state: _State, cfg: PrepareConfig, source: Source) -> None:
                 "a second record with the same file name; kept the first",
                 "duplicate_record",
             )
+    progress.close()
     for (name,) in db.execute(
-        "SELECT name FROM records WHERE name NOT IN (SELECT name FROM images) ORDER BY seq"
+        "SELECT name FROM records WHERE name NOT IN (SELECT name FROM images) "
+        "AND name NOT IN (SELECT item FROM errors WHERE kind = 'download_failed') ORDER BY seq"
     ).fetchall():
         state.error(
             1, next(counter), name, "missing image: the record's image file is not in the source", "missing_image"
