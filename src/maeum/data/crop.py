@@ -119,6 +119,8 @@ def _crop(data, boxes, cfg, detector, template, mask) -> Crop:
         orientation = _orientation(im)
         kept, notes = usable_boxes(boxes, raw_w, raw_h)
         if cfg.mode == "detect":
+            if mask is not None:
+                notes.append("segmentation masks are cut in box and whole crop modes only; left out")
             return _detect_crop(im, kept, notes, orientation, cfg, detector, template)
         if cfg.mode == "box":
             if not kept:

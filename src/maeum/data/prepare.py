@@ -51,6 +51,9 @@ _KINDS: tuple[tuple[str, str], ...] = (
     ("unknown emotion", "unknown_emotion"),
     ("invalid box", "invalid_box"),
     ("box outside", "box_outside_image"),
+    ("segmentation mask", "bad_mask"),
+    ("mask of shape", "bad_mask"),
+    ("unreadable segmentation mask", "bad_mask"),
     ("download failed", "download_failed"),
 )
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from maeum.data.aihub import iter_label_files, person_id, read_label_file
+from maeum.data.aihub import iter_label_files, read_label_file
 from maeum.data.archive import walk
 from maeum.data.records import AIHUB7, DataError, ErrorSink, Record, label_key
 from maeum.errors import UnknownNameError
@@ -154,7 +154,7 @@ def _fer2013(path: Path, work_dir: Path) -> Source:
     """The Kaggle ``fer2013.csv`` (emotion, pixels, Usage); its pixels become PNG files in the work folder."""
     folder = work_dir / "fer2013"
 
-    def rows(on_error: ErrorSink) -> Iterator[tuple[str, int, str, str]]:
+    def rows() -> Iterator[tuple[str, int, str, str, str]]:  # (name, line, emotion, usage, pixels)
         with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             missing = {"emotion", "pixels", "Usage"} - set(reader.fieldnames or ())
@@ -163,34 +163,39 @@ def _fer2013(path: Path, work_dir: Path) -> Source:
             for line, row in enumerate(reader, start=2):
                 yield f"fer2013-{line - 2:05d}.png", line, row["emotion"], row["Usage"], row["pixels"]
 
+    def parse(emotion: str, usage: str, pixels: str) -> tuple[str, str, np.ndarray]:
+        label = FER2013_LABELS[int(emotion)]
+        split = _SPLIT_NAMES[usage.strip().lower()]
+        gray = np.array(pixels.split(), dtype=np.uint8)
+        if gray.size != 48 * 48:
+            raise ValueError(f"{gray.size} pixels, expected 2304")
+        return label, split, gray.reshape(48, 48)
+
     def records(on_error: ErrorSink) -> Iterator[Record]:
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, line, emotion, usage, pixels in rows(on_error):
-            where = f"{path}:{line}"
+        for name, line, emotion, usage, pixels in rows():
             try:
-                label = FER2013_LABELS[int(emotion)]
-                split = _SPLIT_NAMES[usage.strip().lower()]
-                gray = np.array(pixels.split(), dtype=np.uint8)
-                if gray.size != 48 * 48:
-                    raise ValueError(f"{gray.size} pixels, expected 2304")
+                label, split, _ = parse(emotion, usage, pixels)
             except (ValueError, IndexError, KeyError) as e:
-                on_error(where, f"malformed record: {e}")
+                on_error(f"{path}:{line}", f"malformed record: {e}")
                 continue
-            target = folder / name
-            if not target.exists():
-                Image.fromarray(gray.reshape(48, 48)).save(target.with_suffix(".tmp.png"))
-                target.with_suffix(".tmp.png").replace(target)
             yield Record(name=name, person=name, label=label, split=split)
 
-    return Source(
-        "fer2013",
-        FERPLUS7,
-        records,
-        images=lambda: walk(folder, frozenset({".png"})),
-        crop="whole",
-        size=48,
-        color="gray",
-    )
+    def images() -> Pairs:
+        # The pixels become PNG files once; a resumed run finds them written.
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, _, emotion, usage, pixels in rows():
+            try:
+                _, _, gray = parse(emotion, usage, pixels)
+            except (ValueError, IndexError, KeyError):
+                continue  # records() reports it
+            target = folder / name
+            if not target.exists():
+                tmp = target.with_suffix(".tmp.png")
+                Image.fromarray(gray).save(tmp)
+                tmp.replace(target)
+            yield name, str(target)
+
+    return Source("fer2013", FERPLUS7, records, images, crop="whole", size=48, color="gray")
 
 
 @register_source("folder")
@@ -204,7 +209,9 @@ def _folder(path: Path, work_dir: Path) -> Source:
     keys = {label_key(c.name) or c.name.lower() for c in class_dirs}
     if not keys:
         raise DataError(f"{path}: no class subfolders; put the images of each class in a folder named after it")
-    labels = next((order for order in (AIHUB7, FERPLUS7) if keys <= set(order)), tuple(sorted(keys)))
+    # The classes present, in AI Hub's or FER+'s order when they are a subset of one.
+    order = next((o for o in (AIHUB7, FERPLUS7) if keys <= set(o)), tuple(sorted(keys)))
+    labels = tuple(label for label in order if label in keys)
 
     def records(on_error: ErrorSink) -> Iterator[Record]:
         for class_dir in class_dirs:
@@ -224,7 +231,3 @@ def _images_under(root: Path, folder: Path) -> Pairs:
     for file in sorted(folder.rglob("*")):
         if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file() and not file.name.startswith("._"):
             yield file.relative_to(root).as_posix(), str(file)
-
-
-def aihub_person(name: str) -> str:
-    return person_id(name)

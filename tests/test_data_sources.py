@@ -1,0 +1,76 @@
+"""The other dataset kinds: FER2013's CSV, FER+ folders and plain class folders, into the same manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from maeum.data.manifest import read_manifest
+from maeum.data.prepare import PrepareConfig, prepare
+from maeum.data.records import DataError
+from maeum.errors import UnknownNameError
+from maeum.labels import FERPLUS7
+
+
+def _face48(photo: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    return np.asarray(Image.fromarray(photo[y0:y1, x0:x1]).convert("L").resize((48, 48)))
+
+
+def test_fer2013_csv(tmp_path: Path, astronaut: np.ndarray, hopper: np.ndarray) -> None:
+    faces = [_face48(astronaut, (170, 50, 275, 180)), _face48(hopper, (165, 100, 365, 330))]
+    rows = ["emotion,pixels,Usage"]
+    for i in range(12):
+        usage = ("Training", "Training", "PublicTest", "PrivateTest")[i % 4]
+        rows.append(f"{i % 7},{' '.join(map(str, faces[i % 2].ravel()))},{usage}")
+    rows.append(f"3,{' '.join(['1'] * 100)},Training")  # too few pixels
+    rows.append(f"9,{' '.join(map(str, faces[0].ravel()))},Training")  # no such emotion id
+    (tmp_path / "fer2013.csv").write_text("\n".join(rows) + "\n")
+    s = prepare(PrepareConfig("fer2013", tmp_path / "fer2013.csv", tmp_path / "out", workers=1, report=False))
+    assert s["prepared"] == 12 and s["errors"] == {"malformed_record": 2}
+    table, meta = read_manifest(tmp_path / "out")
+    rows_out = table.to_pylist()
+    assert meta["labels"] == list(FERPLUS7)
+    assert [r["split"] for r in rows_out].count("train") == 6  # FER2013's own splits are kept
+    assert rows_out[3]["label"] == "happiness"  # Kaggle id 3
+    crop = np.asarray(Image.open(tmp_path / "out" / rows_out[0]["path"]))
+    assert crop.shape == (48, 48) and np.abs(crop.astype(int) - faces[0]).max() <= 1
+
+
+def test_class_folders_in_korean_and_english(tmp_path: Path, astronaut: np.ndarray, hopper: np.ndarray) -> None:
+    for cls, photo in (("기쁨", astronaut), ("sad", hopper), ("중립", hopper)):
+        (tmp_path / "src" / cls).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(photo).rotate(i).save(tmp_path / "src" / cls / f"{i}.jpg")
+    (tmp_path / "src" / "sad" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    s = prepare(PrepareConfig("folder", tmp_path / "src", tmp_path / "out", size=64, color="rgb", workers=1))
+    assert s["prepared"] == 30 and s["errors"] == {"corrupt_image": 1}
+    table, meta = read_manifest(tmp_path / "out")
+    # Korean and English folder names map to label keys, in AI Hub's class order.
+    assert meta["labels"] == ["happiness", "sadness", "neutral"]
+    assert {r["label"] for r in table.to_pylist()} == {"happiness", "sadness", "neutral"}
+    assert {r["split"] for r in table.to_pylist()} == {"train", "val", "test"}
+    assert (tmp_path / "out" / "report.md").is_file()
+
+
+def test_ferplus_folders(shared: Path, tmp_path: Path) -> None:
+    s = prepare(PrepareConfig("ferplus", shared / "data" / "ferplus", tmp_path, cap=20, workers=1, report=False))
+    assert s["prepared"] == 20 * len(FERPLUS7)
+    assert s["errors"] == {"duplicate_record": 4}  # fer2013new.csv names four images twice
+    table, _ = read_manifest(tmp_path)
+    rows = table.to_pylist()
+    assert all(len(r["votes"]) == 7 and r["votes"][FERPLUS7.index(r["label"])] == max(r["votes"]) for r in rows)
+    assert {r["split"] for r in rows} == {"train", "val", "test"}
+
+
+def test_unknown_kind_and_wrong_sources(tmp_path: Path) -> None:
+    with pytest.raises(UnknownNameError, match="aihub"):
+        prepare(PrepareConfig("affectnet", tmp_path, tmp_path / "out"))
+    with pytest.raises(DataError, match=r"fer2013new\.csv"):
+        prepare(PrepareConfig("ferplus", tmp_path, tmp_path / "out2"))
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="missing columns"):
+        prepare(PrepareConfig("fer2013", tmp_path / "x.csv", tmp_path / "out3"))
