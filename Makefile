@@ -36,6 +36,7 @@ bench: setup-test
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/detection.py
 	$(BIN)/python benchmarks/video.py
+	$(BIN)/python benchmarks/data_prep.py
 
 # Reproduces the bundled default model from FER+ (about 40 min on a 2-core CPU).
 default-model: setup-train

@@ -111,5 +111,5 @@ def _report(args: argparse.Namespace) -> int:
 
     summary_file = args.folder / SUMMARY_NAME
     summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.is_file() else None
-    log.info("wrote %s", write_report(args.folder, summary))
+    write_report(args.folder, summary)
     return EXIT_OK

@@ -171,7 +171,7 @@ class _State:
         if saved is None:
             self.put("settings", settings)
         elif saved != settings:
-            old, new = json.loads(saved), cfg.settings()
+            old, new = json.loads(saved), json.loads(settings)
             diff = ", ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in new if old.get(k) != new[k])
             raise DataError(
                 f"{cfg.out} holds a preparation with other settings ({diff}); "
