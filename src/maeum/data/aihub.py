@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from maeum.data.archive import open_location, walk
+from maeum.data.archive import open_location, text_encoding, walk
 from maeum.data.records import Annotation, Box, ErrorSink, Record, label_key, nfc
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def iter_label_files(root: Path) -> Iterator[tuple[str, str]]:
 
 def read_label_file(location: str, on_error: ErrorSink) -> Iterator[Record]:
     """The records of one JSON label file; bad records and bad files go to ``on_error``."""
-    encoding = _detect_encoding(location)
+    encoding = text_encoding(location)
     if encoding is None:
         on_error(location, "malformed JSON: neither UTF-8 nor CP949 text")
         return
@@ -120,21 +120,6 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-def _detect_encoding(location: str) -> str | None:
-    """UTF-8 (BOM or not) or CP949, found by decoding the whole stream once without keeping it."""
-    for encoding in ("utf-8-sig", "cp949"):
-        decoder = codecs.getincrementaldecoder(encoding)()
-        try:
-            with open_location(location) as f:
-                while chunk := f.read(_CHUNK):
-                    decoder.decode(chunk)
-                decoder.decode(b"", final=True)
-            return encoding
-        except UnicodeDecodeError:
-            continue
-    return None
 
 
 def _iter_json_array(location: str, encoding: str) -> Iterator[Any]:

@@ -6,6 +6,7 @@ string: a file path, or ``archive.zip::member`` for a zip member.
 
 from __future__ import annotations
 
+import codecs
 import os
 import zipfile
 from collections.abc import Iterator
@@ -83,3 +84,21 @@ def open_location(location: str):  # -> binary file object
 def read_location(location: str) -> bytes:
     with open_location(location) as f:
         return f.read()
+
+
+def text_encoding(location: str) -> str | None:
+    """UTF-8 (with or without a BOM) or CP949, whichever decodes the whole file; None if neither.
+
+    Korean label files come in all three; the file is streamed once, never held whole.
+    """
+    for encoding in ("utf-8-sig", "cp949"):
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            with open_location(location) as f:
+                while chunk := f.read(1 << 20):
+                    decoder.decode(chunk)
+                decoder.decode(b"", final=True)
+            return encoding
+        except UnicodeDecodeError:
+            continue
+    return None

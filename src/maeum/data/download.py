@@ -7,7 +7,6 @@ there, so it fetches only what failed before; ``download_failures.tsv`` in the f
 
 from __future__ import annotations
 
-import codecs
 import concurrent.futures as cf
 import contextlib
 import csv
@@ -29,6 +28,7 @@ from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from maeum.data.archive import text_encoding
 from maeum.data.records import Annotation, Box, DataError, ErrorSink, Record, label_key, nfc
 from maeum.progress import Progress
 
@@ -44,7 +44,6 @@ COLUMNS: tuple[str, ...] = (
 )
 FAILURES_NAME = "download_failures.tsv"
 
-_ENCODINGS = ("utf-8-sig", "cp949")
 _GENDERS = frozenset({"여", "남"})
 _BOX_KEYS = ("minX", "minY", "maxX", "maxY")
 _CHUNK = 1 << 16
@@ -196,20 +195,12 @@ def _parse_name(name: str) -> tuple[str, str | None, int | None, str | None, str
 
 
 def _detect_encoding(path: Path) -> str:
-    """The first of UTF-8 (BOM or not) and CP949 that decodes the whole file."""
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    for encoding in _ENCODINGS:
-        decoder = codecs.getincrementaldecoder(encoding)()
-        try:
-            with path.open("rb") as f:
-                while chunk := f.read(1 << 20):
-                    decoder.decode(chunk)
-                decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            continue
-        return encoding
-    raise DataError(f"{path}: neither UTF-8 nor CP949 text")
+    encoding = text_encoding(str(path))
+    if encoding is None:
+        raise DataError(f"{path}: neither UTF-8 nor CP949 text")
+    return encoding
 
 
 # --------------------------------------------------------------------------- download
