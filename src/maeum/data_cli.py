@@ -16,10 +16,10 @@ EXIT_OK, EXIT_WITH_ERRORS = 0, 1  # 1: the run is unfinished, run it again
 
 def add_data_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``maeum data prepare`` and ``maeum data report``."""
-    from maeum.data.crop import COLORS, CROP_MODES
+    # Only the option lists: the pipeline itself is imported when the command runs.
+    from maeum.data.crop import COLORS, CROP_MODES, IMAGE_FORMATS
     from maeum.data.engine import ENGINES
     from maeum.data.policy import POLICIES
-    from maeum.data.prepare import IMAGE_FORMATS
     from maeum.data.sources import list_sources
 
     d = sub.add_parser("data", help="prepare datasets (AI Hub, FER2013, FER+, folders) for training")

@@ -22,6 +22,7 @@ from maeum.imageio import DEFAULT_MAX_PIXELS
 
 CROP_MODES: tuple[str, ...] = ("box", "detect", "whole")
 COLORS: tuple[str, ...] = ("rgb", "gray")
+IMAGE_FORMATS: tuple[str, ...] = ("png", "jpg")  # how crops are saved
 # Re-detection runs on a reduced copy no larger than this (RetinaFace's own working size).
 DETECT_MAX_SIDE = 1280
 # A box with less than this share of its area inside the image is not trusted.

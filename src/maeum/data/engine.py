@@ -7,9 +7,7 @@ order. At most a few jobs per worker are in flight, so memory does not grow with
 from __future__ import annotations
 
 import logging
-import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
 from maeum.data.records import DataError
@@ -39,6 +37,9 @@ def run_jobs(
 
 
 def _run_local(fn: Callable[[Any], Any], payloads: Iterable[Any], workers: int) -> Iterator[Any]:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
     # "spawn": workers start clean, without the parent's open database or ONNX sessions.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         pending: set[Future] = set()

@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from maeum.data import archive
-from maeum.data.crop import Crop, CropConfig, crop_face
+from maeum.data.crop import IMAGE_FORMATS, Crop, CropConfig, crop_face
 from maeum.data.engine import run_jobs
 from maeum.data.manifest import MANIFEST_NAME, ManifestWriter
 from maeum.data.policy import DEFAULT_TIEBREAK, POLICIES, AgreementStats, resolve, votes_per_class
@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 
 WORK_DIR = ".work"
 ERRORS_NAME, SUMMARY_NAME = "errors.jsonl", "summary.json"
-IMAGE_FORMATS: tuple[str, ...] = ("png", "jpg")
 # Error kinds, found from the start of a reader's reason text; anything else is "bad_record".
 _KINDS: tuple[tuple[str, str], ...] = (
     ("malformed JSON", "malformed_json"),
@@ -108,10 +107,11 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
     source = open_source(cfg.kind, cfg.source, work)
     crop_cfg = _crop_config(cfg, source)
     with _State(work / "state.sqlite", cfg) as state:
-        if state.get("scanned") is not None and source.download is not None and state.failed_downloads():
+        failed = state.failed_downloads() if state.get("scanned") and source.download is not None else 0
+        if failed:
             # Layout B: fetch what failed last time (the downloader skips what it has), then
             # start the later stages over, since the set of usable records has changed.
-            log.info("%d downloads failed last time: trying them again", state.failed_downloads())
+            log.info("%d downloads failed last time: trying them again", failed)
             state.put("scanned", "")
             for derived in ("images", "masks"):
                 shutil.rmtree(cfg.out / derived, ignore_errors=True)
@@ -303,17 +303,17 @@ def _split(state: _State, cfg: PrepareConfig) -> None:
     db.execute("COMMIT")
 
 
-def _shard_bounds(db: sqlite3.Connection, size: int) -> Iterator[tuple[int, int, int]]:
-    """(shard id, first seq, last seq) over the records to crop, in order."""
+def _shard_bounds(db: sqlite3.Connection, size: int) -> Iterator[tuple[int, int, int, int]]:
+    """(shard id, first seq, last seq, images) over the records to crop, in order."""
     shard, first, count, last = 0, None, 0, None
     for (seq,) in db.execute("SELECT seq FROM records WHERE status = 'ok' ORDER BY seq"):
         first = seq if first is None else first
         last, count = seq, count + 1
         if count == size:
-            yield shard, first, last
+            yield shard, first, last, count
             shard, first, count = shard + 1, None, 0
     if first is not None:
-        yield shard, first, last  # type: ignore[misc]
+        yield shard, first, last, count  # type: ignore[misc]
 
 
 def _crop_all(state: _State, cfg: PrepareConfig, crop_cfg: CropConfig, source: Source) -> None:
@@ -321,11 +321,8 @@ def _crop_all(state: _State, cfg: PrepareConfig, crop_cfg: CropConfig, source: S
     bounds = list(_shard_bounds(db, cfg.shard_size))
     done = {row[0] for row in db.execute("SELECT id FROM shards")}
     todo = [b for b in bounds if b[0] not in done]
-    total = db.execute("SELECT COUNT(*) FROM records WHERE status = 'ok'").fetchone()[0]
-    remaining = sum(
-        db.execute("SELECT COUNT(*) FROM records WHERE status = 'ok' AND seq BETWEEN ? AND ?", b[1:]).fetchone()[0]
-        for b in todo
-    )
+    total = sum(b[3] for b in bounds)
+    remaining = sum(b[3] for b in todo)
     if not todo:
         return
     log.info(
@@ -338,7 +335,7 @@ def _crop_all(state: _State, cfg: PrepareConfig, crop_cfg: CropConfig, source: S
     )
 
     def payloads() -> Iterator[dict[str, Any]]:
-        for shard, first, last in todo:
+        for shard, first, last, _ in todo:
             items = db.execute(
                 "SELECT r.seq, r.name, r.label, r.split, r.data, i.location FROM records r "
                 "JOIN images i ON i.name = r.name WHERE r.status = 'ok' AND r.seq BETWEEN ? AND ? ORDER BY r.seq",
@@ -401,7 +398,7 @@ def _crop_shard(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _worker_models(cfg: CropConfig) -> tuple[Any, np.ndarray]:
-    key = f"{cfg.detector}"
+    key = cfg.detector
     if key not in _worker_cache:
         from maeum.classify import EmotionClassifier
         from maeum.detect import create_detector
