@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SHARED ?= ../shared
 
-.PHONY: demo test setup setup-test setup-train lint bench default-model clean
+.PHONY: app demo test setup setup-test setup-train lint bench default-model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +19,20 @@ setup-test: $(BIN)/python
 setup-train: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[train,test]"
 
+# The emotion diary web app on http://127.0.0.1:8000 (data in ./maeum-data).
+app: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[app]"
+	$(BIN)/maeum app
+
 demo: setup
 	$(BIN)/maeum analyze examples/ --format table --lang ko
 	$(BIN)/maeum analyze examples/ --format json
 
+# The diary app's tests also use Debian's Chromium and a PostgreSQL server: tools/test_services.sh
+# installs and starts them where it can (root on Debian); elsewhere those tests are skipped.
 test: setup-test
 	$(BIN)/ruff check src tests benchmarks tools
-	$(BIN)/python -m pytest -q
+	eval "$$(bash tools/test_services.sh || true)"; $(BIN)/python -m pytest -q
 
 lint: setup-test
 	$(BIN)/ruff check src tests benchmarks tools

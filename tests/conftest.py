@@ -86,3 +86,99 @@ def _png_bomb(w: int, h: int) -> bytes:
     idat = b"".join(comp.compress(row) for _ in range(h)) + comp.flush()
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+# ------------------------------------------------------------------------------------------------
+# The diary app: the same tests run on SQLite and on PostgreSQL.
+
+POSTGRES_ENV = "MAEUM_TEST_POSTGRES_URL"  # an admin URL; tools/test_services.sh prints one
+
+
+def jpeg_bytes(image: np.ndarray, quality: int = 90) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail(f"{POSTGRES_ENV} is not set: .ci/run starts PostgreSQL with tools/test_services.sh")
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (run tools/test_services.sh)")
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_database(postgres_admin_url: str) -> str:
+    """A database of its own for this test run, dropped at the end."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"maeum_test_{os.getpid()}"
+    admin = create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        c.execute(text(f"CREATE DATABASE {name}"))
+    yield make_url(postgres_admin_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as c:
+        c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: a new SQLite file, or the run's PostgreSQL database with its schema wiped."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'diary.db'}"
+    from sqlalchemy import create_engine, text
+
+    url = request.getfixturevalue("postgres_database")
+    engine = create_engine(url)
+    with engine.begin() as c:
+        c.execute(text("DROP SCHEMA public CASCADE"))
+        c.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def diary_settings(database_url: str, tmp_path: Path):  # -> AppSettings
+    from maeum.app.settings import AppSettings
+
+    return AppSettings(data_dir=tmp_path / "data", database_url=database_url, analysis_slots=2)
+
+
+@pytest.fixture
+def diary_app(diary_settings, analyzer: Analyzer):  # -> FastAPI
+    from maeum.app.web import create_app
+
+    app = create_app(diary_settings, analyzer)
+    yield app
+    app.state.diary.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def selfie_jpeg(astronaut: np.ndarray) -> bytes:
+    return jpeg_bytes(astronaut)
+
+
+@pytest.fixture(scope="session")
+def no_face_jpeg() -> bytes:
+    import skimage.data
+
+    return jpeg_bytes(skimage.data.coffee())
+
+
+@pytest.fixture(scope="session")
+def two_faces_jpeg(astronaut: np.ndarray, hopper: np.ndarray) -> bytes:
+    """Two real people side by side: the astronaut and Grace Hopper, at similar face sizes."""
+    right = np.asarray(Image.fromarray(hopper).resize((hopper.shape[1] // 2, hopper.shape[0] // 2)))
+    h = max(astronaut.shape[0], right.shape[0])
+    canvas = np.full((h, astronaut.shape[1] + right.shape[1], 3), 255, np.uint8)
+    canvas[: astronaut.shape[0], : astronaut.shape[1]] = astronaut
+    canvas[: right.shape[0], astronaut.shape[1] :] = right
+    return jpeg_bytes(canvas)

@@ -18,6 +18,7 @@ from typing import IO
 
 import numpy as np
 
+from maeum.app_cli import add_app_parser
 from maeum.data_cli import add_data_parser
 from maeum.errors import ImageError, MaeumError
 from maeum.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_image
@@ -89,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_video_parser(sub)
     add_data_parser(sub)
+    add_app_parser(sub)
 
     m = sub.add_parser("models", help="list face detectors and emotion models")
     m.set_defaults(run=_models)
@@ -110,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--size", type=int, default=48, help="input size in pixels (default: 48)")
     t.add_argument("--color", choices=("gray", "rgb"), default="gray", help="input colour (default: gray)")
     t.add_argument("--no-bf16", action="store_true", help="train in float32 (slower on CPUs with bfloat16)")
+    t.add_argument("--init", default="", help="fine-tune: start from this best.pt (same model, labels and input)")
     t.set_defaults(run=_train)
 
     e = sub.add_parser("export", help="export a trained checkpoint to ONNX with maeum metadata")
@@ -291,6 +294,7 @@ def _train(args: argparse.Namespace) -> int:
             seed=args.seed,
             threads=args.threads,
             bf16=not args.no_bf16,
+            init=args.init,
             input={
                 "size": args.size,
                 "color": args.color,

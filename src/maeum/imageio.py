@@ -45,7 +45,7 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS)
                         "downscale the image or raise max_pixels"
                     )
                 im.load()
-                return _to_rgb(ImageOps.exif_transpose(im))
+                return pil_to_rgb(ImageOps.exif_transpose(im))
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -67,7 +67,8 @@ def check_file(path: Path, kind: str, error: type[MaeumError]) -> Path:
     return path
 
 
-def _to_rgb(im: Image.Image) -> np.ndarray:
+def pil_to_rgb(im: Image.Image) -> np.ndarray:
+    """A decoded Pillow image of any mode as RGB uint8 (H, W, 3); transparency is composited on white."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         a = np.asarray(im).astype(np.float64)
         hi = 65535.0 if im.mode.startswith("I;16") else max(float(a.max()), 1.0)

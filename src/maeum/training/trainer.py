@@ -42,6 +42,7 @@ class TrainConfig:
     threads: int = 2
     bf16: bool = True  # bfloat16 autocast on CPU (about 2x faster on AVX-512 BF16 machines)
     input: dict[str, object] = field(default_factory=lambda: {"size": 48, "color": "gray", "mean": [0.5], "std": [0.5]})
+    init: str = ""  # fine-tune: start from this checkpoint's weights (same architecture, labels and input)
 
     def __post_init__(self) -> None:
         if self.labels not in ("soft", "majority"):
@@ -49,6 +50,8 @@ class TrainConfig:
         if not Path(self.data).exists():
             raise FileNotFoundError(f"data {self.data} not found: pass a FER+ folder or a prepared manifest")
         InputSpec.from_dict(self.input)
+        if self.init and not Path(self.init).is_file():
+            raise FileNotFoundError(f"--init {self.init}: no such checkpoint; pass a best.pt from `maeum train`")
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -98,6 +101,20 @@ def _majority_accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
     return float((probs[keep].argmax(1) == labels[keep]).mean())
 
 
+def _initial_weights(path: Path, cfg: TrainConfig, labels: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    state = torch.load(path, map_location="cpu")
+    if state.get("model_name") != cfg.model:
+        raise ValueError(f"--init {path} holds a {state.get('model_name')} model, not {cfg.model}; pass --model")
+    if tuple(state.get("labels", ())) != labels:
+        raise ValueError(f"--init {path} was trained on labels {state.get('labels')}, the data has {list(labels)}")
+    theirs = state.get("config", {}).get("input", {})
+    if (theirs.get("size"), theirs.get("color")) != (cfg.input["size"], cfg.input["color"]):
+        raise ValueError(
+            f"--init {path} takes {theirs.get('size')}px {theirs.get('color')} input; pass the same --size and --color"
+        )
+    return state["model"]
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train, keeping the checkpoint that is best on Valid; resumes from ``out/last.pt``."""
     out = Path(cfg.out)
@@ -137,7 +154,10 @@ def train(cfg: TrainConfig) -> Path:
         momentum=cfg.momentum,
         nesterov=True,
     )
-    steps_per_epoch = len(images) // cfg.batch_size
+    if len(images) == 0:
+        raise ValueError(f"{cfg.data}: the train split holds no labelled images")
+    batch_size = min(cfg.batch_size, len(images))  # a small fine-tuning set still makes one step an epoch
+    steps_per_epoch = len(images) // batch_size
     total = steps_per_epoch * cfg.epochs
     warmup = int(steps_per_epoch * cfg.warmup_epochs)
 
@@ -157,6 +177,9 @@ def train(cfg: TrainConfig) -> Path:
         opt.load_state_dict(state["optimizer"])
         start_epoch, best = state["epoch"] + 1, state["best"]
         log.info("resuming after epoch %d (best valid %.4f)", start_epoch, best)
+    elif cfg.init:
+        model.load_state_dict(_initial_weights(Path(cfg.init), cfg, data.labels))
+        log.info("fine-tuning from %s", cfg.init)
 
     gen = torch.Generator().manual_seed(cfg.seed)
     metrics = out / "metrics.csv"
@@ -171,7 +194,7 @@ def train(cfg: TrainConfig) -> Path:
             step = epoch * steps_per_epoch + i
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
-            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            idx = order[i * batch_size : (i + 1) * batch_size]
             x = augment(_to_batch(images[idx], spec), gen).contiguous(memory_format=memory_format)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
                 logits = model(x)

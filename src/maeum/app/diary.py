@@ -1,0 +1,209 @@
+"""The diary's rules: posting a selfie with a day's text, picking one's face, confirming the emotion."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session as DbSession
+
+from maeum.analyzer import Analyzer
+from maeum.app.errors import UserError
+from maeum.app.models import PendingPost, Post, User, utcnow
+from maeum.app.uploads import ImageStore, PreparedImage
+from maeum.results import FaceResult
+
+log = logging.getLogger(__name__)
+
+# Faces much smaller than the largest one (people in the background) are not offered as choices.
+MIN_FACE_RATIO = 0.2
+PENDING_HOURS = 24
+FIRST_DAY = dt.date(1900, 1, 1)
+
+
+@dataclass(frozen=True)
+class FaceChoice:
+    """One face found in an upload: its box (x, y, w, h) in stored-image pixels and its emotion."""
+
+    box: list[float]
+    label: str
+    scores: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"box": self.box, "label": self.label, "scores": self.scores}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FaceChoice:
+        return cls(list(d["box"]), str(d["label"]), {k: float(v) for k, v in d["scores"].items()})
+
+
+class FaceReader:
+    """maeum's analyzer shared by all requests, with at most ``slots`` images analysed at once."""
+
+    def __init__(self, analyzer: Analyzer, slots: int) -> None:
+        self.analyzer = analyzer
+        self.labels: tuple[str, ...] = analyzer.classifier.labels
+        self.model = analyzer.classifier.info.name
+        self._slots = threading.BoundedSemaphore(slots)
+
+    def faces(self, image: PreparedImage) -> list[FaceChoice]:
+        with self._slots:
+            results = self.analyzer.analyze(image.rgb)
+        return choices(results)
+
+
+def choices(results: list[FaceResult]) -> list[FaceChoice]:
+    """The faces worth offering, largest first."""
+    if not results:
+        return []
+    results = sorted(results, key=lambda r: r.face.box.w * r.face.box.h, reverse=True)
+    largest = max(results[0].face.box.w, results[0].face.box.h)
+    return [
+        FaceChoice(r.face.box.as_list(), r.emotion.label, {k: round(v, 4) for k, v in r.emotion.scores.items()})
+        for r in results
+        if max(r.face.box.w, r.face.box.h) >= MIN_FACE_RATIO * largest
+    ]
+
+
+def check_entry(day: str, text: str, today: dt.date, max_chars: int) -> tuple[dt.date, str]:
+    """The post's day and text, or a UserError saying what to fix."""
+    text = text.replace("\r\n", "\n").strip()
+    if not text:
+        raise UserError("text_required")
+    if len(text) > max_chars:
+        raise UserError("text_too_long", chars=max_chars)
+    try:
+        parsed = dt.date.fromisoformat(day.strip()) if day.strip() else today
+    except ValueError:
+        raise UserError("day_invalid") from None
+    if parsed > today:
+        raise UserError("day_future")
+    if parsed < FIRST_DAY:
+        raise UserError("day_invalid")
+    return parsed, text
+
+
+def save_new_image(store: ImageStore, jpeg: bytes, commit: Callable[[str], Any]) -> Any:
+    """Write the image, then run ``commit(name)``; if the commit fails the image is removed again,
+    so a failure leaves neither a post without its image nor an image without its post."""
+    name = store.save(jpeg)
+    try:
+        return commit(name)
+    except BaseException:
+        store.delete(name)
+        raise
+
+
+def new_post(
+    user: User,
+    day: dt.date,
+    text: str,
+    image: str,
+    size: tuple[int, int],
+    model: str,
+    face: FaceChoice,
+    face_count: int,
+) -> Post:
+    return Post(
+        user_id=user.id,
+        day=day,
+        text=text,
+        image=image,
+        width=size[0],
+        height=size[1],
+        face_box=face.box,
+        face_count=face_count,
+        model=model,
+        scores=face.scores,
+        predicted=face.label,
+        label=face.label,
+    )
+
+
+def new_pending(
+    user: User, day: dt.date, text: str, image: str, size: tuple[int, int], model: str, faces: list[FaceChoice]
+) -> PendingPost:
+    return PendingPost(
+        token=secrets.token_urlsafe(24),
+        user_id=user.id,
+        day=day,
+        text=text,
+        image=image,
+        width=size[0],
+        height=size[1],
+        model=model,
+        faces=[f.to_dict() for f in faces],
+    )
+
+
+def post_from_pending(pending: PendingPost, user: User, index: int) -> Post:
+    faces = [FaceChoice.from_dict(f) for f in pending.faces]
+    if not 0 <= index < len(faces):
+        raise UserError("face_choice_invalid")
+    post = new_post(
+        user,
+        pending.day,
+        pending.text,
+        pending.image,
+        (pending.width, pending.height),
+        pending.model,
+        faces[index],
+        len(faces),
+    )
+    return post
+
+
+def owned_post(db: DbSession, user: User, post_id: int) -> Post:
+    """The user's post ``post_id``; anyone else's, or none, is 'not found' (never 'forbidden')."""
+    post = db.get(Post, post_id)
+    if post is None or post.user_id != user.id:
+        raise UserError("post_not_found", 404)
+    return post
+
+
+def owned_pending(db: DbSession, user: User, token: str) -> PendingPost:
+    pending = db.get(PendingPost, token)
+    expired = pending is not None and pending.created_at < utcnow() - dt.timedelta(hours=PENDING_HOURS)
+    if pending is None or pending.user_id != user.id or expired:
+        raise UserError("pending_not_found", 404)
+    return pending
+
+
+def give_feedback(post: Post, label: str, labels: tuple[str, ...]) -> None:
+    """Record the user's answer to "Is this your feeling?": the model's label (confirmed) or another."""
+    if label not in labels:
+        raise UserError("label_invalid")
+    post.label = label
+    post.feedback = "confirmed" if label == post.predicted else "corrected"
+
+
+def posts_between(db: DbSession, user: User, first: dt.date, last: dt.date) -> list[Post]:
+    return list(
+        db.scalars(
+            select(Post).where(Post.user_id == user.id, Post.day >= first, Post.day <= last).order_by(Post.day, Post.id)
+        )
+    )
+
+
+def recent_posts(db: DbSession, user: User, limit: int = 20) -> list[Post]:
+    return list(
+        db.scalars(select(Post).where(Post.user_id == user.id).order_by(Post.day.desc(), Post.id.desc()).limit(limit))
+    )
+
+
+def expired_pending(db: DbSession) -> list[str]:
+    """Delete uploads that waited too long for a face choice; return their image names."""
+    cutoff = utcnow() - dt.timedelta(hours=PENDING_HOURS)
+    names = list(db.scalars(select(PendingPost.image).where(PendingPost.created_at < cutoff)))
+    db.execute(delete(PendingPost).where(PendingPost.created_at < cutoff))
+    return names
+
+
+def referenced_images(db: DbSession) -> set[str]:
+    return set(db.scalars(select(Post.image))) | set(db.scalars(select(PendingPost.image)))

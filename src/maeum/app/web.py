@@ -1,0 +1,744 @@
+"""The diary's web server: FastAPI routes rendering Jinja pages, plus a small JSON API.
+
+Every route that shows or changes a diary looks the post up through its owner, so another
+user's post id is simply 'not found'. Every POST carries a CSRF token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import secrets
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session as DbSession
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from maeum.analyzer import Analyzer
+from maeum.app import diary, export, stats
+from maeum.app.db import create_db_engine, migrate, session_factory, transaction
+from maeum.app.errors import UserError
+from maeum.app.i18n import EMOJI, LANGS, emotion_name, translate
+from maeum.app.middleware import BodyLimit, SecurityHeaders
+from maeum.app.models import PendingPost, Post, User
+from maeum.app.security import (
+    LoginLimiter,
+    authenticate,
+    csrf_token,
+    csrf_valid,
+    end_all_sessions,
+    end_expired_sessions,
+    end_session,
+    hash_password,
+    session_user,
+    start_session,
+    verify_password,
+)
+from maeum.app.settings import AppSettings
+from maeum.app.uploads import ImageStore, UploadLimits, prepare_upload
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+SESSION_COOKIE, ANON_COOKIE, LANG_COOKIE = "maeum_session", "maeum_anon", "maeum_lang"
+USERNAME = re.compile(r"^[a-z0-9._-]{3,32}$")
+MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+class LoginRequired(Exception):
+    def __init__(self, expired: bool) -> None:
+        self.expired = expired
+
+
+@dataclass
+class Ctx:
+    """What every page needs: who is asking, in which language, and the CSRF token for its forms."""
+
+    request: Request
+    user: User | None
+    lang: str
+    csrf: str
+    anon: str
+    new_anon: bool
+
+    def t(self, key: str, **params: object) -> str:
+        return translate(key, self.lang, **params)
+
+
+class Diary:
+    """The app's shared state: settings, database, image store, face reader, templates."""
+
+    def __init__(self, settings: AppSettings, analyzer: Analyzer | None) -> None:
+        self.settings = settings.with_secret()
+        self.engine = create_db_engine(self.settings.url)
+        migrate(self.engine)
+        self.sessions = session_factory(self.engine)
+        self.store = ImageStore(self.settings.images_dir)
+        self.reader = diary.FaceReader(
+            analyzer or Analyzer(threads=self.settings.analysis_threads), self.settings.analysis_slots
+        )
+        self.labels = self.reader.labels
+        self.limits = UploadLimits(
+            self.settings.max_image_bytes,
+            self.settings.max_image_pixels,
+            self.settings.min_image_side,
+            self.settings.stored_image_side,
+        )
+        self.limiter = LoginLimiter(
+            self.settings.login_failures_per_user,
+            self.settings.login_failures_per_ip,
+            self.settings.login_window_minutes,
+        )
+        self.zone = ZoneInfo(self.settings.timezone)
+        env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
+        env.globals.update(emoji=lambda label: EMOJI.get(label, "🙂"), color=stats.color)
+        self.templates = Jinja2Templates(env=env)
+
+    def tx(self) -> Any:
+        return transaction(self.sessions)
+
+    def today(self) -> dt.date:
+        return dt.datetime.now(self.zone).date()
+
+    def sweep(self) -> None:
+        """Remove uploads that waited too long for a face choice and files a crash left behind."""
+        with self.tx() as db:
+            for name in diary.expired_pending(db):
+                self.store.delete(name)
+            keep = diary.referenced_images(db)
+            end_expired_sessions(db)
+        removed = self.store.sweep(keep)
+        if removed:
+            log.info("removed %d image files no post refers to", removed)
+
+
+def create_app(settings: AppSettings | None = None, analyzer: Analyzer | None = None) -> FastAPI:
+    """The diary as an ASGI app; the database is migrated to the newest schema first."""
+    app_state = Diary(settings or AppSettings.from_env(), analyzer)
+    app_state.sweep()
+    s = app_state.settings
+    app = FastAPI(title="maeum diary", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.diary = app_state
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, max_bytes=s.max_request_bytes)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    _routes(app, app_state)
+    _error_handlers(app, app_state)
+    return app
+
+
+# ----------------------------------------------------------------------------------------------
+# request context
+
+
+def _context(request: Request, d: Diary, db: DbSession) -> tuple[Ctx, bool]:
+    token = request.cookies.get(SESSION_COOKIE)
+    user, expired = session_user(db, token)
+    anon = request.cookies.get(ANON_COOKIE) or ""
+    new_anon = not re.fullmatch(r"[A-Za-z0-9_-]{20,64}", anon)
+    if new_anon:
+        anon = secrets.token_urlsafe(24)
+    lang = user.lang if user else request.cookies.get(LANG_COOKIE, d.settings.default_lang)
+    lang = lang if lang in LANGS else d.settings.default_lang
+    anchor = token if user and token else anon
+    return Ctx(request, user, lang, csrf_token(d.settings.secret_key, anchor), anon, new_anon), expired
+
+
+def _check_csrf(ctx: Ctx, d: Diary, token: str) -> None:
+    session = ctx.request.cookies.get(SESSION_COOKIE)
+    secret = d.settings.secret_key
+    if not (csrf_valid(secret, session, token) or csrf_valid(secret, ctx.request.cookies.get(ANON_COOKIE), token)):
+        raise UserError("csrf_failed", 403)
+
+
+def _render(d: Diary, ctx: Ctx, name: str, status: int = 200, **values: Any) -> HTMLResponse:
+    values.update(
+        ctx=ctx,
+        t=ctx.t,
+        user=ctx.user,
+        lang=ctx.lang,
+        csrf=ctx.csrf,
+        labels=d.labels,
+        name_of=lambda label: emotion_name(label, ctx.lang),
+    )
+    response = d.templates.TemplateResponse(ctx.request, name, values, status_code=status)
+    return _finish(d, ctx, response)
+
+
+def _finish(d: Diary, ctx: Ctx, response: Response) -> Response:
+    if ctx.new_anon:
+        response.set_cookie(ANON_COOKIE, ctx.anon, httponly=True, samesite="lax", secure=d.settings.secure_cookies)
+    return response
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths are followed after login."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+# ----------------------------------------------------------------------------------------------
+# routes
+
+
+def _routes(app: FastAPI, d: Diary) -> None:
+    s = d.settings
+
+    @contextmanager
+    def page(request: Request, login: bool = True) -> Iterator[tuple[Ctx, DbSession]]:
+        with d.tx() as db:
+            ctx, expired = _context(request, d, db)
+            if ctx.user is not None or not login:
+                yield ctx, db
+                return
+        raise LoginRequired(expired)  # after the commit, so an expired session's row is gone
+
+    def user_of(ctx: Ctx) -> User:
+        assert ctx.user is not None
+        return ctx.user
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/", response_class=HTMLResponse)
+    def home(request: Request) -> Response:
+        with page(request, login=False) as (ctx, db):
+            if ctx.user is None:
+                return _render(d, ctx, "welcome.html")
+            return _render(d, ctx, "home.html", posts=diary.recent_posts(db, ctx.user))
+
+    @app.get("/lang/{code}")
+    def set_lang(request: Request, code: str, next: str = "/") -> Response:
+        if code not in LANGS:
+            raise UserError("not_found", 404)
+        with page(request, login=False) as (ctx, _db):
+            if ctx.user is not None:
+                ctx.user.lang = code
+            response = _redirect(_safe_next(next))
+            response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="lax")
+            return _finish(d, ctx, response)
+
+    # accounts ---------------------------------------------------------------------------------
+
+    @app.get("/signup", response_class=HTMLResponse)
+    def signup_form(request: Request) -> Response:
+        with page(request, login=False) as (ctx, _db):
+            return _render(d, ctx, "signup.html", form={})
+
+    @app.post("/signup")
+    def signup(
+        request: Request,
+        username: str = Form(""),
+        password: str = Form(""),
+        password2: str = Form(""),
+        name: str = Form(""),
+        intro: str = Form(""),
+        csrf: str = Form(""),
+    ) -> Response:
+        form = {"username": username, "name": name, "intro": intro}
+        try:
+            with page(request, login=False) as (ctx, db):
+                _check_csrf(ctx, d, csrf)
+                username = username.strip().lower()
+                if not USERNAME.match(username):
+                    raise UserError("username_invalid")
+                if len(password) < 8:
+                    raise UserError("password_short")
+                if password != password2:
+                    raise UserError("password_mismatch")
+                name, intro = _check_profile(name, intro)
+                if db.scalar(select(User.id).where(User.username == username)) is not None:
+                    raise UserError("username_taken")
+                user = User(
+                    username=username, password_hash=hash_password(password), name=name, intro=intro, lang=ctx.lang
+                )
+                db.add(user)
+                db.flush()
+                token = start_session(db, user, s.session_days)
+        except IntegrityError:  # the same username, registered a moment earlier
+            return _form_error(d, request, "signup.html", UserError("username_taken"), form)
+        except UserError as e:
+            return _form_error(d, request, "signup.html", e, form)
+        return _login_response(token)
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request, next: str = "/", expired: int = 0) -> Response:
+        with page(request, login=False) as (ctx, _db):
+            if ctx.user is not None:
+                return _redirect(_safe_next(next))
+            return _render(
+                d,
+                ctx,
+                "login.html",
+                form={},
+                next=_safe_next(next),
+                error=ctx.t("session_expired") if expired else None,
+            )
+
+    @app.post("/login")
+    def login(
+        request: Request,
+        username: str = Form(""),
+        password: str = Form(""),
+        next: str = Form("/"),
+        csrf: str = Form(""),
+    ) -> Response:
+        username = username.strip().lower()
+        ip = request.client.host if request.client else "?"
+        form = {"username": username}
+        with page(request, login=False) as (ctx, db):
+            try:
+                _check_csrf(ctx, d, csrf)
+            except UserError as e:
+                return _form_error(d, request, "login.html", e, form, next=_safe_next(next))
+            wait = d.limiter.retry_after(db, username, ip)
+            if wait:
+                error = UserError("login_limited", 429, minutes=max(1, (wait + 59) // 60))
+                return _render(
+                    d, ctx, "login.html", 429, form=form, next=_safe_next(next), error=ctx.t(error.key, **error.params)
+                )
+            user = authenticate(db, username, password)
+            if user is None:
+                d.limiter.failed(db, username, ip)
+                error_response = _render(
+                    d, ctx, "login.html", 401, form=form, next=_safe_next(next), error=ctx.t("login_failed")
+                )
+            else:
+                d.limiter.succeeded(db, username)
+                end_session(db, request.cookies.get(SESSION_COOKIE))
+                token = start_session(db, user, s.session_days)
+        if user is None:
+            return error_response
+        return _login_response(token, _safe_next(next))
+
+    def _login_response(token: str, target: str = "/") -> Response:
+        response = _redirect(target)
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            max_age=s.session_days * 86400,
+            httponly=True,
+            samesite="lax",
+            secure=s.secure_cookies,
+        )
+        return response
+
+    @app.post("/logout")
+    def logout(request: Request, csrf: str = Form("")) -> Response:
+        with page(request, login=False) as (ctx, db):
+            _check_csrf(ctx, d, csrf)
+            end_session(db, request.cookies.get(SESSION_COOKIE))
+        response = _redirect("/login")
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    # profile and account ------------------------------------------------------------------------
+
+    @app.get("/profile", response_class=HTMLResponse)
+    def profile_form(request: Request, saved: int = 0) -> Response:
+        with page(request) as (ctx, _db):
+            u = user_of(ctx)
+            return _render(
+                d,
+                ctx,
+                "profile.html",
+                form={"name": u.name, "intro": u.intro, "share": u.share_labels},
+                notice=ctx.t("profile_saved") if saved else None,
+            )
+
+    @app.post("/profile")
+    def profile(
+        request: Request,
+        name: str = Form(""),
+        intro: str = Form(""),
+        share_labels: str = Form(""),
+        lang: str = Form(""),
+        csrf: str = Form(""),
+    ) -> Response:
+        form = {"name": name, "intro": intro, "share": bool(share_labels)}
+        try:
+            with page(request) as (ctx, _db):
+                _check_csrf(ctx, d, csrf)
+                u = user_of(ctx)
+                u.name, u.intro = _check_profile(name, intro)
+                u.share_labels = bool(share_labels)
+                if lang in LANGS:
+                    u.lang = lang
+        except UserError as e:
+            return _form_error(d, request, "profile.html", e, form)
+        return _redirect("/profile?saved=1")
+
+    @app.get("/account", response_class=HTMLResponse)
+    def account(request: Request) -> Response:
+        with page(request) as (ctx, _db):
+            return _render(d, ctx, "account.html")
+
+    @app.get("/account/export")
+    def account_export(request: Request) -> Response:
+        with page(request) as (ctx, db):
+            u = user_of(ctx)
+            out = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)  # noqa: SIM115 - the response closes it
+            export.write_user_archive(db, d.store, u, out)
+        return _zip_response(out, f"maeum-{u.username}-{d.today().isoformat()}.zip")
+
+    @app.get("/account/dataset")
+    def account_dataset(request: Request) -> Response:
+        with page(request) as (ctx, db), tempfile.TemporaryDirectory() as tmp:
+            u = user_of(ctx)
+            folder = Path(tmp) / "dataset"
+            export.write_dataset(export.labelled_posts(db, [u]), d.store, d.labels, folder)
+            out = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)  # noqa: SIM115 - the response closes it
+            export.zip_folder(folder, out)
+        return _zip_response(out, f"maeum-dataset-{u.username}.zip")
+
+    @app.post("/account/delete")
+    def account_delete(request: Request, password: str = Form(""), csrf: str = Form("")) -> Response:
+        with page(request) as (ctx, db):
+            _check_csrf(ctx, d, csrf)
+            u = user_of(ctx)
+            if not verify_password(u.password_hash, password):
+                return _render(d, ctx, "account.html", 400, error=ctx.t("password_wrong"))
+            images = list(db.scalars(select(Post.image).where(Post.user_id == u.id)))
+            images += [p.image for p in db.scalars(select(PendingPost).where(PendingPost.user_id == u.id))]
+            end_all_sessions(db, u.id)
+            db.delete(u)
+        for name in images:  # after the commit: a failed delete leaves files the sweep removes later
+            d.store.delete(name)
+        with page(request, login=False) as (ctx, _db):
+            response = _render(d, ctx, "message.html", message=ctx.t("account_deleted"))
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    # posts --------------------------------------------------------------------------------------
+
+    @app.get("/posts/new", response_class=HTMLResponse)
+    def new_post_form(request: Request) -> Response:
+        with page(request) as (ctx, _db):
+            return _render(
+                d,
+                ctx,
+                "new_post.html",
+                form={"day": d.today().isoformat(), "text": ""},
+                today=d.today().isoformat(),
+                mb=s.max_image_bytes // (1024 * 1024),
+            )
+
+    @app.post("/posts")
+    def create_post(
+        request: Request,
+        photo: UploadFile | None = File(None),
+        day: str = Form(""),
+        text: str = Form(""),
+        csrf: str = Form(""),
+    ) -> Response:
+        form = {"day": day or d.today().isoformat(), "text": text}
+        try:
+            with page(request) as (ctx, _db):
+                _check_csrf(ctx, d, csrf)
+                user = user_of(ctx)
+            entry_day, entry_text = diary.check_entry(day, text, d.today(), s.max_text_chars)
+            data = photo.file.read(s.max_image_bytes + 1) if photo is not None else b""
+            image = prepare_upload(data, d.limits)
+            faces = d.reader.faces(image)
+            if not faces:
+                raise UserError("no_face", 422)
+            size = (image.width, image.height)
+
+            def commit(name: str) -> Any:
+                with d.tx() as db:
+                    row: Any
+                    if len(faces) == 1:
+                        row = diary.new_post(user, entry_day, entry_text, name, size, d.reader.model, faces[0], 1)
+                    else:
+                        row = diary.new_pending(user, entry_day, entry_text, name, size, d.reader.model, faces)
+                    db.add(row)
+                    db.flush()
+                    return row
+
+            row = diary.save_new_image(d.store, image.jpeg, commit)
+        except UserError as e:
+            return _form_error(
+                d, request, "new_post.html", e, form, today=d.today().isoformat(), mb=s.max_image_bytes // (1024 * 1024)
+            )
+        if isinstance(row, Post):
+            return _redirect(f"/posts/{row.id}?new=1")
+        return _redirect(f"/pending/{row.token}")
+
+    @app.get("/pending/{token}", response_class=HTMLResponse)
+    def pick_face_form(request: Request, token: str) -> Response:
+        with page(request) as (ctx, db):
+            pending = diary.owned_pending(db, user_of(ctx), token)
+            faces = [diary.FaceChoice.from_dict(f) for f in pending.faces]
+            return _render(d, ctx, "pick_face.html", pending=pending, faces=faces)
+
+    @app.get("/pending/{token}/image")
+    def pending_image(request: Request, token: str) -> Response:
+        with page(request) as (ctx, db):
+            name = diary.owned_pending(db, user_of(ctx), token).image
+        return _image_response(d.store.path(name))
+
+    @app.post("/pending/{token}")
+    def pick_face(request: Request, token: str, face: int = Form(-1), csrf: str = Form("")) -> Response:
+        with page(request) as (ctx, db):
+            _check_csrf(ctx, d, csrf)
+            user = user_of(ctx)
+            pending = diary.owned_pending(db, user, token)
+            post = diary.post_from_pending(pending, user, face)
+            db.delete(pending)
+            db.add(post)
+            db.flush()
+            post_id = post.id
+        return _redirect(f"/posts/{post_id}?new=1")
+
+    @app.get("/posts/{post_id}", response_class=HTMLResponse)
+    def show_post(request: Request, post_id: int, new: int = 0, saved: int = 0) -> Response:
+        with page(request) as (ctx, db):
+            post = diary.owned_post(db, user_of(ctx), post_id)
+            ranked = sorted(post.scores.items(), key=lambda kv: -kv[1])
+            return _render(
+                d,
+                ctx,
+                "post.html",
+                post=post,
+                ranked=ranked,
+                new=bool(new),
+                notice=ctx.t("feedback_saved") if saved else None,
+            )
+
+    @app.get("/posts/{post_id}/image")
+    def post_image(request: Request, post_id: int) -> Response:
+        with page(request) as (ctx, db):
+            name = diary.owned_post(db, user_of(ctx), post_id).image
+        return _image_response(d.store.path(name))
+
+    @app.post("/posts/{post_id}/feedback")
+    def feedback(request: Request, post_id: int, label: str = Form(""), csrf: str = Form("")) -> Response:
+        with page(request) as (ctx, db):
+            _check_csrf(ctx, d, csrf)
+            diary.give_feedback(diary.owned_post(db, user_of(ctx), post_id), label, d.labels)
+        return _redirect(f"/posts/{post_id}?saved=1")
+
+    @app.post("/posts/{post_id}/delete")
+    def delete_post(request: Request, post_id: int, csrf: str = Form("")) -> Response:
+        with page(request) as (ctx, db):
+            _check_csrf(ctx, d, csrf)
+            post = diary.owned_post(db, user_of(ctx), post_id)
+            name = post.image
+            db.delete(post)
+        d.store.delete(name)
+        return _redirect("/")
+
+    # calendar and statistics --------------------------------------------------------------------
+
+    @app.get("/calendar", response_class=HTMLResponse)
+    def calendar_page(request: Request, month: str = "") -> Response:
+        with page(request) as (ctx, db):
+            year, mon = _month(month, d.today())
+            first = dt.date(year, mon, 1)
+            last = dt.date(*stats.shift_month(year, mon, 1), 1) - dt.timedelta(days=1)
+            posts = diary.posts_between(db, user_of(ctx), first, last)
+            days: dict[dt.date, tuple[str, int, int]] = {}
+            for p in posts:  # ordered by day then id: the day's latest post wins the mark
+                days[p.day] = (p.label, days.get(p.day, ("", 0, 0))[1] + 1, p.id)
+            prev_m, next_m = stats.shift_month(year, mon, -1), stats.shift_month(year, mon, 1)
+            return _render(
+                d,
+                ctx,
+                "calendar.html",
+                year=year,
+                month=mon,
+                weeks=stats.month_weeks(year, mon, days),
+                empty=not posts,
+                prev=f"{prev_m[0]:04d}-{prev_m[1]:02d}",
+                next=f"{next_m[0]:04d}-{next_m[1]:02d}",
+                today=d.today(),
+                weekdays=ctx.t("weekdays").split(),
+                title=ctx.t("calendar_title", year=year, month=mon, month_name=first.strftime("%B")),
+            )
+
+    @app.get("/stats", response_class=HTMLResponse)
+    def stats_page(request: Request) -> Response:
+        with page(request) as (ctx, db):
+            summary = _summary(db, user_of(ctx), d)
+            names = {label: emotion_name(label, ctx.lang) for label in d.labels}
+            counts_svg = stats.bar_chart(summary["counts"], d.labels, names, ctx.t("stats_counts"))
+            trend_svg = stats.trend_chart(summary["series"], d.labels, names, ctx.t("stats_trend"))
+            return _render(
+                d, ctx, "stats.html", summary=summary, counts_svg=Markup(counts_svg), trend_svg=Markup(trend_svg)
+            )
+
+    # JSON API -----------------------------------------------------------------------------------
+
+    @app.get("/api/posts")
+    def api_posts(request: Request, month: str = "") -> Response:
+        with page(request) as (ctx, db):
+            if month:
+                year, mon = _month(month, d.today())
+                first = dt.date(year, mon, 1)
+                last = dt.date(*stats.shift_month(year, mon, 1), 1) - dt.timedelta(days=1)
+            else:
+                first, last = diary.FIRST_DAY, d.today() + dt.timedelta(days=1)
+            posts = diary.posts_between(db, user_of(ctx), first, last)
+            return JSONResponse([_post_json(p) for p in posts])
+
+    @app.get("/api/posts/{post_id}")
+    def api_post(request: Request, post_id: int) -> Response:
+        with page(request) as (ctx, db):
+            return JSONResponse(_post_json(diary.owned_post(db, user_of(ctx), post_id)))
+
+    @app.get("/api/stats")
+    def api_stats(request: Request) -> Response:
+        with page(request) as (ctx, db):
+            summary = _summary(db, user_of(ctx), d)
+            return JSONResponse({k: v for k, v in summary.items() if k != "series"})
+
+
+def _post_json(post: Post) -> dict[str, Any]:
+    record = export.post_record(post)
+    record["image"] = f"/posts/{post.id}/image"
+    return record
+
+
+def _summary(db: DbSession, user: User, d: Diary) -> dict[str, Any]:
+    rows = db.execute(select(Post.day, Post.label).where(Post.user_id == user.id)).all()
+    today = d.today()
+    current, longest = stats.streaks((day for day, _ in rows), today)
+    counts = Counter(label for _, label in rows)
+    return {
+        "total": len(rows),
+        "counts": {label: counts.get(label, 0) for label in d.labels},
+        "streak_current": current,
+        "streak_longest": longest,
+        "series": stats.weekly(((day, label) for day, label in rows), today, 12),
+    }
+
+
+def _month(text: str, today: dt.date) -> tuple[int, int]:
+    if not text:
+        return today.year, today.month
+    m = MONTH.match(text)
+    if not m or not 1 <= int(m.group(2)) <= 12 or not 1900 <= int(m.group(1)) <= 9999:
+        raise UserError("month_invalid")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _check_profile(name: str, intro: str) -> tuple[str, str]:
+    name, intro = name.strip(), intro.strip()
+    if not name:
+        raise UserError("name_required")
+    if len(name) > 50:
+        raise UserError("name_too_long")
+    if len(intro) > 500:
+        raise UserError("intro_too_long")
+    return name, intro
+
+
+def _form_error(
+    d: Diary, request: Request, template: str, error: UserError, form: dict[str, Any], **values: Any
+) -> Response:
+    """The form again, with what the user typed and what to fix."""
+    with d.tx() as db:
+        ctx, expired = _context(request, d, db)
+        if template in ("login.html", "signup.html") or ctx.user is not None:
+            return _render(d, ctx, template, error.status, form=form, error=ctx.t(error.key, **error.params), **values)
+    raise LoginRequired(expired)  # after the commit, so an expired session's row is gone
+
+
+def _image_response(path: Path) -> Response:
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, no-cache"})
+
+
+def _zip_response(out: Any, filename: str) -> Response:
+    out.seek(0)
+
+    def chunks() -> Iterator[bytes]:
+        with out:
+            while block := out.read(1 << 20):
+                yield block
+
+    return StreamingResponse(
+        chunks(),
+        media_type="application/zip",
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"},
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# errors
+
+
+def _error_handlers(app: FastAPI, d: Diary) -> None:
+    def error_page(request: Request, status: int, key: str, **params: object) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": key, "message": translate(key, "en", **params)}, status_code=status)
+        with d.tx() as db:
+            ctx, _ = _context(request, d, db)
+            return _render(d, ctx, "error.html", status, message=ctx.t(key, **params))
+
+    handlers: dict[Any, Callable[..., Any]] = {}
+
+    async def user_error(request: Request, exc: UserError) -> Response:
+        return error_page(request, exc.status, exc.key, **exc.params)
+
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": "login_required", "message": "log in first"}, status_code=401)
+        target = request.url.path if request.method == "GET" else "/"
+        if request.method == "GET" and request.url.query:
+            target += "?" + request.url.query
+        response = _redirect(f"/login?next={quote(target)}" + ("&expired=1" if exc.expired else ""))
+        if exc.expired:
+            response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    async def validation(request: Request, exc: RequestValidationError) -> Response:
+        return error_page(request, 400, "bad_request")
+
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return error_page(request, 404, "not_found")
+        if exc.status_code == 413:
+            return error_page(request, 413, "request_too_large", mb=d.settings.max_request_bytes // (1024 * 1024))
+        if exc.status_code == 400:  # e.g. a malformed multipart body
+            return error_page(request, 400, "bad_request")
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    async def crash(request: Request, exc: Exception) -> Response:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return error_page(request, 500, "server_error")
+
+    handlers.update(
+        {
+            UserError: user_error,
+            LoginRequired: login_required,
+            RequestValidationError: validation,
+            StarletteHTTPException: http_error,
+            Exception: crash,
+        }
+    )
+    for exc_type, handler in handlers.items():
+        app.add_exception_handler(exc_type, handler)

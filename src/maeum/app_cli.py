@@ -1,0 +1,87 @@
+"""``maeum app``: the emotion diary web app (``maeum app``) and its dataset export."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from maeum.errors import MaeumError
+
+log = logging.getLogger("maeum")
+
+
+def add_app_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``maeum app`` (serve) and ``maeum app export-dataset``."""
+    a = sub.add_parser(
+        "app",
+        help="the emotion diary web app (SQLite by default, PostgreSQL with --database-url)",
+        description="Start the diary server. Settings also come from MAEUM_APP_DATA_DIR, MAEUM_APP_DATABASE_URL, "
+        "MAEUM_APP_SECRET_KEY, MAEUM_APP_TIMEZONE and MAEUM_APP_SECURE_COOKIES.",
+    )
+    _common(a)
+    a.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    a.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    a.set_defaults(run=_serve)
+    asub = a.add_subparsers(dest="app_command")
+    e = asub.add_parser(
+        "export-dataset",
+        help="confirmed and corrected emotions of users who agreed to share them, as a training dataset",
+    )
+    _common(e)
+    e.add_argument("--out", type=Path, required=True, help="output folder for manifest.parquet and crops/")
+    e.set_defaults(run=_export_dataset)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, help="database, secret key and photos (default: ./maeum-data)")
+    p.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql+psycopg://user:pass@host/db")
+
+
+def _settings(args: argparse.Namespace):  # -> AppSettings
+    try:
+        from maeum.app.settings import AppSettings
+    except ImportError as e:
+        raise MaeumError(f"the diary app needs its extra: pip install 'maeum[app]' ({e.name} is missing)") from None
+    return AppSettings.from_env(data_dir=args.data_dir, database_url=args.database_url)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    import uvicorn
+
+    from maeum.app.web import create_app
+
+    app = create_app(settings)
+    log.info("maeum diary on http://%s:%d (data in %s)", args.host, args.port, settings.data_dir)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", proxy_headers=False)
+    return 0
+
+
+def _export_dataset(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    from sqlalchemy import select
+
+    from maeum.app import export
+    from maeum.app.db import create_db_engine, migrate, session_factory
+    from maeum.app.models import User
+    from maeum.app.uploads import ImageStore
+    from maeum.classify import EmotionClassifier
+
+    engine = create_db_engine(settings.url)
+    migrate(engine)
+    labels = EmotionClassifier().labels
+    with session_factory(engine)() as db:
+        users = list(db.scalars(select(User).where(User.share_labels.is_(True))))
+        posts = export.labelled_posts(db, users)
+        if not posts:
+            raise MaeumError("no confirmed emotions from users who agreed to share them; nothing to export")
+        n = export.write_dataset(posts, ImageStore(settings.images_dir), labels, args.out)
+    log.info(
+        "wrote %d labelled faces from %d users to %s; train with: maeum train --data %s",
+        n,
+        len(users),
+        args.out,
+        args.out,
+    )
+    return 0

@@ -1,0 +1,535 @@
+"""The diary app over HTTP (no browser): accounts, posts, ownership, bad input, export, storage.
+
+Every test runs on SQLite and on PostgreSQL (the ``database_url`` fixture).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import re
+import time
+import zipfile
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import create_engine, func, select, text, update
+
+from conftest import jpeg_bytes
+from maeum.app import diary
+from maeum.app.models import Base, LoginFailure, PendingPost, Post, User, utcnow
+from maeum.app.models import Session as SessionRow
+from maeum.labels import display_name
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+ERROR = re.compile(r'id="error">([^<]+)<')
+
+
+class Visitor:
+    """One browser's worth of cookies, with helpers for the diary's forms."""
+
+    def __init__(self, app) -> None:
+        self.client = TestClient(app, follow_redirects=False, raise_server_exceptions=False)
+
+    def csrf(self, path: str = "/posts/new") -> str:
+        page = self.client.get(path)
+        match = CSRF.search(page.text)
+        assert match, f"no CSRF token on {path}: {page.status_code}"
+        return match.group(1)
+
+    def signup(self, username: str, password: str = "password123", name: str = "민아") -> None:
+        r = self.client.post(
+            "/signup",
+            data={
+                "username": username,
+                "password": password,
+                "password2": password,
+                "name": name,
+                "intro": "",
+                "csrf": self.csrf("/signup"),
+            },
+        )
+        assert r.status_code == 303, ERROR.findall(r.text)
+
+    def login(self, username: str, password: str = "password123"):  # -> httpx.Response
+        return self.client.post(
+            "/login", data={"username": username, "password": password, "next": "/", "csrf": self.csrf("/login")}
+        )
+
+    def post(self, photo: bytes | None, text: str = "오늘은 좋은 날", day: str = "", name: str = "selfie.jpg"):
+        files = {"photo": (name, photo, "image/jpeg")} if photo is not None else None
+        return self.client.post("/posts", data={"day": day, "text": text, "csrf": self.csrf()}, files=files)
+
+    def post_id(self, photo: bytes, **kw: str) -> int:
+        r = self.post(photo, **kw)
+        assert r.status_code == 303, ERROR.findall(r.text)
+        return int(re.match(r"/posts/(\d+)", r.headers["location"]).group(1))
+
+
+def rows(app, model) -> int:
+    with app.state.diary.sessions() as db:
+        return db.scalar(select(func.count()).select_from(model))
+
+
+def image_files(app) -> list[Path]:
+    return [p for p in app.state.diary.store.root.rglob("*") if p.is_file()]
+
+
+def today() -> dt.date:
+    return dt.datetime.now(ZoneInfo("Asia/Seoul")).date()
+
+
+# ------------------------------------------------------------------------------------------------
+# schema
+
+
+def test_migrations_match_the_models_and_keep_data(diary_settings, analyzer) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from maeum.app.web import create_app
+
+    app = create_app(diary_settings, analyzer)
+    Visitor(app).signup("keeper")
+    app.state.diary.engine.dispose()
+    engine = create_engine(diary_settings.url)
+    with engine.connect() as c:
+        assert compare_metadata(MigrationContext.configure(c), Base.metadata) == []
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+    engine.dispose()
+    again = create_app(diary_settings, analyzer)  # a restart migrates again: nothing lost
+    assert Visitor(again).login("keeper").status_code == 303
+    again.state.diary.engine.dispose()
+
+
+# ------------------------------------------------------------------------------------------------
+# accounts
+
+
+def test_signup_refuses_bad_input_and_keeps_what_was_typed(diary_app) -> None:
+    v = Visitor(diary_app)
+    cases = [
+        ({"username": "A!", "password": "password123", "password2": "password123", "name": "민아"}, "아이디는"),
+        ({"username": "mina", "password": "short", "password2": "short", "name": "민아"}, "8자 이상"),
+        ({"username": "mina", "password": "password123", "password2": "password124", "name": "민아"}, "서로 다릅니다"),
+        ({"username": "mina", "password": "password123", "password2": "password123", "name": "  "}, "이름을"),
+    ]
+    for form, message in cases:
+        r = v.client.post("/signup", data={**form, "intro": "안녕", "csrf": v.csrf("/signup")})
+        assert r.status_code == 400 and message in ERROR.search(r.text).group(1)
+        assert "안녕" in r.text  # the introduction typed is still in the form
+    assert rows(diary_app, User) == 0
+    v.signup("mina")
+    other = Visitor(diary_app)
+    r = other.client.post(
+        "/signup",
+        data={
+            "username": "MINA",
+            "password": "password123",
+            "password2": "password123",
+            "name": "다른 민아",
+            "csrf": other.csrf("/signup"),
+        },
+    )
+    assert r.status_code == 400 and "이미 사용 중" in r.text
+    with diary_app.state.diary.sessions() as db:
+        user = db.scalar(select(User))
+        assert user.password_hash.startswith("$argon2id$") and "password123" not in user.password_hash
+
+
+def test_csrf_token_is_required_on_every_form(diary_app, selfie_jpeg) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    for token in ("", "forged", Visitor(diary_app).csrf("/signup")):  # none, made up, another visitor's
+        r = v.client.post(
+            "/posts", data={"text": "x", "csrf": token}, files={"photo": ("a.jpg", selfie_jpeg, "image/jpeg")}
+        )
+        assert r.status_code == 403 and "요청을 확인할 수 없습니다" in r.text
+        assert v.client.post("/logout", data={"csrf": token}).status_code == 403
+    assert rows(diary_app, Post) == 0 and image_files(diary_app) == []
+    assert v.client.get("/posts/new").status_code == 200  # still logged in
+
+
+def test_login_logout_and_rate_limit(diary_app) -> None:
+    Visitor(diary_app).signup("mina")
+    v = Visitor(diary_app)
+    r = v.login("mina", "wrong-password")
+    assert r.status_code == 401 and "올바르지 않습니다" in r.text
+    assert v.login("nobody", "whatever1").status_code == 401
+    for _ in range(4):
+        v.login("mina", "wrong-password")
+    r = v.login("mina")  # five failures: even the right password waits
+    assert r.status_code == 429 and "분 후에 다시 시도" in r.text
+    with diary_app.state.diary.tx() as db:  # the window passes
+        db.execute(update(LoginFailure).values(at=utcnow() - dt.timedelta(minutes=16)))
+    r = v.login("mina")
+    assert r.status_code == 303 and r.headers["location"] == "/"
+    assert v.client.get("/posts/new").status_code == 200
+    token = v.client.cookies.get("maeum_session")
+    assert v.client.post("/logout", data={"csrf": v.csrf()}).status_code == 303
+    v.client.cookies.set("maeum_session", token)  # the old cookie no longer opens anything
+    assert v.client.get("/posts/new").status_code == 303
+
+
+def test_expired_session_sends_to_login_with_a_message(diary_app, selfie_jpeg) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    csrf = v.csrf()
+    with diary_app.state.diary.tx() as db:
+        db.execute(update(SessionRow).values(expires_at=utcnow() - dt.timedelta(seconds=1)))
+    r = v.client.post("/posts", data={"text": "lost?", "csrf": csrf}, files={"photo": ("a.jpg", selfie_jpeg)})
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    assert "expired=1" in r.headers["location"]
+    assert "세션이 만료되었습니다" in v.client.get(r.headers["location"]).text
+    assert v.client.get("/api/posts").status_code == 401
+    assert rows(diary_app, Post) == 0 and rows(diary_app, SessionRow) == 0
+
+
+def test_profile_edit_keeps_posts(diary_app, selfie_jpeg) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    v.post_id(selfie_jpeg)
+    form = {"name": "", "intro": "소개", "csrf": v.csrf("/profile")}
+    assert "이름을" in v.client.post("/profile", data=form).text
+    r = v.client.post("/profile", data={**form, "name": "김민아", "lang": "en", "share_labels": "1"})
+    assert r.status_code == 303
+    page = v.client.get("/profile?saved=1").text
+    assert "김민아" in page and "Profile saved." in page  # the language follows the profile
+    assert len(v.client.get("/api/posts").json()) == 1
+
+
+def test_delete_account_removes_everything(diary_app, selfie_jpeg) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    v.post_id(selfie_jpeg)
+    keep = Visitor(diary_app)
+    keep.signup("jisu")
+    kept_post = keep.post_id(selfie_jpeg)
+    assert v.client.post("/account/delete", data={"password": "nope", "csrf": v.csrf()}).status_code == 400
+    r = v.client.post("/account/delete", data={"password": "password123", "csrf": v.csrf()})
+    assert r.status_code == 200 and "삭제했습니다" in r.text
+    assert rows(diary_app, Post) == 1 and len(image_files(diary_app)) == 1
+    assert Visitor(diary_app).login("mina").status_code == 401
+    assert keep.client.get(f"/posts/{kept_post}/image").status_code == 200
+
+
+# ------------------------------------------------------------------------------------------------
+# posting
+
+
+def test_post_stores_the_emotion_and_a_clean_image(diary_app, hopper) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: the camera was turned; the upright photo is portrait
+    exif.get_ifd(0x8825).update({1: "N", 2: (37.0, 33.0, 59.0), 3: "E", 4: (126.0, 58.0, 41.0)})  # GPS: Seoul
+    out = io.BytesIO()
+    Image.fromarray(hopper).transpose(Image.Transpose.ROTATE_90).save(out, "JPEG", exif=exif)
+    with Image.open(io.BytesIO(out.getvalue())) as im:
+        assert im.getexif().get_ifd(0x8825) and im.size[0] > im.size[1]  # the upload has GPS, stored sideways
+    v = Visitor(diary_app)
+    v.signup("mina")
+    post_id = v.post_id(out.getvalue(), text="<b>굵게</b> & <script>alert(1)</script>")
+    page = v.client.get(f"/posts/{post_id}").text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
+    data = v.client.get(f"/api/posts/{post_id}").json()
+    assert data["label"] == data["predicted"] and data["feedback"] is None
+    assert f'id="emotion-label">{display_name(data["label"], "ko")}<' in page
+    assert abs(sum(data["scores"].values()) - 1) < 1e-3
+    stored = v.client.get(f"/posts/{post_id}/image")
+    assert stored.headers["content-type"] == "image/jpeg"
+    with Image.open(io.BytesIO(stored.content)) as im:
+        assert im.format == "JPEG" and not im.getexif()  # no GPS, no camera, no orientation left
+        assert im.size[1] > im.size[0]  # turned upright
+    (path,) = image_files(diary_app)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{32}\.jpg", path.name) and "selfie" not in path.name
+    assert v.client.get(f"/static/../images/{path.parent.name}/{path.name}").status_code == 404
+
+
+def test_no_face_is_refused_and_nothing_saved(diary_app, no_face_jpeg) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    r = v.post(no_face_jpeg, text="커피만 찍었다")
+    assert r.status_code == 422
+    assert "이미지에서 얼굴을 인식하지 못했습니다" in ERROR.search(r.text).group(1)
+    assert "커피만 찍었다" in r.text  # the text comes back in the form
+    assert rows(diary_app, Post) == 0 and image_files(diary_app) == []
+
+
+@pytest.mark.parametrize(
+    ("photo", "message"),
+    [
+        (b"", "셀카를 선택"),
+        (b"this is not an image at all", "JPEG, PNG, WebP"),
+        ("truncated", "손상되어"),
+        ("gif", "JPEG, PNG, WebP"),
+        ("huge", "해상도가 너무 큽니다"),
+        ("tiny", "너무 작습니다"),
+    ],
+)
+def test_bad_photos_get_clear_messages(diary_app, selfie_jpeg, photo, message) -> None:
+    if photo == "truncated":
+        photo = selfie_jpeg[: len(selfie_jpeg) // 3]
+    elif photo == "gif":
+        out = io.BytesIO()
+        Image.new("RGB", (200, 200)).save(out, "GIF")
+        photo = out.getvalue()
+    elif photo == "huge":  # a PNG header claiming 20000 x 20000 pixels: refused before decoding
+        from conftest import _png_bomb
+
+        photo = _png_bomb(20000, 20000)
+    elif photo == "tiny":
+        photo = jpeg_bytes(np.zeros((20, 20, 3), np.uint8))
+    v = Visitor(diary_app)
+    v.signup("mina")
+    r = v.post(photo, text="그대로 남아야 할 글")
+    assert r.status_code in (400, 413) and message in ERROR.search(r.text).group(1)
+    assert "그대로 남아야 할 글" in r.text
+    assert rows(diary_app, Post) == 0 and image_files(diary_app) == []
+
+
+def test_missing_or_wrong_fields(diary_app, selfie_jpeg) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    assert "일기 내용을 입력" in v.post(selfie_jpeg, text="   ").text
+    assert "셀카를 선택" in v.post(None).text
+    tomorrow = (today() + dt.timedelta(days=1)).isoformat()
+    assert "미래 날짜" in v.post(selfie_jpeg, day=tomorrow).text
+    assert "날짜 형식" in v.post(selfie_jpeg, day="2026-02-30").text
+    assert "5000자 이하" in v.post(selfie_jpeg, text="가" * 5001).text
+    r = v.client.post("/posts", content=b"garbage", headers={"content-type": "multipart/form-data; boundary=x"})
+    assert r.status_code in (400, 403)
+    assert rows(diary_app, Post) == 0 and image_files(diary_app) == []
+    past = v.post_id(selfie_jpeg, day="2019-03-01")  # any past day is fine
+    assert v.client.get(f"/api/posts/{past}").json()["day"] == "2019-03-01"
+
+
+def test_request_too_large(diary_app) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    big = os.urandom(26 * 1024 * 1024)
+    r = v.client.post("/posts", data={"text": "x", "csrf": v.csrf()}, files={"photo": ("big.jpg", big)})
+    assert r.status_code == 413 and "요청이 너무 큽니다" in r.text
+    assert rows(diary_app, Post) == 0 and image_files(diary_app) == []
+
+
+def test_crash_mid_save_leaves_nothing_half_saved(diary_app, selfie_jpeg, monkeypatch) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    real = diary.new_post
+
+    def crash(*args, **kwargs):
+        real(*args, **kwargs)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(diary, "new_post", crash)
+    r = v.post(selfie_jpeg)
+    assert r.status_code == 500 and "서버 오류" in r.text
+    assert rows(diary_app, Post) == 0 and image_files(diary_app) == []
+    monkeypatch.setattr(diary, "new_post", real)
+    v.post_id(selfie_jpeg)
+    assert rows(diary_app, Post) == 1 and len(image_files(diary_app)) == 1
+
+
+def test_files_left_by_a_crash_are_swept_at_start(diary_settings, analyzer, selfie_jpeg) -> None:
+    from maeum.app.web import create_app
+
+    app = create_app(diary_settings, analyzer)
+    v = Visitor(app)
+    v.signup("mina")
+    v.post_id(selfie_jpeg)
+    orphan = app.state.diary.store.path(app.state.diary.store.save(b"left behind by a crash"))
+    old = time.time() - 7200
+    os.utime(orphan, (old, old))
+    app.state.diary.engine.dispose()
+    app = create_app(diary_settings, analyzer)
+    assert not orphan.exists() and len(image_files(app)) == 1
+    app.state.diary.engine.dispose()
+
+
+# ------------------------------------------------------------------------------------------------
+# several faces, feedback, ownership
+
+
+def test_several_faces_the_user_picks_theirs(diary_app, two_faces_jpeg) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    r = v.post(two_faces_jpeg)
+    assert r.status_code == 303 and r.headers["location"].startswith("/pending/")
+    pick = v.client.get(r.headers["location"])
+    assert "얼굴을 2개 찾았습니다" in pick.text and rows(diary_app, Post) == 0
+    token = r.headers["location"].rsplit("/", 1)[1]
+    assert v.client.get(f"/pending/{token}/image").status_code == 200
+    assert v.client.post(f"/pending/{token}", data={"face": "5", "csrf": v.csrf()}).status_code == 400
+    r = v.client.post(f"/pending/{token}", data={"face": "1", "csrf": v.csrf()})
+    post = v.client.get(r.headers["location"].replace("/posts/", "/api/posts/").split("?")[0]).json()
+    assert post["face_count"] == 2 and post["face_box"][0] > 500  # the face on the right
+    assert rows(diary_app, PendingPost) == 0 and len(image_files(diary_app)) == 1
+    assert v.client.get(f"/pending/{token}").status_code == 404  # used up
+
+
+def test_expired_face_choices_are_removed(diary_app, two_faces_jpeg) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    token = v.post(two_faces_jpeg).headers["location"].rsplit("/", 1)[1]
+    with diary_app.state.diary.tx() as db:
+        db.execute(update(PendingPost).values(created_at=utcnow() - dt.timedelta(hours=25)))
+    assert v.client.get(f"/pending/{token}").status_code == 404
+    diary_app.state.diary.sweep()
+    assert rows(diary_app, PendingPost) == 0 and image_files(diary_app) == []
+
+
+def test_feedback_confirms_or_corrects(diary_app, selfie_jpeg) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    post_id = v.post_id(selfie_jpeg)
+    assert 'id="emotion-label">기쁨<' in v.client.get(f"/posts/{post_id}").text  # the astronaut smiles
+    assert v.client.post(f"/posts/{post_id}/feedback", data={"label": "joy", "csrf": v.csrf()}).status_code == 400
+    v.client.post(f"/posts/{post_id}/feedback", data={"label": "happiness", "csrf": v.csrf()})
+    assert v.client.get(f"/api/posts/{post_id}").json()["feedback"] == "confirmed"
+    r = v.client.post(f"/posts/{post_id}/feedback", data={"label": "sadness", "csrf": v.csrf()})
+    assert r.headers["location"] == f"/posts/{post_id}?saved=1"
+    post = v.client.get(f"/api/posts/{post_id}").json()
+    assert (post["label"], post["predicted"], post["feedback"]) == ("sadness", "happiness", "corrected")
+    assert "직접 고친 감정" in v.client.get(f"/posts/{post_id}").text
+    assert v.client.get("/api/stats").json()["counts"]["sadness"] == 1
+
+
+def test_other_users_posts_are_not_found(diary_app, selfie_jpeg, two_faces_jpeg) -> None:
+    owner, other = Visitor(diary_app), Visitor(diary_app)
+    owner.signup("mina")
+    other.signup("jisu")
+    post_id = owner.post_id(selfie_jpeg)
+    token = owner.post(two_faces_jpeg).headers["location"].rsplit("/", 1)[1]
+    for path in (
+        f"/posts/{post_id}",
+        f"/posts/{post_id}/image",
+        f"/api/posts/{post_id}",
+        f"/pending/{token}",
+        f"/pending/{token}/image",
+        "/posts/999999",
+    ):
+        assert other.client.get(path).status_code == 404, path
+    for path, data in (
+        (f"/posts/{post_id}/feedback", {"label": "anger"}),
+        (f"/posts/{post_id}/delete", {}),
+        (f"/pending/{token}", {"face": "0"}),
+    ):
+        assert other.client.post(path, data={**data, "csrf": other.csrf()}).status_code == 404, path
+    assert other.client.get("/api/posts").json() == []
+    assert other.client.get("/posts/abc").status_code == 400
+    anonymous = TestClient(diary_app, follow_redirects=False)
+    assert anonymous.get(f"/posts/{post_id}/image").status_code == 303
+    assert anonymous.get("/api/posts").status_code == 401
+    post = owner.client.get(f"/api/posts/{post_id}").json()
+    assert post["label"] == "happiness" and post["feedback"] is None  # untouched
+
+
+def test_delete_post(diary_app, selfie_jpeg) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    post_id = v.post_id(selfie_jpeg)
+    assert v.client.post(f"/posts/{post_id}/delete", data={"csrf": v.csrf()}).status_code == 303
+    assert rows(diary_app, Post) == 0 and image_files(diary_app) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# calendar and statistics
+
+
+def test_calendar_and_statistics(diary_app, selfie_jpeg) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    assert v.client.get("/api/stats").json()["total"] == 0
+    day = today()
+    for back in (0, 1, 1, 3):
+        v.post_id(selfie_jpeg, day=(day - dt.timedelta(days=back)).isoformat())
+    page = v.client.get(f"/calendar?month={day:%Y-%m}").text
+    if (day - dt.timedelta(days=1)).month == day.month:
+        assert f'data-day="{day - dt.timedelta(days=1)}" data-label="happiness"' in page and "×2" in page
+    assert "작성한 일기가 없습니다" in v.client.get("/calendar?month=1999-01").text
+    assert v.client.get("/calendar?month=2026-13").status_code == 400
+    summary = v.client.get("/api/stats").json()
+    assert summary == {
+        "total": 4,
+        "counts": {**dict.fromkeys(diary_app.state.diary.labels, 0), "happiness": 4},
+        "streak_current": 2,
+        "streak_longest": 2,
+    }
+    page = v.client.get("/stats").text
+    assert 'data-label="happiness">4<' in page and "연속 기록 2일째" in page and "<svg" in page
+
+
+def test_streaks_and_month_grid() -> None:
+    from maeum.app import stats
+
+    d = dt.date(2026, 11, 21)
+    days = [d - dt.timedelta(days=n) for n in (1, 2, 3, 5, 6, 10, 11, 12, 13)]
+    assert stats.streaks(days, d) == (3, 4)
+    assert stats.streaks(days, d + dt.timedelta(days=2)) == (0, 4)
+    assert stats.streaks([], d) == (0, 0)
+    weeks = stats.month_weeks(2026, 2, {dt.date(2026, 2, 14): ("happiness", 2, 7)})
+    cells = [c for week in weeks for c in week if c is not None]
+    assert len(cells) == 28 and weeks[0][0].day == dt.date(2026, 2, 1)  # 1 Feb 2026 is a Sunday
+    assert [c for c in cells if c.label] == [stats.DayCell(dt.date(2026, 2, 14), "happiness", 2, 7)]
+    assert stats.shift_month(2026, 1, -1) == (2025, 12) and stats.shift_month(2026, 12, 1) == (2027, 1)
+
+
+# ------------------------------------------------------------------------------------------------
+# taking data out
+
+
+def test_export_everything_as_a_zip(diary_app, selfie_jpeg) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    post_id = v.post_id(selfie_jpeg, text="내보낼 일기")
+    other = Visitor(diary_app)
+    other.signup("jisu")
+    other.post_id(selfie_jpeg, text="남의 일기")
+    r = v.client.get("/account/export")
+    assert r.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        assert sorted(z.namelist()) == [f"images/{post_id}.jpg", "posts.json", "profile.json"]
+        posts = json.loads(z.read("posts.json"))
+        assert [p["text"] for p in posts] == ["내보낼 일기"]
+        assert json.loads(z.read("profile.json"))["username"] == "mina"
+        assert z.read(f"images/{post_id}.jpg") == v.client.get(f"/posts/{post_id}/image").content
+
+
+def test_confirmed_emotions_export_as_a_training_dataset(diary_app, diary_settings, selfie_jpeg, tmp_path) -> None:
+    from maeum.cli import main
+    from maeum.preprocess import InputSpec
+    from maeum.training.datasets import load_training_data
+
+    v = Visitor(diary_app)
+    v.signup("mina")
+    ids = [v.post_id(selfie_jpeg) for _ in range(3)]
+    v.post_id(selfie_jpeg)  # no answer: not labelled data
+    for post_id, label in zip(ids, ("happiness", "sadness", "happiness"), strict=True):
+        v.client.post(f"/posts/{post_id}/feedback", data={"label": label, "csrf": v.csrf()})
+    r = v.client.get("/account/dataset")
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        z.extractall(tmp_path / "mine")
+    data = load_training_data(tmp_path / "mine", InputSpec(64, "rgb", (0.0,), (1.0,)))
+    labels = [data.labels[i] for split in data.splits.values() for i in split.labels]
+    assert sorted(labels) == ["happiness", "happiness", "sadness"] and set(data.splits) == {"train", "val", "test"}
+    assert data.splits["train"].images.shape[1:] == (64, 64, 3)
+    # maeum train learns from it, and fine-tunes a model on it with --init.
+    base = ["train", "--data", str(tmp_path / "mine"), "--epochs", "1", "--threads", "1", "--no-bf16"]
+    assert main([*base, "--out", str(tmp_path / "run")]) == 0
+    assert main([*base, "--out", str(tmp_path / "tuned"), "--init", str(tmp_path / "run" / "best.pt")]) == 0
+    assert (tmp_path / "tuned" / "best.pt").is_file()
+    assert main([*base, "--out", str(tmp_path / "x"), "--init", str(tmp_path / "run" / "best.pt"), "--size", "64"]) == 2
+
+    # The operator's export takes only users who agreed to share.
+    args = ["app", "export-dataset", "--data-dir", str(diary_settings.data_dir), "--database-url", diary_settings.url]
+    assert main([*args, "--out", str(tmp_path / "shared")]) == 2
+    v.client.post("/profile", data={"name": "민아", "share_labels": "1", "csrf": v.csrf("/profile")})
+    assert main([*args, "--out", str(tmp_path / "shared")]) == 0
+    assert (
+        len(load_training_data(tmp_path / "shared", InputSpec(48, "gray", (0.0,), (1.0,))).splits["train"].labels) >= 1
+    )
