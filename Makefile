@@ -44,6 +44,8 @@ bench: setup-test
 	$(BIN)/python benchmarks/detection.py
 	$(BIN)/python benchmarks/video.py
 	$(BIN)/python benchmarks/data_prep.py
+	$(BIN)/python benchmarks/app_post.py
+	$(BIN)/python benchmarks/app_load.py
 
 # Reproduces the bundled default model from FER+ (about 40 min on a 2-core CPU).
 default-model: setup-train
