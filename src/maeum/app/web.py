@@ -162,10 +162,10 @@ def _context(request: Request, d: Diary, db: DbSession) -> tuple[Ctx, bool]:
     return Ctx(request, user, lang, csrf_token(d.settings.secret_key, anchor), anon, new_anon), expired
 
 
-def _check_csrf(ctx: Ctx, d: Diary, token: str) -> None:
-    session = ctx.request.cookies.get(SESSION_COOKIE)
+def _check_csrf(request: Request, d: Diary, token: str) -> None:
+    session = request.cookies.get(SESSION_COOKIE)
     secret = d.settings.secret_key
-    if not (csrf_valid(secret, session, token) or csrf_valid(secret, ctx.request.cookies.get(ANON_COOKIE), token)):
+    if not (csrf_valid(secret, session, token) or csrf_valid(secret, request.cookies.get(ANON_COOKIE), token)):
         raise UserError("csrf_failed", 403)
 
 
@@ -262,7 +262,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
         form = {"username": username, "name": name, "intro": intro}
         try:
             with page(request, login=False) as (ctx, db):
-                _check_csrf(ctx, d, csrf)
+                _check_csrf(request, d, csrf)
                 username = username.strip().lower()
                 if not USERNAME.match(username):
                     raise UserError("username_invalid")
@@ -310,11 +310,11 @@ def _routes(app: FastAPI, d: Diary) -> None:
         username = username.strip().lower()
         ip = request.client.host if request.client else "?"
         form = {"username": username}
+        try:
+            _check_csrf(request, d, csrf)
+        except UserError as e:
+            return _form_error(d, request, "login.html", e, form, next=_safe_next(next))
         with page(request, login=False) as (ctx, db):
-            try:
-                _check_csrf(ctx, d, csrf)
-            except UserError as e:
-                return _form_error(d, request, "login.html", e, form, next=_safe_next(next))
             wait = d.limiter.retry_after(db, username, ip)
             if wait:
                 error = UserError("login_limited", 429, minutes=max(1, (wait + 59) // 60))
@@ -349,8 +349,8 @@ def _routes(app: FastAPI, d: Diary) -> None:
 
     @app.post("/logout")
     def logout(request: Request, csrf: str = Form("")) -> Response:
-        with page(request, login=False) as (ctx, db):
-            _check_csrf(ctx, d, csrf)
+        _check_csrf(request, d, csrf)
+        with page(request, login=False) as (_ctx, db):
             end_session(db, request.cookies.get(SESSION_COOKIE))
         response = _redirect("/login")
         response.delete_cookie(SESSION_COOKIE)
@@ -382,7 +382,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
         form = {"name": name, "intro": intro, "share": bool(share_labels)}
         try:
             with page(request) as (ctx, _db):
-                _check_csrf(ctx, d, csrf)
+                _check_csrf(request, d, csrf)
                 u = user_of(ctx)
                 u.name, u.intro = _check_profile(name, intro)
                 u.share_labels = bool(share_labels)
@@ -418,7 +418,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
     @app.post("/account/delete")
     def account_delete(request: Request, password: str = Form(""), csrf: str = Form("")) -> Response:
         with page(request) as (ctx, db):
-            _check_csrf(ctx, d, csrf)
+            _check_csrf(request, d, csrf)
             u = user_of(ctx)
             if not verify_password(u.password_hash, password):
                 return _render(d, ctx, "account.html", 400, error=ctx.t("password_wrong"))
@@ -458,7 +458,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
         form = {"day": day or d.today().isoformat(), "text": text}
         try:
             with page(request) as (ctx, _db):
-                _check_csrf(ctx, d, csrf)
+                _check_csrf(request, d, csrf)
                 user = user_of(ctx)
             entry_day, entry_text = diary.check_entry(day, text, d.today(), s.max_text_chars)
             data = photo.file.read(s.max_image_bytes + 1) if photo is not None else b""
@@ -504,7 +504,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
     @app.post("/pending/{token}")
     def pick_face(request: Request, token: str, face: int = Form(-1), csrf: str = Form("")) -> Response:
         with page(request) as (ctx, db):
-            _check_csrf(ctx, d, csrf)
+            _check_csrf(request, d, csrf)
             user = user_of(ctx)
             pending = diary.owned_pending(db, user, token)
             post = diary.post_from_pending(pending, user, face)
@@ -538,14 +538,14 @@ def _routes(app: FastAPI, d: Diary) -> None:
     @app.post("/posts/{post_id}/feedback")
     def feedback(request: Request, post_id: int, label: str = Form(""), csrf: str = Form("")) -> Response:
         with page(request) as (ctx, db):
-            _check_csrf(ctx, d, csrf)
+            _check_csrf(request, d, csrf)
             diary.give_feedback(diary.owned_post(db, user_of(ctx), post_id), label, d.labels)
         return _redirect(f"/posts/{post_id}?saved=1")
 
     @app.post("/posts/{post_id}/delete")
     def delete_post(request: Request, post_id: int, csrf: str = Form("")) -> Response:
         with page(request) as (ctx, db):
-            _check_csrf(ctx, d, csrf)
+            _check_csrf(request, d, csrf)
             post = diary.owned_post(db, user_of(ctx), post_id)
             name = post.image
             db.delete(post)
