@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import secrets
 import threading
 from collections.abc import Callable
@@ -18,8 +17,6 @@ from maeum.app.errors import UserError
 from maeum.app.models import PendingPost, Post, User, utcnow
 from maeum.app.uploads import ImageStore, PreparedImage
 from maeum.results import FaceResult
-
-log = logging.getLogger(__name__)
 
 # Faces much smaller than the largest one (people in the background) are not offered as choices.
 MIN_FACE_RATIO = 0.2
@@ -146,17 +143,8 @@ def post_from_pending(pending: PendingPost, user: User, index: int) -> Post:
     faces = [FaceChoice.from_dict(f) for f in pending.faces]
     if not 0 <= index < len(faces):
         raise UserError("face_choice_invalid")
-    post = new_post(
-        user,
-        pending.day,
-        pending.text,
-        pending.image,
-        (pending.width, pending.height),
-        pending.model,
-        faces[index],
-        len(faces),
-    )
-    return post
+    size = (pending.width, pending.height)
+    return new_post(user, pending.day, pending.text, pending.image, size, pending.model, faces[index], len(faces))
 
 
 def owned_post(db: DbSession, user: User, post_id: int) -> Post:
