@@ -55,6 +55,11 @@ def shift_month(year: int, month: int, delta: int) -> tuple[int, int]:
     return index // 12, index % 12 + 1
 
 
+def month_bounds(year: int, month: int) -> tuple[dt.date, dt.date]:
+    """The first and the last day of the month."""
+    return dt.date(year, month, 1), dt.date(*shift_month(year, month, 1), 1) - dt.timedelta(days=1)
+
+
 def streaks(days: Iterable[dt.date], today: dt.date) -> tuple[int, int]:
     """(current, longest) runs of consecutive days with a post; the current run may end today or yesterday."""
     ordered = sorted(set(days))

@@ -322,18 +322,12 @@ def _routes(app: FastAPI, d: Diary) -> None:
                     d, ctx, "login.html", 429, form=form, next=_safe_next(next), error=ctx.t(error.key, **error.params)
                 )
             user = authenticate(db, username, password)
-            if user is None:
+            if user is None:  # the failure is committed when the block ends, like the new session below
                 d.limiter.failed(db, username, ip)
-                error_response = _render(
-                    d, ctx, "login.html", 401, form=form, next=_safe_next(next), error=ctx.t("login_failed")
-                )
-            else:
-                d.limiter.succeeded(db, username)
-                end_session(db, request.cookies.get(SESSION_COOKIE))
-                token = start_session(db, user, s.session_days)
-        if user is None:
-            return error_response
-        return _login_response(token, _safe_next(next))
+                return _render(d, ctx, "login.html", 401, form=form, next=_safe_next(next), error=ctx.t("login_failed"))
+            d.limiter.succeeded(db, username)
+            end_session(db, request.cookies.get(SESSION_COOKIE))
+            return _login_response(start_session(db, user, s.session_days), _safe_next(next))
 
     def _login_response(token: str, target: str = "/") -> Response:
         response = _redirect(target)
@@ -558,8 +552,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
     def calendar_page(request: Request, month: str = "") -> Response:
         with page(request) as (ctx, db):
             year, mon = _month(month, d.today())
-            first = dt.date(year, mon, 1)
-            last = dt.date(*stats.shift_month(year, mon, 1), 1) - dt.timedelta(days=1)
+            first, last = stats.month_bounds(year, mon)
             posts = diary.posts_between(db, user_of(ctx), first, last)
             days: dict[dt.date, tuple[str, int, int]] = {}
             for p in posts:  # ordered by day then id: the day's latest post wins the mark
@@ -598,8 +591,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
         with page(request) as (ctx, db):
             if month:
                 year, mon = _month(month, d.today())
-                first = dt.date(year, mon, 1)
-                last = dt.date(*stats.shift_month(year, mon, 1), 1) - dt.timedelta(days=1)
+                first, last = stats.month_bounds(year, mon)
             else:
                 first, last = diary.FIRST_DAY, d.today() + dt.timedelta(days=1)
             posts = diary.posts_between(db, user_of(ctx), first, last)
