@@ -21,6 +21,7 @@ import numpy as np
 from maeum.app_cli import add_app_parser
 from maeum.data_cli import add_data_parser
 from maeum.errors import ImageError, MaeumError
+from maeum.evaluate_cli import add_evaluate_parser
 from maeum.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_image
 from maeum.labels import LANGUAGES, display_name
 from maeum.progress import Progress
@@ -123,6 +124,8 @@ def _parser() -> argparse.ArgumentParser:
         "--template-samples", type=int, default=1500, help="training crops used to measure the alignment template"
     )
     e.set_defaults(run=_export)
+
+    add_evaluate_parser(sub)
     return parser
 
 

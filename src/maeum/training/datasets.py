@@ -85,7 +85,7 @@ def _from_manifest(path: Path, spec: InputSpec) -> TrainingData:
     mode = "L" if spec.channels == 1 else "RGB"
     splits = {}
     for split, idx in by_split.items():
-        images = np.stack([_load_crop(folder / rows["path"][i], spec.size, mode) for i in idx])
+        images = np.stack([load_crop(folder / rows["path"][i], spec.size, mode) for i in idx])
         votes = np.asarray([rows["votes"][i] for i in idx], dtype=np.float32)
         label_idx = np.asarray([index[rows["label"][i]] for i in idx], dtype=np.int64)
         # A row without votes (folders, FER2013) votes once for its label.
@@ -96,7 +96,7 @@ def _from_manifest(path: Path, spec: InputSpec) -> TrainingData:
     return TrainingData(str(meta.get("dataset", "manifest")), labels, splits)
 
 
-def _load_crop(path: Path, size: int, mode: str) -> np.ndarray:
+def load_crop(path: Path, size: int, mode: str) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im = im.convert(mode)

@@ -1,0 +1,67 @@
+"""``maeum evaluate``: accuracy, per-class table and calibration of an emotion model on labelled crops."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from maeum.errors import MaeumError
+
+log = logging.getLogger("maeum")
+
+EXIT_OK = 0  # usage errors (2) are cli.main's
+
+
+def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``evaluate`` subcommand on the ``maeum`` parser's subparsers."""
+    e = sub.add_parser(
+        "evaluate",
+        help="evaluate an emotion model on FER+ or a prepared dataset (no torch needed)",
+        description="Classify the face crops of one split, compare with their labels and write "
+        "report.json, report.md, confusion.csv and confusion.png to --out.",
+    )
+    e.add_argument("model", help="emotion model name (see `maeum models`) or an exported .onnx")
+    e.add_argument(
+        "--data", required=True, help="the FER+ folder, or a folder prepared by `maeum data prepare` (or its manifest)"
+    )
+    e.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    e.add_argument("--tta", action="store_true", help="average each crop with its horizontal mirror")
+    e.add_argument(
+        "--calibrate-on",
+        metavar="SPLIT",
+        help="fit a temperature on this split (e.g. val); report ECE before and after",
+    )
+    e.add_argument("--group-by", metavar="COLUMN", help="accuracy per value of this manifest column (e.g. source)")
+    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    e.add_argument("--out", type=Path, required=True, help="folder for the report files")
+    e.set_defaults(run=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from maeum.training.evaluate import EvalConfig, evaluate, summary_lines, write_report
+
+    try:
+        config = EvalConfig(
+            model=args.model,
+            data=args.data,
+            split=args.split,
+            tta=args.tta,
+            calibrate_split=args.calibrate_on,
+            group_by=args.group_by,
+            batch_size=args.batch_size,
+            threads=args.threads,
+        )
+    except ValueError as e:  # MaeumErrors pass through to cli.main
+        if isinstance(e, MaeumError):
+            raise
+        raise MaeumError(str(e)) from None
+    report = evaluate(config)
+    paths = write_report(report, args.out)
+    out = sys.stdout
+    for line in summary_lines(report):
+        out.write(line + "\n")
+    out.write("wrote " + ", ".join(str(p) for p in paths) + "\n")
+    return EXIT_OK

@@ -1,0 +1,545 @@
+"""Evaluate an emotion model (ONNX) on labelled face crops: accuracy, per-class table, calibration.
+
+Needs only the base install (numpy, onnxruntime), plus pyarrow for prepared manifests and
+matplotlib for the confusion-matrix picture; never torch. The data is a FER+ folder (majority
+vote of the annotators, as in ``benchmarks/accuracy.py``) or a folder written by
+``maeum data prepare``. Data and model labels are matched by name: images whose true label the
+model does not have are left out and counted per label in ``EvalReport.dropped``.
+
+Metric conventions, for a confusion matrix ``cm`` (rows: true class, columns: predicted):
+precision, recall and F1 are NaN where they are 0/0; balanced accuracy and macro-F1 average
+over the classes with support (a model class the data never has does not count).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from maeum.classify import EmotionClassifier, resolve_model
+from maeum.data.manifest import MANIFEST_NAME, read_manifest
+from maeum.data.records import DataError
+from maeum.errors import MaeumError
+from maeum.labels import display_name
+from maeum.progress import Progress
+from maeum.training import ferplus
+from maeum.training.datasets import is_manifest, load_crop
+
+__all__ = [
+    "ClassResult",
+    "EvalConfig",
+    "EvalReport",
+    "EvaluationError",
+    "GroupResult",
+    "PerClassMetrics",
+    "apply_temperature",
+    "balanced_accuracy",
+    "confusion_matrix",
+    "evaluate",
+    "expected_calibration_error",
+    "fit_temperature",
+    "macro_f1",
+    "per_class_metrics",
+    "summary_lines",
+    "write_report",
+]
+
+log = logging.getLogger(__name__)
+
+# Our split names for the FER+ folder, and the names ferplus.load_split uses for them.
+FERPLUS_SPLITS: dict[str, str] = {"train": "train", "val": "valid", "test": "test"}
+
+
+class EvaluationError(MaeumError, ValueError):
+    """An evaluation that cannot run as asked: labels that do not overlap, an empty split."""
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What to evaluate, on which data; checked when created."""
+
+    model: str  # a maeum model name (`maeum models`) or a path to an exported .onnx
+    data: str  # a FER+ folder (with fer2013new.csv), or a prepared manifest (folder or manifest.parquet)
+    split: str = "test"
+    tta: bool = False  # average the probabilities of each crop and its horizontal mirror
+    calibrate_split: str | None = None  # fit a temperature on this split; report ECE before and after
+    group_by: str | None = None  # a manifest column: accuracy per value (e.g. "source", "gender")
+    batch_size: int = 256
+    threads: int | None = None  # inference threads (default: the classifier's)
+
+    def __post_init__(self) -> None:
+        resolve_model(self.model)  # UnknownNameError / ModelError name the fix
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        path = Path(self.data)
+        if not path.exists():
+            raise DataError(f"{path}: no such file or folder; pass a FER+ folder or a prepared manifest")
+        if is_manifest(path):
+            known, columns = _manifest_splits_and_columns(path)
+        elif (path / "fer2013new.csv").is_file():
+            known, columns = tuple(FERPLUS_SPLITS), ()
+        else:
+            raise DataError(
+                f"{path}: neither a manifest (run `maeum data prepare` first) nor a FER+ folder with fer2013new.csv"
+            )
+        for what, split in (("split", self.split), ("calibration split", self.calibrate_split)):
+            if split is not None and split not in known:
+                raise DataError(f"unknown {what} {split!r} in {path}; choose one of: {', '.join(known)}")
+        if self.group_by is not None:
+            if not columns:
+                raise DataError(f"{path}: a FER+ folder has no columns to group by; prepare a manifest first")
+            if self.group_by not in columns:
+                raise DataError(f"unknown column {self.group_by!r} in {path}; choose one of: {', '.join(columns)}")
+
+
+@dataclass(frozen=True)
+class PerClassMetrics:
+    """Per-class arrays, each (K,): precision, recall and F1 (NaN where 0/0), support (true count)."""
+
+    precision: np.ndarray
+    recall: np.ndarray
+    f1: np.ndarray
+    support: np.ndarray
+
+
+@dataclass(frozen=True)
+class ClassResult:
+    label: str
+    name_ko: str
+    precision: float | None  # None where undefined (never predicted, or no support)
+    recall: float | None
+    f1: float | None
+    support: int
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    value: str
+    n: int
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    model: str  # the model's name from its metadata
+    model_path: str
+    data: str
+    split: str
+    labels: tuple[str, ...]  # the model's labels: the order of per_class and the confusion matrix
+    n: int  # images evaluated
+    dropped: dict[str, int]  # true label -> images left out because the model lacks that label
+    accuracy: float
+    balanced_accuracy: float
+    macro_f1: float
+    per_class: tuple[ClassResult, ...]
+    confusion: tuple[tuple[int, ...], ...]  # rows: true, columns: predicted
+    ece: float
+    tta: bool = False
+    calibrate_split: str | None = None
+    temperature: float | None = None
+    ece_after: float | None = None
+    group_by: str | None = None
+    groups: tuple[GroupResult, ...] = ()
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- metrics ---------------------------------------------------------------------------------------
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
+    """(n, n) int64 counts; rows are true classes, columns predicted classes."""
+    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    if y_true.shape != y_pred.shape or y_true.ndim != 1:
+        raise ValueError(f"y_true and y_pred must be 1-D of one length, got {y_true.shape} and {y_pred.shape}")
+    if len(y_true) and (min(y_true.min(), y_pred.min()) < 0 or max(y_true.max(), y_pred.max()) >= n):
+        raise ValueError(f"class indices must lie in [0, {n})")
+    return np.bincount(y_true * n + y_pred, minlength=n * n).reshape(n, n)
+
+
+def per_class_metrics(cm: np.ndarray) -> PerClassMetrics:
+    cm = np.asarray(cm, np.float64)
+    tp = np.diag(cm)
+    predicted, support = cm.sum(axis=0), cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = tp / predicted
+        recall = tp / support
+        f1 = 2 * tp / (predicted + support)
+    return PerClassMetrics(precision, recall, f1, support.astype(np.int64))
+
+
+def balanced_accuracy(cm: np.ndarray) -> float:
+    """Mean recall over the classes with support (NaN when there is none)."""
+    m = per_class_metrics(cm)
+    return float(m.recall[m.support > 0].mean()) if (m.support > 0).any() else math.nan
+
+
+def macro_f1(cm: np.ndarray) -> float:
+    """Mean F1 over the classes with support (NaN when there is none)."""
+    m = per_class_metrics(cm)
+    return float(m.f1[m.support > 0].mean()) if (m.support > 0).any() else math.nan
+
+
+def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int = 15) -> float:
+    """ECE of the top-1 confidence: sum over equal-width bins of |accuracy - confidence| x bin share."""
+    probs, y_true = np.asarray(probs, np.float64), np.asarray(y_true, np.int64)
+    if len(probs) == 0:
+        return math.nan
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == y_true).astype(np.float64)
+    # Bin b holds confidences in (b/bins, (b+1)/bins]; a confidence of exactly 0 joins bin 0.
+    which = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
+    count = np.bincount(which, minlength=bins)
+    gap = np.bincount(which, weights=correct - confidence, minlength=bins)
+    return float(np.abs(gap).sum() / len(probs)) if count.any() else math.nan
+
+
+def fit_temperature(probs: np.ndarray, y_true: np.ndarray, low: float = 0.05, high: float = 20.0) -> float:
+    """Temperature T > 0 minimising the NLL of softmax(log(probs) / T), by golden-section search on log T.
+
+    The NLL is convex in 1/T, so it has one minimum on the search interval; T > 1 softens an
+    overconfident model, T < 1 sharpens an underconfident one.
+    """
+    logits = np.log(np.clip(np.asarray(probs, np.float64), 1e-12, None))  # (N, K)
+    y_true = np.asarray(y_true, np.int64)
+    if len(logits) == 0:
+        raise EvaluationError("cannot fit a temperature on no images")
+    rows = np.arange(len(y_true))
+
+    def nll(log_t: float) -> float:
+        z = logits / math.exp(log_t)
+        z = z - z.max(axis=1, keepdims=True)
+        return float((np.log(np.exp(z).sum(axis=1)) - z[rows, y_true]).mean())
+
+    a, b = math.log(low), math.log(high)
+    ratio = (math.sqrt(5) - 1) / 2
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = nll(c), nll(d)
+    while b - a > 1e-5:
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = nll(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = nll(d)
+    return math.exp((a + b) / 2)
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(log(probs) / T), (N, K) float64."""
+    z = np.log(np.clip(np.asarray(probs, np.float64), 1e-12, None)) / temperature
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Split:
+    images: np.ndarray  # (N, S, S) gray or (N, S, S, 3) RGB uint8, at the model's input size
+    labels: list[str]  # true label per image
+    groups: list[str] | None  # the group_by value per image
+
+
+def evaluate(config: EvalConfig) -> EvalReport:
+    """Run the model on ``config.split`` (and the calibration split) and measure it."""
+    start = time.monotonic()
+    clf = EmotionClassifier(config.model, threads=config.threads)
+    data = _load_split(config, config.split, clf)
+    probs, y_true, dropped, keep = _predict_known(clf, data, config)
+    if len(y_true) == 0:
+        raise EvaluationError(f"{config.data} {config.split}: no image has a label the model knows")
+    pred = probs.argmax(axis=1)
+    k = len(clf.labels)
+    cm = confusion_matrix(y_true, pred, k)
+    m = per_class_metrics(cm)
+    per_class = tuple(
+        ClassResult(
+            label,
+            display_name(label, "ko"),
+            _finite(m.precision[i]),
+            _finite(m.recall[i]),
+            _finite(m.f1[i]),
+            int(m.support[i]),
+        )
+        for i, label in enumerate(clf.labels)
+    )
+    temperature = ece_after = None
+    if config.calibrate_split is not None:
+        if config.calibrate_split == config.split:
+            log.warning("calibrating on the evaluated split (%s): ECE after is optimistic", config.split)
+        cal = _load_split(config, config.calibrate_split, clf)
+        cal_probs, cal_true, _, _ = _predict_known(clf, cal, config)
+        temperature = fit_temperature(cal_probs, cal_true)
+        ece_after = expected_calibration_error(apply_temperature(probs, temperature), y_true)
+        log.info("temperature %.3f fitted on %s (%d images)", temperature, config.calibrate_split, len(cal_true))
+    groups: tuple[GroupResult, ...] = ()
+    if data.groups is not None:
+        values = np.asarray(data.groups, dtype=object)[keep]
+        correct = pred == y_true
+        groups = tuple(
+            GroupResult(str(v), int((values == v).sum()), float(correct[values == v].mean()))
+            for v in sorted(set(values.tolist()), key=str)
+        )
+    return EvalReport(
+        model=clf.info.name,
+        model_path=str(clf.path),
+        data=str(config.data),
+        split=config.split,
+        labels=clf.labels,
+        n=len(y_true),
+        dropped=dropped,
+        accuracy=float((pred == y_true).mean()),
+        balanced_accuracy=balanced_accuracy(cm),
+        macro_f1=macro_f1(cm),
+        per_class=per_class,
+        confusion=tuple(tuple(int(v) for v in row) for row in cm),
+        ece=expected_calibration_error(probs, y_true),
+        tta=config.tta,
+        calibrate_split=config.calibrate_split,
+        temperature=temperature,
+        ece_after=ece_after,
+        group_by=config.group_by,
+        groups=groups,
+        seconds=time.monotonic() - start,
+    )
+
+
+def _predict_known(
+    clf: EmotionClassifier, data: _Split, config: EvalConfig
+) -> tuple[np.ndarray, np.ndarray, dict[str, int], np.ndarray]:
+    """Probabilities and model-index labels of the images whose label the model has; drop counts; kept mask."""
+    index = {label: i for i, label in enumerate(clf.labels)}
+    y = np.asarray([index.get(label, -1) for label in data.labels], np.int64)
+    keep = y >= 0
+    dropped: dict[str, int] = {}
+    for label in data.labels:
+        if label not in index:
+            dropped[label] = dropped.get(label, 0) + 1
+    if data.labels and not keep.any():
+        raise EvaluationError(
+            f"no label overlaps: the data has {sorted(set(data.labels))}, the model {list(clf.labels)}"
+        )
+    if dropped:
+        log.info("left out %d images whose label the model lacks: %s", sum(dropped.values()), dropped)
+    images = data.images[keep]
+    progress = Progress(len(images), "faces")
+    out = []
+    try:
+        for i in range(0, len(images), config.batch_size):
+            batch = images[i : i + config.batch_size]
+            p = clf.predict(batch, config.batch_size)
+            if config.tta:  # (N, S, S[, 3]): axis 2 is x
+                p = (p + clf.predict(np.ascontiguousarray(batch[:, :, ::-1]), config.batch_size)) / 2
+            out.append(p)
+            progress.update(i + len(batch), i + len(batch))
+    finally:
+        progress.close()
+    probs = np.concatenate(out) if out else np.zeros((0, len(clf.labels)), np.float32)
+    return probs, y[keep], dropped, keep
+
+
+def _load_split(config: EvalConfig, split: str, clf: EmotionClassifier) -> _Split:
+    spec = clf.info.input
+    path = Path(config.data)
+    if is_manifest(path):
+        table, _ = read_manifest(
+            path, columns=["path", "split", "label", *([config.group_by] if config.group_by else [])]
+        )
+        rows = table.to_pydict()
+        idx = [i for i, s in enumerate(rows["split"]) if s == split]
+        if not idx:
+            raise EvaluationError(f"{path}: the {split} split is empty")
+        folder = path if path.is_dir() else path.parent
+        mode = "L" if spec.channels == 1 else "RGB"
+        images = np.stack([load_crop(folder / rows["path"][i], spec.size, mode) for i in idx])
+        labels = [rows["label"][i] or "(none)" for i in idx]
+        groups = [str(rows[config.group_by][i]) for i in idx] if config.group_by else None
+        log.info("%s %s: %d images", path, split, len(idx))
+        return _Split(images, labels, groups)
+    # FER+: the label is the annotators' majority (first of the tied top classes), as ferplus.majority().
+    s = ferplus.load_split(path, FERPLUS_SPLITS[split])
+    labels = [ferplus.VOTE_COLUMNS[j] for j in s.votes.argmax(axis=1)]
+    images = s.images  # (N, 48, 48) gray
+    if images.shape[1] != spec.size:
+        images = np.stack(
+            [np.asarray(Image.fromarray(im).resize((spec.size,) * 2, Image.Resampling.BILINEAR)) for im in images]
+        )
+    return _Split(images, labels, None)
+
+
+def _manifest_splits_and_columns(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    table, _ = read_manifest(path, columns=["split"])  # DataError without pyarrow or manifest
+    import pyarrow.parquet as pq
+
+    file = path / MANIFEST_NAME if path.is_dir() else path
+    splits = tuple(sorted({s for s in table.column("split").to_pylist() if s}))
+    return splits, tuple(pq.read_schema(file).names)
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+# -- report files ----------------------------------------------------------------------------------
+
+
+def write_report(report: EvalReport, out_dir: str | Path) -> list[Path]:
+    """Write report.json, report.md, confusion.csv and (with matplotlib) confusion.png; return their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "report.json", out / "report.md", out / "confusion.csv"]
+    written[0].write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    written[1].write_text(_markdown(report), encoding="utf-8")
+    ko = [display_name(label, "ko") for label in report.labels]
+    with written[2].open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["true \\ predicted", *ko])
+        for name, row in zip(ko, report.confusion, strict=True):
+            w.writerow([name, *row])
+    png = _confusion_png(report, out / "confusion.png")
+    if png is not None:
+        written.append(png)
+    log.info("report written to %s", out)
+    return written
+
+
+def summary_lines(report: EvalReport) -> list[str]:
+    """A few lines for a terminal."""
+    dropped = ""
+    if report.dropped:
+        dropped = " (left out: " + ", ".join(f"{k} {v}" for k, v in sorted(report.dropped.items())) + ")"
+    lines = [
+        f"{report.model} on {report.data} [{report.split}]: {report.n} images{dropped}"
+        + (", flip TTA" if report.tta else ""),
+        f"accuracy {report.accuracy:.4f}  balanced accuracy {report.balanced_accuracy:.4f}  "
+        f"macro-F1 {report.macro_f1:.4f}  ECE {report.ece:.4f}",
+    ]
+    if report.temperature is not None and report.ece_after is not None:
+        lines.append(
+            f"temperature {report.temperature:.3f} (fitted on {report.calibrate_split}): "
+            f"ECE {report.ece:.4f} -> {report.ece_after:.4f}"
+        )
+    for g in report.groups:
+        lines.append(f"  {report.group_by}={g.value}: accuracy {g.accuracy:.4f} ({g.n} images)")
+    return lines
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def _both(label: str) -> str:
+    """'중립 (neutral)'; just the key where there is no Korean name."""
+    ko = display_name(label, "ko")
+    return f"{ko} ({label})" if ko != label else label
+
+
+def _markdown(r: EvalReport) -> str:
+    names = [_both(label) for label in r.labels]
+    lines = [
+        f"# Evaluation of {r.model}",
+        "",
+        f"Data `{r.data}`, split `{r.split}`: {r.n} images" + (", flip TTA" if r.tta else "") + f"; {r.seconds:.1f} s.",
+    ]
+    if r.dropped:
+        left = ", ".join(f"{_both(k)} {v}" for k, v in sorted(r.dropped.items()))
+        lines.append(f"Left out (label not in the model): {left}.")
+    lines += ["", "| metric | value |", "|---|---|"]
+    lines += [
+        f"| accuracy | {r.accuracy:.4f} |",
+        f"| balanced accuracy | {r.balanced_accuracy:.4f} |",
+        f"| macro-F1 | {r.macro_f1:.4f} |",
+        f"| ECE (15 bins) | {r.ece:.4f} |",
+    ]
+    if r.temperature is not None and r.ece_after is not None:
+        lines += [
+            f"| temperature (fitted on {r.calibrate_split}) | {r.temperature:.3f} |",
+            f"| ECE after temperature | {r.ece_after:.4f} |",
+        ]
+    lines += ["", "## Per class", "", "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+    for name, c in zip(names, r.per_class, strict=True):
+        lines.append(f"| {name} | {_fmt(c.precision)} | {_fmt(c.recall)} | {_fmt(c.f1)} | {c.support} |")
+    lines += ["", "## Confusion matrix (rows: true, columns: predicted)", ""]
+    lines.append("| true \\ predicted | " + " | ".join(display_name(x, "ko") for x in r.labels) + " |")
+    lines.append("|---|" + "---:|" * len(r.labels))
+    for name, row in zip(names, r.confusion, strict=True):
+        lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    if r.groups:
+        lines += ["", f"## Accuracy by {r.group_by}", "", f"| {r.group_by} | images | accuracy |", "|---|---:|---:|"]
+        lines += [f"| {g.value} | {g.n} | {g.accuracy:.4f} |" for g in r.groups]
+    return "\n".join(lines) + "\n"
+
+
+def _confusion_png(r: EvalReport, path: Path) -> Path | None:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        log.warning("matplotlib is not installed, so no confusion.png (pip install 'maeum[plot]')")
+        return None
+    font = _hangul_font()
+    if font is None:
+        log.warning("no Hangul font found (e.g. apt install fonts-nanum): confusion.png uses English names")
+    names = [display_name(x, "ko") if font is not None else x for x in r.labels]
+    cm = np.asarray(r.confusion, np.float64)
+    rows = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)  # each true class sums to 1
+    k = len(names)
+    fig = Figure(figsize=(1.2 + 0.75 * k, 1.0 + 0.7 * k))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            colour = "white" if rows[i, j] > 0.5 else "black"
+            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", color=colour, fontsize=8)
+    ax.set_xticks(range(k), names, rotation=45, ha="right", fontproperties=font)
+    ax.set_yticks(range(k), names, fontproperties=font)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{r.model}, {r.split}: accuracy {r.accuracy:.3f}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
+
+
+# Hangul fonts as matplotlib names them, and the start of their file names: matplotlib's font
+# cache can predate a font's installation, so the files are looked for too.
+_HANGUL_FONTS: tuple[tuple[str, str], ...] = (
+    ("NanumGothic", "nanumgothic"),
+    ("Noto Sans CJK KR", "notosanscjk"),
+    ("Noto Sans KR", "notosanskr"),
+    ("Malgun Gothic", "malgun"),
+    ("AppleGothic", "applegothic"),
+    ("UnDotum", "undotum"),
+)
+
+
+def _hangul_font() -> Any | None:
+    """matplotlib FontProperties of an installed font with Hangul, or None."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    for family, _ in _HANGUL_FONTS:
+        if family in installed:
+            return font_manager.FontProperties(family=family)
+    files = {Path(f).name.lower(): f for f in font_manager.findSystemFonts()}
+    for _, stem in _HANGUL_FONTS:
+        for name in sorted(files):
+            if name.startswith(stem) and "bold" not in name and "coding" not in name:
+                return font_manager.FontProperties(fname=files[name])
+    return None
