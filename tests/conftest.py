@@ -158,7 +158,7 @@ def diary_app(diary_settings, analyzer: Analyzer):  # -> FastAPI
 
     app = create_app(diary_settings, analyzer)
     yield app
-    app.state.diary.engine.dispose()
+    app.state.diary.close()
 
 
 @pytest.fixture(scope="session")

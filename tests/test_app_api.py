@@ -97,15 +97,15 @@ def test_migrations_match_the_models_and_keep_data(diary_settings, analyzer) -> 
 
     app = create_app(diary_settings, analyzer)
     Visitor(app).signup("keeper")
-    app.state.diary.engine.dispose()
+    app.state.diary.close()
     engine = create_engine(diary_settings.url)
     with engine.connect() as c:
         assert compare_metadata(MigrationContext.configure(c), Base.metadata) == []
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
     engine.dispose()
     again = create_app(diary_settings, analyzer)  # a restart migrates again: nothing lost
     assert Visitor(again).login("keeper").status_code == 303
-    again.state.diary.engine.dispose()
+    again.state.diary.close()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -345,10 +345,10 @@ def test_files_left_by_a_crash_are_swept_at_start(diary_settings, analyzer, self
     orphan = app.state.diary.store.path(app.state.diary.store.save(b"left behind by a crash"))
     old = time.time() - 7200
     os.utime(orphan, (old, old))
-    app.state.diary.engine.dispose()
+    app.state.diary.close()
     app = create_app(diary_settings, analyzer)
     assert not orphan.exists() and len(image_files(app)) == 1
-    app.state.diary.engine.dispose()
+    app.state.diary.close()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -493,7 +493,7 @@ def test_export_everything_as_a_zip(diary_app, selfie_jpeg) -> None:
     r = v.client.get("/account/export")
     assert r.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(r.content)) as z:
-        assert sorted(z.namelist()) == [f"images/{post_id}.jpg", "posts.json", "profile.json"]
+        assert sorted(z.namelist()) == ["companion.json", f"images/{post_id}.jpg", "posts.json", "profile.json"]
         posts = json.loads(z.read("posts.json"))
         assert [p["text"] for p in posts] == ["내보낼 일기"]
         assert json.loads(z.read("profile.json"))["username"] == "mina"

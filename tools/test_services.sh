@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs and starts what the diary app's tests need besides Python packages:
-# Debian's Chromium (driven by Playwright) and a PostgreSQL server on loopback.
+# Debian's Chromium (driven by Playwright), a PostgreSQL server on loopback and espeak-ng.
 # Prints the line to export for the PostgreSQL tests. Needs root (apt-get) on Debian.
 set -euo pipefail
 
 need=()
 command -v chromium >/dev/null || need+=(chromium)
 command -v pg_ctlcluster >/dev/null || need+=(postgresql)
+# the diary reads comments aloud with espeak-ng where the browser has no Korean voice
+command -v espeak-ng >/dev/null || need+=(espeak-ng)
 # Korean text and emoji in the browser tests' screenshots
 [ -d /usr/share/fonts/truetype/nanum ] || need+=(fonts-nanum)
 [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need+=(fonts-noto-color-emoji)

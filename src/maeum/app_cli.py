@@ -1,4 +1,4 @@
-"""``maeum app``: the emotion diary web app (``maeum app``) and its dataset export."""
+"""``maeum app``: the emotion diary web app, its dataset export and its shared song catalogue."""
 
 from __future__ import annotations
 
@@ -12,16 +12,22 @@ log = logging.getLogger("maeum")
 
 
 def add_app_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``maeum app`` (serve) and ``maeum app export-dataset``."""
+    """Register ``maeum app`` (serve), ``maeum app export-dataset`` and ``maeum app import-music``."""
     a = sub.add_parser(
         "app",
         help="the emotion diary web app (SQLite by default, PostgreSQL with --database-url)",
         description="Start the diary server. Settings also come from MAEUM_APP_DATA_DIR, MAEUM_APP_DATABASE_URL, "
-        "MAEUM_APP_SECRET_KEY, MAEUM_APP_TIMEZONE and MAEUM_APP_SECURE_COOKIES.",
+        "MAEUM_APP_SECRET_KEY, MAEUM_APP_TIMEZONE, MAEUM_APP_SECURE_COOKIES and MAEUM_APP_ALLOW_PRIVATE_ENDPOINTS.",
     )
     _common(a)
     a.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     a.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    a.add_argument(
+        "--allow-private-endpoints",
+        action="store_true",
+        default=None,
+        help="let users point the companion at LLM servers on private networks (loopback is always allowed)",
+    )
     a.set_defaults(run=_serve)
     asub = a.add_subparsers(dest="app_command")
     e = asub.add_parser(
@@ -31,6 +37,16 @@ def add_app_parser(sub: argparse._SubParsersAction) -> None:
     _common(e)
     e.add_argument("--out", type=Path, required=True, help="output folder for manifest.parquet and crops/")
     e.set_defaults(run=_export_dataset)
+    m = asub.add_parser(
+        "import-music",
+        help="songs every user's recommendations may use, from a Spotify-features or Melon chart CSV",
+        description="Replaces the songs imported for everyone earlier. Malformed files are refused with the line "
+        "number. A Melon file with a lyric column gets each song's lyrics tagged with its Korean text emotion.",
+    )
+    _common(m)
+    m.add_argument("csv", type=Path, help="the catalogue CSV")
+    m.add_argument("--format", choices=("spotify", "melon"), required=True, help="the CSV layout")
+    m.set_defaults(run=_import_music)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -43,7 +59,11 @@ def _settings(args: argparse.Namespace):  # -> AppSettings
         from maeum.app.settings import AppSettings
     except ImportError as e:
         raise MaeumError(f"the diary app needs its extra: pip install 'maeum[app]' ({e.name} is missing)") from None
-    return AppSettings.from_env(data_dir=args.data_dir, database_url=args.database_url)
+    return AppSettings.from_env(
+        data_dir=args.data_dir,
+        database_url=args.database_url,
+        allow_private_endpoints=getattr(args, "allow_private_endpoints", None),
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -84,4 +104,20 @@ def _export_dataset(args: argparse.Namespace) -> int:
         args.out,
         args.out,
     )
+    return 0
+
+
+def _import_music(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    from maeum.app import music
+    from maeum.app.db import create_db_engine, migrate, session_factory, transaction
+
+    catalogue = music.read_catalogue(args.csv, args.format)
+    engine = create_db_engine(settings.url)
+    migrate(engine)
+    with transaction(session_factory(engine)) as db:
+        n = music.replace_imported(db, None, catalogue)
+    engine.dispose()
+    tagged = sum(1 for t in catalogue if t.lyrics_emotion)
+    log.info("imported %d songs for everyone (%d with a lyrics emotion) into %s", n, tagged, settings.url)
     return 0

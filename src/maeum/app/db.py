@@ -34,11 +34,11 @@ def create_db_engine(url: str) -> Engine:
 
 def migrate(engine: Engine) -> None:
     """Bring the database to the newest schema (Alembic ``upgrade head``); existing rows are kept."""
+    if logging.getLogger("alembic").level == logging.NOTSET:  # its per-step notes are noise at INFO
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     from alembic import command
     from alembic.config import Config
 
-    if logging.getLogger("alembic").level == logging.NOTSET:  # its per-step notes are noise at INFO
-        logging.getLogger("alembic").setLevel(logging.WARNING)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:

@@ -18,7 +18,7 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
-from maeum.app.models import Post, User
+from maeum.app.models import ChatMessage, CompanionProfile, ImportedTrack, MusicRating, Post, User
 from maeum.app.uploads import ImageStore
 from maeum.data.crop import square_region
 from maeum.data.split import SPLITS, assign_splits, seeded_key
@@ -29,6 +29,7 @@ SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 
 
 def post_record(post: Post) -> dict[str, Any]:
+    comment = post.comment
     return {
         "id": post.id,
         "day": post.day.isoformat(),
@@ -42,11 +43,49 @@ def post_record(post: Post) -> dict[str, Any]:
         "model": post.model,
         "image": f"images/{post.id}.jpg",
         "created_at": post.created_at.isoformat() + "Z",
+        "comment": {"text": comment.text, "source": comment.source, "text_emotion": comment.text_emotion}
+        if comment is not None and comment.status == "done"
+        else None,
+    }
+
+
+def _companion_record(db: DbSession, user: User) -> dict[str, Any]:
+    settings = db.get(CompanionProfile, user.id)
+    chat = db.scalars(select(ChatMessage).where(ChatMessage.user_id == user.id).order_by(ChatMessage.id))
+    ratings = db.scalars(select(MusicRating).where(MusicRating.user_id == user.id).order_by(MusicRating.id))
+    tracks = db.scalars(select(ImportedTrack).where(ImportedTrack.owner_id == user.id).order_by(ImportedTrack.id))
+    return {
+        "settings": None
+        if settings is None
+        else {
+            "attitude": settings.attitude,
+            "composition": settings.composition,
+            "intensity": settings.intensity,
+            "length": settings.length,
+            "endpoint_url": settings.endpoint_url,
+            "endpoint_model": settings.endpoint_model,
+            "genres": settings.genres,
+        },
+        "chat": [{"day": m.day.isoformat(), "role": m.role, "text": m.text} for m in chat],
+        "song_ratings": [{"emotion": r.emotion, "track_id": r.track_id, "rating": r.rating} for r in ratings],
+        "imported_songs": [
+            {
+                "id": t.track_id,
+                "title": t.title,
+                "artist": t.artist,
+                "valence": t.valence,
+                "energy": t.energy,
+                "genre": t.genre,
+                "language": t.language,
+            }
+            for t in tracks
+        ],
     }
 
 
 def write_user_archive(db: DbSession, store: ImageStore, user: User, out: IO[bytes]) -> None:
-    """Everything stored about ``user`` as a zip: profile.json, posts.json and images/ID.jpg."""
+    """Everything stored about ``user`` as a zip: profile.json, posts.json (with the companion's comments),
+    companion.json (settings without the API key, chat, song ratings, imported songs) and images/ID.jpg."""
     posts = list(db.scalars(select(Post).where(Post.user_id == user.id).order_by(Post.day, Post.id)))
     profile = {
         "username": user.username,
@@ -56,9 +95,11 @@ def write_user_archive(db: DbSession, store: ImageStore, user: User, out: IO[byt
         "share_labels": user.share_labels,
         "created_at": user.created_at.isoformat() + "Z",
     }
+    companion = _companion_record(db, user)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("profile.json", json.dumps(profile, ensure_ascii=False, indent=2))
         z.writestr("posts.json", json.dumps([post_record(p) for p in posts], ensure_ascii=False, indent=2))
+        z.writestr("companion.json", json.dumps(companion, ensure_ascii=False, indent=2))
         for post in posts:
             z.writestr(f"images/{post.id}.jpg", store.read(post.image), compress_type=zipfile.ZIP_STORED)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -81,6 +81,9 @@ class Post(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
     user: Mapped[User] = relationship(back_populates="posts")
+    comment: Mapped[PostComment | None] = relationship(
+        back_populates="post", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class PendingPost(Base):
@@ -98,3 +101,109 @@ class PendingPost(Base):
     model: Mapped[str] = mapped_column(String(100))
     faces: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# ----------------------------------------------------------------------------------------------
+# the companion and music (migration 0002)
+
+
+class CompanionProfile(Base):
+    """How a user's companion writes, which LLM endpoint it asks (if any) and genre preferences per emotion.
+
+    ``composition`` lists the chosen parts (empty = all); ``genres`` maps an emotion to genres.
+    The endpoint key is never shown back in a page.
+    """
+
+    __tablename__ = "companion_settings"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    attitude: Mapped[str] = mapped_column(String(16), default="friendly")
+    composition: Mapped[list[str]] = mapped_column(JSON, default=list)
+    intensity: Mapped[str] = mapped_column(String(16), default="normal")
+    length: Mapped[str] = mapped_column(String(16), default="medium")
+    endpoint_url: Mapped[str] = mapped_column(String(300), default="")
+    endpoint_model: Mapped[str] = mapped_column(String(100), default="")
+    endpoint_key: Mapped[str] = mapped_column(String(300), default="")
+    genres: Mapped[dict[str, list[str]]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class PostComment(Base):
+    """The companion's comment on a post. Written in the background: ``status`` is pending, then done.
+
+    ``source`` is "llm" or "offline"; ``error`` says why the endpoint was not used.
+    """
+
+    __tablename__ = "comments"
+
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    text: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(16), default="")
+    error: Mapped[str | None] = mapped_column(String(300), default=None)
+    text_emotion: Mapped[str | None] = mapped_column(String(32), default=None)
+    disagree: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    post: Mapped[Post] = relationship(back_populates="comment")
+
+
+class ChatMessage(Base):
+    """One message of the day's chat with the companion: ``role`` is "user" or "companion"."""
+
+    __tablename__ = "chat_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    day: Mapped[dt.date] = mapped_column(Date, index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ImportedTrack(Base):
+    """A song imported from a CSV catalogue: shared by everyone (``owner_id`` None) or one user's own."""
+
+    __tablename__ = "tracks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    track_id: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(300))
+    artist: Mapped[str] = mapped_column(String(300))
+    valence: Mapped[float] = mapped_column(Float)
+    energy: Mapped[float] = mapped_column(Float)
+    genre: Mapped[str] = mapped_column(String(64), default="")
+    language: Mapped[str] = mapped_column(String(16), default="")
+    mood: Mapped[str | None] = mapped_column(String(16), default=None)
+    lyrics_emotion: Mapped[str | None] = mapped_column(String(32), default=None)
+
+
+class MusicPick(Base):
+    """A song recommended with a post, in ``rank`` order; recent picks are not recommended again soon."""
+
+    __tablename__ = "music_picks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    emotion: Mapped[str] = mapped_column(String(32))
+    track_id: Mapped[str] = mapped_column(String(200))
+    rank: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class MusicRating(Base):
+    """A like or skip of a song for an emotion; the recommender learns from these."""
+
+    __tablename__ = "music_ratings"
+    __table_args__ = (UniqueConstraint("user_id", "emotion", "track_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    emotion: Mapped[str] = mapped_column(String(32))
+    track_id: Mapped[str] = mapped_column(String(200))
+    rating: Mapped[str] = mapped_column(String(8))  # like or skip
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

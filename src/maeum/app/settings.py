@@ -37,6 +37,14 @@ class AppSettings:
     login_window_minutes: int = 15
     analysis_threads: int | None = None
     analysis_slots: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    # The companion: LLM endpoints on private networks (other than loopback) are refused unless allowed
+    # here, by whoever runs the server; users cannot allow them for themselves.
+    allow_private_endpoints: bool = False
+    companion_timeout_s: float = 20.0
+    companion_retries: int = 1
+    companion_workers: int = 2  # comments written at once, in the background
+    music_picks: int = 5  # songs recommended with a post
+    max_catalogue_bytes: int = 5 * 1024 * 1024  # a user's CSV catalogue upload
 
     @property
     def url(self) -> str:
@@ -68,6 +76,7 @@ class AppSettings:
             "SECRET_KEY": ("secret_key", str),
             "TIMEZONE": ("timezone", str),
             "SECURE_COOKIES": ("secure_cookies", lambda v: v.lower() in ("1", "true", "yes")),
+            "ALLOW_PRIVATE_ENDPOINTS": ("allow_private_endpoints", lambda v: v.lower() in ("1", "true", "yes")),
         }
         for key, (name, cast) in env.items():
             if (value := os.environ.get(ENV_PREFIX + key)) is not None:

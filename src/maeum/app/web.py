@@ -7,25 +7,21 @@ user's post id is simply 'not found'. Every POST carries a CSRF token.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import re
-import secrets
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -33,171 +29,67 @@ from sqlalchemy.orm import Session as DbSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maeum.analyzer import Analyzer
-from maeum.app import diary, export, stats
-from maeum.app.db import create_db_engine, migrate, session_factory, transaction
+from maeum.app import diary, export, pages, stats, web_companion
 from maeum.app.errors import UserError
-from maeum.app.i18n import EMOJI, LANGS, emotion_name, translate
+from maeum.app.i18n import LANGS, emotion_name, translate
 from maeum.app.middleware import BodyLimit, SecurityHeaders
-from maeum.app.models import PendingPost, Post, User
+from maeum.app.models import PendingPost, Post, PostComment, User
+from maeum.app.pages import (
+    LANG_COOKIE,
+    SESSION_COOKIE,
+    LoginRequired,
+    check_csrf,
+    finish,
+    form_error,
+    redirect,
+    render,
+    request_context,
+    safe_next,
+    user_of,
+)
 from maeum.app.security import (
-    LoginLimiter,
     authenticate,
-    csrf_token,
-    csrf_valid,
     end_all_sessions,
-    end_expired_sessions,
     end_session,
     hash_password,
-    session_user,
     start_session,
     verify_password,
 )
 from maeum.app.settings import AppSettings
-from maeum.app.uploads import ImageStore, UploadLimits, prepare_upload
+from maeum.app.state import HERE, Diary
+from maeum.app.uploads import prepare_upload
 
 log = logging.getLogger(__name__)
 
-HERE = Path(__file__).parent
-SESSION_COOKIE, ANON_COOKIE, LANG_COOKIE = "maeum_session", "maeum_anon", "maeum_lang"
 USERNAME = re.compile(r"^[a-z0-9._-]{3,32}$")
 MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
-class LoginRequired(Exception):
-    def __init__(self, expired: bool) -> None:
-        self.expired = expired
-
-
-@dataclass
-class Ctx:
-    """What every page needs: who is asking, in which language, and the CSRF token for its forms."""
-
-    request: Request
-    user: User | None
-    lang: str
-    csrf: str
-    anon: str
-    new_anon: bool
-
-    def t(self, key: str, **params: object) -> str:
-        return translate(key, self.lang, **params)
-
-
-class Diary:
-    """The app's shared state: settings, database, image store, face reader, templates."""
-
-    def __init__(self, settings: AppSettings, analyzer: Analyzer | None) -> None:
-        self.settings = settings.with_secret()
-        self.engine = create_db_engine(self.settings.url)
-        migrate(self.engine)
-        self.sessions = session_factory(self.engine)
-        self.store = ImageStore(self.settings.images_dir)
-        self.reader = diary.FaceReader(
-            analyzer or Analyzer(threads=self.settings.analysis_threads), self.settings.analysis_slots
-        )
-        self.labels = self.reader.labels
-        self.limits = UploadLimits(
-            self.settings.max_image_bytes,
-            self.settings.max_image_pixels,
-            self.settings.min_image_side,
-            self.settings.stored_image_side,
-        )
-        self.limiter = LoginLimiter(
-            self.settings.login_failures_per_user,
-            self.settings.login_failures_per_ip,
-            self.settings.login_window_minutes,
-        )
-        self.zone = ZoneInfo(self.settings.timezone)
-        env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
-        env.globals.update(emoji=lambda label: EMOJI.get(label, "🙂"), color=stats.color)
-        self.templates = Jinja2Templates(env=env)
-
-    def tx(self) -> Any:
-        return transaction(self.sessions)
-
-    def today(self) -> dt.date:
-        return dt.datetime.now(self.zone).date()
-
-    def sweep(self) -> None:
-        """Remove uploads that waited too long for a face choice and files a crash left behind."""
-        with self.tx() as db:
-            for name in diary.expired_pending(db):
-                self.store.delete(name)
-            keep = diary.referenced_images(db)
-            end_expired_sessions(db)
-        removed = self.store.sweep(keep)
-        if removed:
-            log.info("removed %d image files no post refers to", removed)
-
-
 def create_app(settings: AppSettings | None = None, analyzer: Analyzer | None = None) -> FastAPI:
-    """The diary as an ASGI app; the database is migrated to the newest schema first."""
+    """The diary as an ASGI app; the database is migrated to the newest schema first.
+
+    Comments left pending by an earlier run are written again. Call ``app.state.diary.close()``
+    when done with an app that never served (a served one closes at shutdown).
+    """
     app_state = Diary(settings or AppSettings.from_env(), analyzer)
     app_state.sweep()
+    app_state.companion.resume()
     s = app_state.settings
-    app = FastAPI(title="maeum diary", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app_state.close()
+
+    app = FastAPI(title="maeum diary", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.diary = app_state
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=s.max_request_bytes)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _routes(app, app_state)
+    web_companion.routes(app, app_state)
     _error_handlers(app, app_state)
     return app
-
-
-# ----------------------------------------------------------------------------------------------
-# request context
-
-
-def _context(request: Request, d: Diary, db: DbSession) -> tuple[Ctx, bool]:
-    token = request.cookies.get(SESSION_COOKIE)
-    user, expired = session_user(db, token)
-    anon = request.cookies.get(ANON_COOKIE) or ""
-    new_anon = not re.fullmatch(r"[A-Za-z0-9_-]{20,64}", anon)
-    if new_anon:
-        anon = secrets.token_urlsafe(24)
-    lang = user.lang if user else request.cookies.get(LANG_COOKIE, d.settings.default_lang)
-    lang = lang if lang in LANGS else d.settings.default_lang
-    anchor = token if user and token else anon
-    return Ctx(request, user, lang, csrf_token(d.settings.secret_key, anchor), anon, new_anon), expired
-
-
-def _check_csrf(request: Request, d: Diary, token: str) -> None:
-    session = request.cookies.get(SESSION_COOKIE)
-    secret = d.settings.secret_key
-    if not (csrf_valid(secret, session, token) or csrf_valid(secret, request.cookies.get(ANON_COOKIE), token)):
-        raise UserError("csrf_failed", 403)
-
-
-def _render(d: Diary, ctx: Ctx, name: str, status: int = 200, **values: Any) -> HTMLResponse:
-    values.update(
-        ctx=ctx,
-        t=ctx.t,
-        user=ctx.user,
-        lang=ctx.lang,
-        csrf=ctx.csrf,
-        labels=d.labels,
-        name_of=lambda label: emotion_name(label, ctx.lang),
-    )
-    response = d.templates.TemplateResponse(ctx.request, name, values, status_code=status)
-    return _finish(d, ctx, response)
-
-
-def _finish(d: Diary, ctx: Ctx, response: Response) -> Response:
-    if ctx.new_anon:
-        response.set_cookie(ANON_COOKIE, ctx.anon, httponly=True, samesite="lax", secure=d.settings.secure_cookies)
-    return response
-
-
-def _redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
-def _safe_next(target: str | None) -> str:
-    """Only same-site paths are followed after login."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -207,18 +99,7 @@ def _safe_next(target: str | None) -> str:
 def _routes(app: FastAPI, d: Diary) -> None:
     s = d.settings
 
-    @contextmanager
-    def page(request: Request, login: bool = True) -> Iterator[tuple[Ctx, DbSession]]:
-        with d.tx() as db:
-            ctx, expired = _context(request, d, db)
-            if ctx.user is not None or not login:
-                yield ctx, db
-                return
-        raise LoginRequired(expired)  # after the commit, so an expired session's row is gone
-
-    def user_of(ctx: Ctx) -> User:
-        assert ctx.user is not None
-        return ctx.user
+    page = functools.partial(pages.page, d)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, bool]:
@@ -228,8 +109,8 @@ def _routes(app: FastAPI, d: Diary) -> None:
     def home(request: Request) -> Response:
         with page(request, login=False) as (ctx, db):
             if ctx.user is None:
-                return _render(d, ctx, "welcome.html")
-            return _render(d, ctx, "home.html", posts=diary.recent_posts(db, ctx.user))
+                return render(d, ctx, "welcome.html")
+            return render(d, ctx, "home.html", posts=diary.recent_posts(db, ctx.user))
 
     @app.get("/lang/{code}")
     def set_lang(request: Request, code: str, next: str = "/") -> Response:
@@ -238,16 +119,16 @@ def _routes(app: FastAPI, d: Diary) -> None:
         with page(request, login=False) as (ctx, _db):
             if ctx.user is not None:
                 ctx.user.lang = code
-            response = _redirect(_safe_next(next))
+            response = redirect(safe_next(next))
             response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="lax")
-            return _finish(d, ctx, response)
+            return finish(d, ctx, response)
 
     # accounts ---------------------------------------------------------------------------------
 
     @app.get("/signup", response_class=HTMLResponse)
     def signup_form(request: Request) -> Response:
         with page(request, login=False) as (ctx, _db):
-            return _render(d, ctx, "signup.html", form={})
+            return render(d, ctx, "signup.html", form={})
 
     @app.post("/signup")
     def signup(
@@ -262,7 +143,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
         form = {"username": username, "name": name, "intro": intro}
         try:
             with page(request, login=False) as (ctx, db):
-                _check_csrf(request, d, csrf)
+                check_csrf(request, d, csrf)
                 username = username.strip().lower()
                 if not USERNAME.match(username):
                     raise UserError("username_invalid")
@@ -280,22 +161,22 @@ def _routes(app: FastAPI, d: Diary) -> None:
                 db.flush()
                 token = start_session(db, user, s.session_days)
         except IntegrityError:  # the same username, registered a moment earlier
-            return _form_error(d, request, "signup.html", UserError("username_taken"), form)
+            return form_error(d, request, "signup.html", UserError("username_taken"), form)
         except UserError as e:
-            return _form_error(d, request, "signup.html", e, form)
+            return form_error(d, request, "signup.html", e, form)
         return _login_response(token)
 
     @app.get("/login", response_class=HTMLResponse)
     def login_form(request: Request, next: str = "/", expired: int = 0) -> Response:
         with page(request, login=False) as (ctx, _db):
             if ctx.user is not None:
-                return _redirect(_safe_next(next))
-            return _render(
+                return redirect(safe_next(next))
+            return render(
                 d,
                 ctx,
                 "login.html",
                 form={},
-                next=_safe_next(next),
+                next=safe_next(next),
                 error=ctx.t("session_expired") if expired else None,
             )
 
@@ -311,26 +192,26 @@ def _routes(app: FastAPI, d: Diary) -> None:
         ip = request.client.host if request.client else "?"
         form = {"username": username}
         try:
-            _check_csrf(request, d, csrf)
+            check_csrf(request, d, csrf)
         except UserError as e:
-            return _form_error(d, request, "login.html", e, form, next=_safe_next(next))
+            return form_error(d, request, "login.html", e, form, next=safe_next(next))
         with page(request, login=False) as (ctx, db):
             wait = d.limiter.retry_after(db, username, ip)
             if wait:
                 error = UserError("login_limited", 429, minutes=max(1, (wait + 59) // 60))
-                return _render(
-                    d, ctx, "login.html", 429, form=form, next=_safe_next(next), error=ctx.t(error.key, **error.params)
+                return render(
+                    d, ctx, "login.html", 429, form=form, next=safe_next(next), error=ctx.t(error.key, **error.params)
                 )
             user = authenticate(db, username, password)
             if user is None:  # the failure is committed when the block ends, like the new session below
                 d.limiter.failed(db, username, ip)
-                return _render(d, ctx, "login.html", 401, form=form, next=_safe_next(next), error=ctx.t("login_failed"))
+                return render(d, ctx, "login.html", 401, form=form, next=safe_next(next), error=ctx.t("login_failed"))
             d.limiter.succeeded(db, username)
             end_session(db, request.cookies.get(SESSION_COOKIE))
-            return _login_response(start_session(db, user, s.session_days), _safe_next(next))
+            return _login_response(start_session(db, user, s.session_days), safe_next(next))
 
     def _login_response(token: str, target: str = "/") -> Response:
-        response = _redirect(target)
+        response = redirect(target)
         response.set_cookie(
             SESSION_COOKIE,
             token,
@@ -343,10 +224,10 @@ def _routes(app: FastAPI, d: Diary) -> None:
 
     @app.post("/logout")
     def logout(request: Request, csrf: str = Form("")) -> Response:
-        _check_csrf(request, d, csrf)
+        check_csrf(request, d, csrf)
         with page(request, login=False) as (_ctx, db):
             end_session(db, request.cookies.get(SESSION_COOKIE))
-        response = _redirect("/login")
+        response = redirect("/login")
         response.delete_cookie(SESSION_COOKIE)
         return response
 
@@ -356,7 +237,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
     def profile_form(request: Request, saved: int = 0) -> Response:
         with page(request) as (ctx, _db):
             u = user_of(ctx)
-            return _render(
+            return render(
                 d,
                 ctx,
                 "profile.html",
@@ -376,20 +257,20 @@ def _routes(app: FastAPI, d: Diary) -> None:
         form = {"name": name, "intro": intro, "share": bool(share_labels)}
         try:
             with page(request) as (ctx, _db):
-                _check_csrf(request, d, csrf)
+                check_csrf(request, d, csrf)
                 u = user_of(ctx)
                 u.name, u.intro = _check_profile(name, intro)
                 u.share_labels = bool(share_labels)
                 if lang in LANGS:
                     u.lang = lang
         except UserError as e:
-            return _form_error(d, request, "profile.html", e, form)
-        return _redirect("/profile?saved=1")
+            return form_error(d, request, "profile.html", e, form)
+        return redirect("/profile?saved=1")
 
     @app.get("/account", response_class=HTMLResponse)
     def account(request: Request) -> Response:
         with page(request) as (ctx, _db):
-            return _render(d, ctx, "account.html")
+            return render(d, ctx, "account.html")
 
     @app.get("/account/export")
     def account_export(request: Request) -> Response:
@@ -412,10 +293,10 @@ def _routes(app: FastAPI, d: Diary) -> None:
     @app.post("/account/delete")
     def account_delete(request: Request, password: str = Form(""), csrf: str = Form("")) -> Response:
         with page(request) as (ctx, db):
-            _check_csrf(request, d, csrf)
+            check_csrf(request, d, csrf)
             u = user_of(ctx)
             if not verify_password(u.password_hash, password):
-                return _render(d, ctx, "account.html", 400, error=ctx.t("password_wrong"))
+                return render(d, ctx, "account.html", 400, error=ctx.t("password_wrong"))
             images = list(db.scalars(select(Post.image).where(Post.user_id == u.id)))
             images += [p.image for p in db.scalars(select(PendingPost).where(PendingPost.user_id == u.id))]
             end_all_sessions(db, u.id)
@@ -423,7 +304,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
         for name in images:  # after the commit: a failed delete leaves files the sweep removes later
             d.store.delete(name)
         with page(request, login=False) as (ctx, _db):
-            response = _render(d, ctx, "message.html", message=ctx.t("account_deleted"))
+            response = render(d, ctx, "message.html", message=ctx.t("account_deleted"))
         response.delete_cookie(SESSION_COOKIE)
         return response
 
@@ -432,7 +313,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
     @app.get("/posts/new", response_class=HTMLResponse)
     def new_post_form(request: Request) -> Response:
         with page(request) as (ctx, _db):
-            return _render(
+            return render(
                 d,
                 ctx,
                 "new_post.html",
@@ -452,7 +333,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
         form = {"day": day or d.today().isoformat(), "text": text}
         try:
             with page(request) as (ctx, _db):
-                _check_csrf(request, d, csrf)
+                check_csrf(request, d, csrf)
                 user = user_of(ctx)
             entry_day, entry_text = diary.check_entry(day, text, d.today(), s.max_text_chars)
             data = photo.file.read(s.max_image_bytes + 1) if photo is not None else b""
@@ -471,23 +352,26 @@ def _routes(app: FastAPI, d: Diary) -> None:
                         row = diary.new_pending(user, entry_day, entry_text, name, size, d.reader.model, faces)
                     db.add(row)
                     db.flush()
+                    if isinstance(row, Post):
+                        db.add(PostComment(post_id=row.id))
                     return row
 
             row = diary.save_new_image(d.store, image.jpeg, commit)
         except UserError as e:
-            return _form_error(
+            return form_error(
                 d, request, "new_post.html", e, form, today=d.today().isoformat(), mb=s.max_image_bytes // (1024 * 1024)
             )
         if isinstance(row, Post):
-            return _redirect(f"/posts/{row.id}?new=1")
-        return _redirect(f"/pending/{row.token}")
+            d.companion.schedule(row.id)  # after the commit; the page shows the comment when it is written
+            return redirect(f"/posts/{row.id}?new=1")
+        return redirect(f"/pending/{row.token}")
 
     @app.get("/pending/{token}", response_class=HTMLResponse)
     def pick_face_form(request: Request, token: str) -> Response:
         with page(request) as (ctx, db):
             pending = diary.owned_pending(db, user_of(ctx), token)
             faces = [diary.FaceChoice.from_dict(f) for f in pending.faces]
-            return _render(d, ctx, "pick_face.html", pending=pending, faces=faces)
+            return render(d, ctx, "pick_face.html", pending=pending, faces=faces)
 
     @app.get("/pending/{token}/image")
     def pending_image(request: Request, token: str) -> Response:
@@ -498,7 +382,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
     @app.post("/pending/{token}")
     def pick_face(request: Request, token: str, face: int = Form(-1), csrf: str = Form("")) -> Response:
         with page(request) as (ctx, db):
-            _check_csrf(request, d, csrf)
+            check_csrf(request, d, csrf)
             user = user_of(ctx)
             pending = diary.owned_pending(db, user, token)
             post = diary.post_from_pending(pending, user, face)
@@ -506,14 +390,16 @@ def _routes(app: FastAPI, d: Diary) -> None:
             db.add(post)
             db.flush()
             post_id = post.id
-        return _redirect(f"/posts/{post_id}?new=1")
+            db.add(PostComment(post_id=post_id))
+        d.companion.schedule(post_id)
+        return redirect(f"/posts/{post_id}?new=1")
 
     @app.get("/posts/{post_id}", response_class=HTMLResponse)
     def show_post(request: Request, post_id: int, new: int = 0, saved: int = 0) -> Response:
         with page(request) as (ctx, db):
             post = diary.owned_post(db, user_of(ctx), post_id)
             ranked = sorted(post.scores.items(), key=lambda kv: -kv[1])
-            return _render(
+            return render(
                 d,
                 ctx,
                 "post.html",
@@ -521,6 +407,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
                 ranked=ranked,
                 new=bool(new),
                 notice=ctx.t("feedback_saved") if saved else None,
+                **web_companion.post_extras(d, db, user_of(ctx), post),
             )
 
     @app.get("/posts/{post_id}/image")
@@ -532,19 +419,27 @@ def _routes(app: FastAPI, d: Diary) -> None:
     @app.post("/posts/{post_id}/feedback")
     def feedback(request: Request, post_id: int, label: str = Form(""), csrf: str = Form("")) -> Response:
         with page(request) as (ctx, db):
-            _check_csrf(request, d, csrf)
-            diary.give_feedback(diary.owned_post(db, user_of(ctx), post_id), label, d.labels)
-        return _redirect(f"/posts/{post_id}?saved=1")
+            check_csrf(request, d, csrf)
+            post = diary.owned_post(db, user_of(ctx), post_id)
+            before = post.label
+            diary.give_feedback(post, label, d.labels)
+            relabelled = post.label != before
+            if relabelled:  # the comment and the songs were for the old emotion
+                d.music.forget(db, post)
+                web_companion.restart_comment(db, post)
+        if relabelled:
+            d.companion.schedule(post_id)
+        return redirect(f"/posts/{post_id}?saved=1")
 
     @app.post("/posts/{post_id}/delete")
     def delete_post(request: Request, post_id: int, csrf: str = Form("")) -> Response:
         with page(request) as (ctx, db):
-            _check_csrf(request, d, csrf)
+            check_csrf(request, d, csrf)
             post = diary.owned_post(db, user_of(ctx), post_id)
             name = post.image
             db.delete(post)
         d.store.delete(name)
-        return _redirect("/")
+        return redirect("/")
 
     # calendar and statistics --------------------------------------------------------------------
 
@@ -558,7 +453,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
             for p in posts:  # ordered by day then id: the day's latest post wins the mark
                 days[p.day] = (p.label, days.get(p.day, ("", 0, 0))[1] + 1, p.id)
             prev_m, next_m = stats.shift_month(year, mon, -1), stats.shift_month(year, mon, 1)
-            return _render(
+            return render(
                 d,
                 ctx,
                 "calendar.html",
@@ -580,7 +475,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
             names = {label: emotion_name(label, ctx.lang) for label in d.labels}
             counts_svg = stats.bar_chart(summary["counts"], d.labels, names, ctx.t("stats_counts"))
             trend_svg = stats.trend_chart(summary["series"], d.labels, names, ctx.t("stats_trend"))
-            return _render(
+            return render(
                 d, ctx, "stats.html", summary=summary, counts_svg=Markup(counts_svg), trend_svg=Markup(trend_svg)
             )
 
@@ -649,17 +544,6 @@ def _check_profile(name: str, intro: str) -> tuple[str, str]:
     return name, intro
 
 
-def _form_error(
-    d: Diary, request: Request, template: str, error: UserError, form: dict[str, Any], **values: Any
-) -> Response:
-    """The form again, with what the user typed and what to fix."""
-    with d.tx() as db:
-        ctx, expired = _context(request, d, db)
-        if template in ("login.html", "signup.html") or ctx.user is not None:
-            return _render(d, ctx, template, error.status, form=form, error=ctx.t(error.key, **error.params), **values)
-    raise LoginRequired(expired)  # after the commit, so an expired session's row is gone
-
-
 def _image_response(path: Path) -> Response:
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, no-cache"})
 
@@ -688,8 +572,8 @@ def _error_handlers(app: FastAPI, d: Diary) -> None:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": key, "message": translate(key, "en", **params)}, status_code=status)
         with d.tx() as db:
-            ctx, _ = _context(request, d, db)
-            return _render(d, ctx, "error.html", status, message=ctx.t(key, **params))
+            ctx, _ = request_context(request, d, db)
+            return render(d, ctx, "error.html", status, message=ctx.t(key, **params))
 
     handlers: dict[Any, Callable[..., Any]] = {}
 
@@ -702,7 +586,7 @@ def _error_handlers(app: FastAPI, d: Diary) -> None:
         target = request.url.path if request.method == "GET" else "/"
         if request.method == "GET" and request.url.query:
             target += "?" + request.url.query
-        response = _redirect(f"/login?next={quote(target)}" + ("&expired=1" if exc.expired else ""))
+        response = redirect(f"/login?next={quote(target)}" + ("&expired=1" if exc.expired else ""))
         if exc.expired:
             response.delete_cookie(SESSION_COOKIE)
         return response

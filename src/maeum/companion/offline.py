@@ -317,6 +317,7 @@ _BLOCKED = {
     "내가",
     "우리",
     "그리고",
+    "그래",
     "하지만",
     "그래서",
     "그런데",
@@ -369,6 +370,8 @@ def compose(context: CommentContext, settings: CompanionSettings, seed: int = 0)
     family = _FAMILY.get(context.face_emotion, "neutral")
     if context.face_emotion not in _FAMILY:
         log.info("offline companion: unknown face emotion %r, writing a neutral comment", context.face_emotion)
+    if context.text_emotion and context.emotions_disagree:
+        family = "neutral"  # face and words disagree: ask, and assume neither in the rest
     polite = settings.attitude == "polite"
     playful = settings.attitude == "playful"
     level = 1 if polite else 0
@@ -458,3 +461,9 @@ def compose(context: CommentContext, settings: CompanionSettings, seed: int = 0)
 def offline_comment(context: CommentContext, settings: CompanionSettings, seed: int = 0) -> str:
     """A Korean comment for ``context`` written without any network; the same inputs give the same text."""
     return " ".join(sentence for _, sentence in compose(context, settings, seed))
+
+
+def empathy_sentence(emotion: str, polite: bool, rng: random.Random) -> str:
+    """One empathy sentence for ``emotion`` (a label key) in 반말 or, when ``polite``, 존댓말."""
+    family = _FAMILY.get(emotion, "neutral")
+    return rng.choice(_EMPATHY[family])[1 if polite else 0]

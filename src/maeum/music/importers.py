@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from maeum.music.catalogue import Catalogue, CatalogueError, Track, make_track
+from maeum.text.emotion import analyze_text
 
 _log = logging.getLogger(__name__)
 
@@ -254,6 +255,7 @@ def read_melon_csv(path: str | Path, genre: str = "", on_duplicate: OnDuplicate 
     energy_col = rows.column(("energy",), False, "energy")
     lang_col = rows.column(("language", "lang"), False, "language")
     lyrics_col = rows.column(("lyrics_emotion",), False, "lyrics_emotion")
+    lyric_col = rows.column(("lyric", "lyrics"), False, "lyrics")
     if (valence_col is None) != (energy_col is None):
         raise rows.fail(1, "has only one of valence and energy; give both columns or neither")
     assert title_col and artist_col
@@ -269,10 +271,19 @@ def read_melon_csv(path: str | Path, genre: str = "", on_duplicate: OnDuplicate 
             valence, energy = MELON_GENRE_DEFAULTS.get(row_genre, MELON_UNKNOWN_DEFAULT)
         language = (row[lang_col] if lang_col else "") or ("ko" if _HANGUL.search(title + artist) else "en")
         track_id = (row[id_col] if id_col else "") or _made_id("melon", title, artist)
+        lyrics_emotion = (row[lyrics_col] or None) if lyrics_col else None
+        if lyrics_emotion is None and lyric_col and row[lyric_col].strip():
+            lyrics_emotion = tag_lyrics(row[lyric_col])
         track = make_track(track_id, title, artist, valence, energy, genre=row_genre, language=language,
-                           lyrics_emotion=(row[lyrics_col] or None) if lyrics_col else None)  # fmt: skip
+                           lyrics_emotion=lyrics_emotion)  # fmt: skip
         _add(rows, line, track, seen, tracks, on_duplicate)
     if not tracks:
         raise CatalogueError(f"{rows.path}: no tracks after the header")
     _log.info("read %d tracks from %s", len(tracks), rows.path)
     return Catalogue(tracks)
+
+
+def tag_lyrics(lyrics: str) -> str | None:
+    """The Korean text emotion of a song's lyrics, or None when no emotion word was found."""
+    result = analyze_text(lyrics)
+    return result.label if result.evidence else None

@@ -1,5 +1,6 @@
-// maeum diary: webcam capture into the upload field, and a draft of the diary text kept in
-// this browser until the entry is saved (so an expired session or a refused photo loses nothing).
+// maeum diary: webcam capture into the upload field, a draft of the diary text kept in this
+// browser until the entry is saved (so an expired session or a refused photo loses nothing),
+// the companion's comment appearing when written, reading it aloud, and dictating the diary.
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -10,9 +11,14 @@ document.addEventListener("DOMContentLoaded", () => {
   if (text) {
     const key = text.dataset.draft;
     const saved = localStorage.getItem(key);
-    if (saved && !text.value) text.value = saved;
+    if (text.dataset.fromChat) localStorage.setItem(key, text.value); // a draft written from the chat wins
+    else if (saved && !text.value) text.value = saved;
     text.addEventListener("input", () => localStorage.setItem(key, text.value));
   }
+
+  pollComment();
+  setUpListen();
+  setUpDictation(text);
 
   const photo = document.getElementById("photo");
   const preview = document.getElementById("photo-preview");
@@ -54,3 +60,102 @@ document.addEventListener("DOMContentLoaded", () => {
     }, "image/jpeg", 0.92);
   });
 });
+
+// The comment is written in the background: ask until it is there, then show the page again.
+function pollComment() {
+  const box = document.getElementById("comment");
+  if (!box || box.dataset.status !== "pending") return;
+  let tries = 0;
+  const ask = async () => {
+    tries += 1;
+    try {
+      const reply = await fetch(box.dataset.poll, { credentials: "same-origin" });
+      if (reply.ok && (await reply.json()).status === "done") {
+        location.reload();
+        return;
+      }
+    } catch (err) {
+      // offline for a moment: keep asking
+    }
+    if (tries < 120) setTimeout(ask, tries < 10 ? 500 : 2000);
+  };
+  setTimeout(ask, 500);
+}
+
+// Read the comment aloud: the browser's Korean voice when it has one, else the server's WAV (espeak-ng).
+function setUpListen() {
+  const button = document.getElementById("listen");
+  const audio = document.getElementById("listen-audio");
+  const text = document.getElementById("comment-text");
+  if (!button || !audio || !text) return;
+  const label = button.textContent;
+  const done = () => { button.textContent = label; button.dataset.playing = ""; };
+  const koreanVoice = () => {
+    if (!("speechSynthesis" in window)) return null;
+    return speechSynthesis.getVoices().find((v) => v.lang && v.lang.toLowerCase().startsWith("ko")) || null;
+  };
+  audio.addEventListener("ended", done);
+  audio.addEventListener("error", () => { done(); if (button.dataset.mode === "server") alert(button.dataset.unavailable); });
+  button.addEventListener("click", () => {
+    if (button.dataset.playing) {
+      if ("speechSynthesis" in window) speechSynthesis.cancel();
+      audio.pause();
+      done();
+      return;
+    }
+    const voice = koreanVoice();
+    if (voice) {
+      button.dataset.mode = "browser";
+      const utterance = new SpeechSynthesisUtterance(text.textContent);
+      utterance.voice = voice;
+      utterance.lang = voice.lang;
+      utterance.onend = done;
+      speechSynthesis.speak(utterance);
+    } else if (button.dataset.server === "1") {
+      button.dataset.mode = "server";
+      if (!audio.src) audio.src = button.dataset.wav;
+      audio.play().catch(() => {}); // a refused autoplay still leaves the audio loaded
+    } else {
+      alert(button.dataset.unavailable);
+      return;
+    }
+    button.dataset.playing = "1";
+    button.textContent = button.dataset.stop;
+  });
+}
+
+// Dictate the diary with the browser's speech recognition, appending to the text.
+function setUpDictation(text) {
+  const button = document.getElementById("speak");
+  const status = document.getElementById("speak-status");
+  if (!button || !status || !text) return;
+  const Recognition = window.SpeechRecognition || window.webkitSpeechRecognition;
+  const say = (message) => { status.textContent = message; status.hidden = false; };
+  if (!Recognition) {
+    button.disabled = true;
+    say(button.dataset.unavailable);
+    return;
+  }
+  const label = button.textContent;
+  let recognition = null;
+  button.addEventListener("click", () => {
+    if (recognition) { recognition.stop(); return; }
+    recognition = new Recognition();
+    recognition.lang = button.lang === "en" ? "en-US" : "ko-KR";
+    recognition.continuous = true;
+    recognition.interimResults = false;
+    recognition.onresult = (event) => {
+      for (let i = event.resultIndex; i < event.results.length; i += 1) {
+        if (!event.results[i].isFinal) continue;
+        const words = event.results[i][0].transcript.trim();
+        if (words) text.value = (text.value ? text.value.trimEnd() + " " : "") + words;
+      }
+      text.dispatchEvent(new Event("input")); // keeps the draft
+    };
+    recognition.onerror = (event) => say(`${button.dataset.failed}: ${event.error}`);
+    recognition.onend = () => { recognition = null; button.textContent = label; };
+    button.textContent = button.dataset.stop;
+    status.hidden = true;
+    recognition.start();
+  });
+}

@@ -1,0 +1,80 @@
+"""The diary's shared state: settings, database, image store, face reader, companion, music, templates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
+
+from maeum.analyzer import Analyzer
+from maeum.app import diary, stats
+from maeum.app.companion import Companion
+from maeum.app.db import create_db_engine, migrate, session_factory, transaction
+from maeum.app.i18n import EMOJI
+from maeum.app.music import Music
+from maeum.app.security import LoginLimiter, end_expired_sessions
+from maeum.app.settings import AppSettings
+from maeum.app.uploads import ImageStore, UploadLimits
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+
+
+class Diary:
+    """The app's shared state: settings, database, image store, face reader, templates."""
+
+    def __init__(self, settings: AppSettings, analyzer: Analyzer | None) -> None:
+        self.settings = settings.with_secret()
+        self.engine = create_db_engine(self.settings.url)
+        migrate(self.engine)
+        self.sessions = session_factory(self.engine)
+        self.store = ImageStore(self.settings.images_dir)
+        self.reader = diary.FaceReader(
+            analyzer or Analyzer(threads=self.settings.analysis_threads), self.settings.analysis_slots
+        )
+        self.labels = self.reader.labels
+        self.limits = UploadLimits(
+            self.settings.max_image_bytes,
+            self.settings.max_image_pixels,
+            self.settings.min_image_side,
+            self.settings.stored_image_side,
+        )
+        self.limiter = LoginLimiter(
+            self.settings.login_failures_per_user,
+            self.settings.login_failures_per_ip,
+            self.settings.login_window_minutes,
+        )
+        self.zone = ZoneInfo(self.settings.timezone)
+        env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
+        env.globals.update(emoji=lambda label: EMOJI.get(label, "🙂"), color=stats.color)
+        self.templates = Jinja2Templates(env=env)
+        self.companion = Companion(self.tx, self.settings)
+        self.music = Music(self.settings.music_picks)
+
+    def tx(self) -> Any:
+        return transaction(self.sessions)
+
+    def today(self) -> dt.date:
+        return dt.datetime.now(self.zone).date()
+
+    def sweep(self) -> None:
+        """Remove uploads that waited too long for a face choice and files a crash left behind."""
+        with self.tx() as db:
+            for name in diary.expired_pending(db):
+                self.store.delete(name)
+            keep = diary.referenced_images(db)
+            end_expired_sessions(db)
+        removed = self.store.sweep(keep)
+        if removed:
+            log.info("removed %d image files no post refers to", removed)
+
+    def close(self) -> None:
+        """Wait for the comments being written, then release the database."""
+        self.companion.close()
+        self.engine.dispose()
