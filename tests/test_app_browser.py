@@ -21,12 +21,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, unquote_plus
 from zoneinfo import ZoneInfo
 
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 from sqlalchemy import Connection, create_engine, text
+
+from llm_server import REPLY, LLMServer
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -539,4 +542,140 @@ def test_expired_session_keeps_the_draft(site: Site, selfie_jpeg: bytes) -> None
     assert submit_post(site, page) == 303
     post_id_of(site, page)
     expect(page.locator("#diary-text")).to_have_text(words)
+    assert draft(page) is None
+
+
+# ------------------------------------------------------------------------------------------------
+# the companion and music
+
+
+def test_companion_settings_comment_listen_and_songs(site: Site, selfie_jpeg: bytes) -> None:
+    """Choose the companion's tone, post, read its comment, have it read aloud, open and rate songs."""
+    page = site.page(mobile=True)
+    sign_up(site, page, "jieun", name="지은")
+    page.click("#nav-companion")
+    page.wait_for_url(site.url("/companion"))
+    expect(page.locator("h1")).to_have_text("AI 동반자 설정")
+    page.check("#attitude input[value=polite]")
+    page.check("#composition input[value=advice]")
+    page.select_option("#intensity", "calm")
+    page.select_option("#length", "short")
+    page.locator("#genres details").filter(has_text="기쁨").locator("summary").click()
+    page.check("input[name=genre-happiness][value=k-pop]")
+    site.shot(page, "companion-settings")
+    page.click("#companion-save")
+    expect(page.locator("#notice")).to_have_text("AI 설정을 저장했습니다.")
+    page.reload()
+    expect(page.locator("#attitude input[value=polite]")).to_be_checked()
+    expect(page.locator("#composition input[value=advice]")).to_be_checked()
+    expect(page.locator("#composition input[value=empathy]")).not_to_be_checked()
+    expect(page.locator("#intensity")).to_have_value("calm")
+    expect(page.locator("input[name=genre-happiness][value=k-pop]")).to_be_checked()
+
+    open_new_post(page, "오늘 친구들과 웃으면서 맛있는 저녁을 먹었다. 정말 행복했다.", jpeg_file(selfie_jpeg))
+    assert submit_post(site, page) == 303
+    post_id = post_id_of(site, page)
+    expect(page.locator("#comment-text")).to_contain_text("지은님")  # polite: the name with 님
+    expect(page.locator("#comment-source")).to_contain_text("오프라인 작성기")
+    expect(page.locator("#text-emotion")).to_contain_text("기쁨")
+    site.shot(page, "post-comment")
+
+    # read aloud: the browser's Korean voice if it has one, else the server's WAV
+    has_voice = page.evaluate(
+        "() => 'speechSynthesis' in window && speechSynthesis.getVoices().some(v => v.lang.startsWith('ko'))"
+    )
+    if has_voice:
+        page.click("#listen")
+        expect(page.locator("#listen")).to_have_attribute("data-mode", "browser")
+    else:
+        with page.expect_response(lambda r: r.url.endswith(f"/posts/{post_id}/comment.wav")) as wav:
+            page.click("#listen")
+        assert wav.value.status == 200 and wav.value.headers["content-type"] == "audio/wav"
+        expect(page.locator("#listen")).to_have_attribute("data-mode", "server")
+    expect(page.locator("#listen")).to_have_text("■ 멈추기")
+    page.click("#listen")
+    expect(page.locator("#listen")).to_have_text("🔊 듣기")
+
+    # songs: k-pop first for happiness, links that open the search for that song
+    tracks = page.locator("#tracks .track")
+    expect(tracks).to_have_count(5)
+    expect(tracks.first.locator(".badge").first).to_have_text("k-pop")
+    title = tracks.first.locator(".title").inner_text()
+    page.context.route("https://www.melon.com/**", lambda route: route.fulfill(status=200, body="melon"))
+    with page.expect_popup() as popup:
+        tracks.first.locator(".listen-melon").click()
+    opened = popup.value
+    opened.wait_for_load_state()
+    assert title in unquote_plus(opened.url) and opened.url.startswith("https://www.melon.com/search/")
+    opened.close()
+    for site_name in ("youtube", "spotify"):
+        href = tracks.first.locator(f".listen-{site_name}").get_attribute("href")
+        assert href and title in unquote_plus(unquote(href))
+    first_two = [tracks.nth(i).get_attribute("data-track") for i in range(2)]
+    tracks.first.locator("button.like").click()
+    expect(page.locator("#tracks .track").first.locator(".liked")).to_have_text("좋아요 ✓")
+    page.locator("#tracks .track").nth(1).locator("button.skip").click()
+    expect(page.locator("#tracks .track")).to_have_count(5)
+    shown = [t.get_attribute("data-track") for t in page.locator("#tracks .track").all()]
+    assert first_two[0] == shown[0] and first_two[1] not in shown
+    site.shot(page, "post-music")
+
+
+def test_llm_comment_appears_when_ready(site: Site, selfie_jpeg: bytes) -> None:
+    """A slow loopback LLM: the entry is shown at once with 'writing…', then its comment without a reload."""
+    llm = LLMServer()
+    llm.mode, llm.slow_s = "slow", 2.0
+    try:
+        page = site.page()
+        sign_up(site, page, "minsu", name="민수")
+        page.goto("/companion")
+        page.fill("#endpoint-url", llm.base_url)
+        page.fill("#endpoint-model", "test-model")
+        page.fill("#endpoint-key", "sk-browser")
+        page.click("#companion-save")
+        expect(page.locator("#notice")).to_have_text("AI 설정을 저장했습니다.")
+        expect(page.locator("#endpoint-key")).to_have_value("")
+        expect(page.locator("#key-kept")).to_be_visible()
+        open_new_post(page, "오늘은 회의가 길었다.", jpeg_file(selfie_jpeg))
+        assert submit_post(site, page) == 303
+        post_id_of(site, page)
+        expect(page.locator("#comment-pending")).to_have_text("코멘트를 쓰는 중이에요…")
+        expect(page.locator("#comment-text")).to_have_text(REPLY)
+        expect(page.locator("#comment-source")).to_contain_text("AI 모델이 썼어요")
+        assert llm.headers[-1]["Authorization"] == "Bearer sk-browser"
+    finally:
+        llm.close()
+
+
+def test_chat_becomes_a_diary_entry(site: Site, selfie_jpeg: bytes) -> None:
+    """Chat with the companion, turn the chat into a draft, edit it, dictate (or be told why not), post."""
+    page = site.page(mobile=True)
+    sign_up(site, page, "seoyeon")
+    page.click("#nav-chat")
+    page.wait_for_url(site.url("/chat"))
+    expect(page.locator("#chat-intro")).to_be_visible()
+    for message in ("오늘 시험이 끝나서 후련했어", "저녁엔 가족이랑 산책했어"):
+        page.fill("#chat-message", message)
+        page.click("#chat-send")
+        expect(page.locator("#messages .message.user").last).to_contain_text(message)
+    expect(page.locator("#messages .message.companion")).to_have_count(2)
+    site.shot(page, "chat")
+    page.click("#chat-to-diary")
+    expect(page.locator("#notice")).to_contain_text("대화로 초안을 만들었어요")
+    expected = "오늘 시험이 끝나서 후련했어. 저녁엔 가족이랑 산책했어."
+    expect(page.locator("#text")).to_have_value(expected)
+    assert draft(page) == expected
+
+    # dictation: the browser's recogniser needs a speech service headless Chromium lacks, so the
+    # user is told why, and the text stays as it was
+    page.click("#speak") if page.locator("#speak").is_enabled() else None
+    expect(page.locator("#speak-status")).to_be_visible()
+    expect(page.locator("#speak-status")).to_contain_text(re.compile("음성 인식에 실패했어요|음성 입력을 쓸 수 없어요"))
+    expect(page.locator("#text")).to_have_value(expected)
+
+    page.fill("#text", expected + " 내일도 힘내자!")
+    page.set_input_files("#photo", jpeg_file(selfie_jpeg))
+    assert submit_post(site, page) == 303
+    post_id_of(site, page)
+    expect(page.locator("#diary-text")).to_have_text(expected + " 내일도 힘내자!")
     assert draft(page) is None
