@@ -561,7 +561,7 @@ def test_companion_settings_comment_listen_and_songs(site: Site, selfie_jpeg: by
     page.select_option("#intensity", "calm")
     page.select_option("#length", "short")
     page.locator("#genres details").filter(has_text="기쁨").locator("summary").click()
-    page.check("input[name=genre-happiness][value=k-pop]")
+    page.check("input[name=genre][value='happiness:k-pop']")
     site.shot(page, "companion-settings")
     page.click("#companion-save")
     expect(page.locator("#notice")).to_have_text("AI 설정을 저장했습니다.")
@@ -570,7 +570,7 @@ def test_companion_settings_comment_listen_and_songs(site: Site, selfie_jpeg: by
     expect(page.locator("#composition input[value=advice]")).to_be_checked()
     expect(page.locator("#composition input[value=empathy]")).not_to_be_checked()
     expect(page.locator("#intensity")).to_have_value("calm")
-    expect(page.locator("input[name=genre-happiness][value=k-pop]")).to_be_checked()
+    expect(page.locator("input[name=genre][value='happiness:k-pop']")).to_be_checked()
 
     open_new_post(page, "오늘 친구들과 웃으면서 맛있는 저녁을 먹었다. 정말 행복했다.", jpeg_file(selfie_jpeg))
     assert submit_post(site, page) == 303

@@ -204,26 +204,14 @@ def test_settings_page_saves_and_shows_choices(app) -> None:
     v.signup("mina")
     r = save_settings(v, attitude="playful", composition=["comfort", "empathy"], intensity="creative", length="long")
     assert r.status_code == 303
-    r = v.client.post(
-        "/companion",
-        data={
-            "attitude": "playful",
-            "composition": ["comfort"],
-            "intensity": "creative",
-            "length": "long",
-            "endpoint_url": "",
-            "endpoint_model": "",
-            "endpoint_key": "",
-            "genre-sadness": ["ballad", "indie"],
-            "csrf": v.csrf("/companion"),
-        },
-    )
+    r = save_settings(v, attitude="playful", composition=["comfort"], intensity="creative", length="long",
+                      genre=["sadness:ballad", "sadness:indie"])  # fmt: skip
     assert r.status_code == 303
     page = v.client.get("/companion?saved=companion").text
     assert re.search(r'value="playful" checked', page) and re.search(r'value="long" selected', page)
     assert re.search(r'name="composition" value="comfort" checked', page)
     assert not re.search(r'name="composition" value="empathy" checked', page)
-    assert re.search(r'name="genre-sadness" value="ballad" checked', page)
+    assert re.search(r'name="genre" value="sadness:ballad" checked', page)
     with app.state.diary.sessions() as db:
         profile = db.scalar(select(CompanionProfile))
         assert profile.genres == {"sadness": ["ballad", "indie"]} and profile.intensity == "creative"
@@ -237,7 +225,7 @@ def test_settings_page_saves_and_shows_choices(app) -> None:
         ({"endpoint_url": "file:///etc/passwd", "endpoint_model": "m"}, "http"),
         ({"endpoint_url": "http://127.0.0.1:1/v1"}, "모델 이름"),
         ({"attitude": "rude"}, "attitude"),
-        ({"genre-sadness": ["no-such-genre"]}, "genres"),
+        ({"genre": ["sadness:no-such-genre"]}, "genres"),
     ],
 )
 def test_settings_refuse_bad_values_and_private_endpoints(app, fields: dict, message: str) -> None:
@@ -401,19 +389,7 @@ def test_songs_with_a_post_have_links_likes_and_skips(app, selfie_jpeg) -> None:
 def test_genre_preferences_and_corrections_steer_the_songs(app, selfie_jpeg) -> None:
     v = Visitor(app)
     v.signup("mina")
-    r = v.client.post(
-        "/companion",
-        data={
-            "attitude": "friendly",
-            "intensity": "normal",
-            "length": "medium",
-            "endpoint_url": "",
-            "endpoint_model": "",
-            "endpoint_key": "",
-            "genre-sadness": ["ballad"],
-            "csrf": v.csrf("/companion"),
-        },
-    )
+    r = save_settings(v, genre=["sadness:ballad"])
     assert r.status_code == 303
     post_id = v.post_id(selfie_jpeg)
     v.client.get(f"/posts/{post_id}")

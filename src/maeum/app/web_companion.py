@@ -92,22 +92,36 @@ def routes(app: FastAPI, d: Diary) -> None:
             return _settings_page(d, ctx, db, notice=notice)
 
     @app.post("/companion")
-    async def companion_save(request: Request) -> Response:
-        form = await request.form()
+    def companion_save(
+        request: Request,
+        attitude: str = Form(""),
+        composition: list[str] = Form([]),
+        intensity: str = Form(""),
+        length: str = Form(""),
+        endpoint_url: str = Form(""),
+        endpoint_model: str = Form(""),
+        endpoint_key: str = Form(""),
+        forget_key: str = Form(""),
+        genre: list[str] = Form([]),  # "emotion:genre" pairs
+        csrf: str = Form(""),
+    ) -> Response:
         fields = {
-            "attitude": str(form.get("attitude", "")),
-            "composition": [str(v) for v in form.getlist("composition")],
-            "intensity": str(form.get("intensity", "")),
-            "length": str(form.get("length", "")),
-            "endpoint_url": str(form.get("endpoint_url", "")),
-            "endpoint_model": str(form.get("endpoint_model", "")),
-            "endpoint_key": str(form.get("endpoint_key", "")),
-            "forget_key": bool(form.get("forget_key")),
+            "attitude": attitude,
+            "composition": composition,
+            "intensity": intensity,
+            "length": length,
+            "endpoint_url": endpoint_url,
+            "endpoint_model": endpoint_model,
+            "endpoint_key": endpoint_key,
+            "forget_key": bool(forget_key),
         }
-        genre_choices = {key[6:]: [str(v) for v in form.getlist(key)] for key in form if key.startswith("genre-")}
+        genre_choices: dict[str, list[str]] = {}
+        for pair in genre:
+            emotion, _, name = pair.partition(":")
+            genre_choices.setdefault(emotion, []).append(name)
         try:
             with page(request) as (ctx, db):
-                check_csrf(request, d, str(form.get("csrf", "")))
+                check_csrf(request, d, csrf)
                 user = user_of(ctx)
                 profile = companion.profile_of(db, user)
                 known = set(d.music.genres(db, user))
