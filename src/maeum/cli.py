@@ -26,6 +26,7 @@ from maeum.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_image
 from maeum.labels import LANGUAGES, display_name
 from maeum.progress import Progress
 from maeum.results import FaceResult
+from maeum.train_cli import add_train_parser
 from maeum.video_cli import add_video_parser
 
 log = logging.getLogger("maeum")
@@ -96,25 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list face detectors and emotion models")
     m.set_defaults(run=_models)
 
-    t = sub.add_parser("train", help="train an emotion classifier (needs the train extra)")
-    t.add_argument(
-        "--data",
-        required=True,
-        help="a folder prepared by `maeum data prepare` (or its manifest.parquet), or the FER+ folder",
-    )
-    t.add_argument("--out", required=True, help="run folder (resumes if it holds last.pt)")
-    t.add_argument("--model", default="resnet_s", help="architecture (resnet_s, mini_xception)")
-    t.add_argument("--labels", choices=("soft", "majority"), default="soft", help="training targets")
-    t.add_argument("--epochs", type=int, default=40)
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=0.1)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=2)
-    t.add_argument("--size", type=int, default=48, help="input size in pixels (default: 48)")
-    t.add_argument("--color", choices=("gray", "rgb"), default="gray", help="input colour (default: gray)")
-    t.add_argument("--no-bf16", action="store_true", help="train in float32 (slower on CPUs with bfloat16)")
-    t.add_argument("--init", default="", help="fine-tune: start from this best.pt (same model, labels and input)")
-    t.set_defaults(run=_train)
+    add_train_parser(sub)
 
     e = sub.add_parser("export", help="export a trained checkpoint to ONNX with maeum metadata")
     e.add_argument("checkpoint", type=Path, help="best.pt from `maeum train`")
@@ -280,39 +263,6 @@ class _Writer:
                 for k, v in self.json.items()
             ]
             self.out.write("{\n" + ",\n".join(items) + ("\n}\n" if items else "}\n"))
-
-
-def _train(args: argparse.Namespace) -> int:
-    from maeum.training.trainer import TrainConfig, train
-
-    try:
-        cfg = TrainConfig(
-            data=args.data,
-            out=args.out,
-            model=args.model,
-            labels=args.labels,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            seed=args.seed,
-            threads=args.threads,
-            bf16=not args.no_bf16,
-            init=args.init,
-            input={
-                "size": args.size,
-                "color": args.color,
-                "mean": [0.5] * (1 if args.color == "gray" else 3),
-                "std": [0.5] * (1 if args.color == "gray" else 3),
-            },
-        )
-    except (ValueError, FileNotFoundError) as e:
-        raise MaeumError(str(e)) from None
-    try:
-        best = train(cfg)
-    except ValueError as e:  # a checkpoint from another architecture or label set
-        raise MaeumError(str(e)) from None
-    log.info("best checkpoint: %s", best)
-    return EXIT_OK
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -25,3 +25,7 @@ class UnknownNameError(MaeumError, ValueError):
     def __init__(self, kind: str, name: str, known: list[str]) -> None:
         super().__init__(f"unknown {kind} {name!r}; choose one of: {', '.join(known)}")
         self.kind, self.name, self.known = kind, name, known
+
+
+class ConfigError(MaeumError, ValueError):
+    """A setting that cannot be used: an unknown key, a wrong type or value, an unreadable config file."""

@@ -12,46 +12,23 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from maeum.errors import UnknownNameError
 from maeum.preprocess import InputSpec, to_model_input
+from maeum.training.config import TrainConfig
 from maeum.training.datasets import load_training_data
-from maeum.training.nets import create_model
+from maeum.training.nets import create_model, list_models
+
+__all__ = ["TrainConfig", "augment", "predict", "train"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    data: str  # FER+ folder (with fer2013new.csv), or a manifest from `maeum data prepare` (file or folder)
-    out: str  # run folder: config.json, metrics.csv, best.pt, last.pt
-    model: str = "resnet_s"
-    labels: str = "soft"  # "soft": annotator vote distribution; "majority": one-hot majority
-    epochs: int = 40
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 1.0
-    seed: int = 0
-    threads: int = 2
-    bf16: bool = True  # bfloat16 autocast on CPU (about 2x faster on AVX-512 BF16 machines)
-    input: dict[str, object] = field(default_factory=lambda: {"size": 48, "color": "gray", "mean": [0.5], "std": [0.5]})
-    init: str = ""  # fine-tune: start from this checkpoint's weights (same architecture, labels and input)
-
-    def __post_init__(self) -> None:
-        if self.labels not in ("soft", "majority"):
-            raise ValueError(f"labels must be 'soft' or 'majority', got {self.labels!r}")
-        if not Path(self.data).exists():
-            raise FileNotFoundError(f"data {self.data} not found: pass a FER+ folder or a prepared manifest")
-        InputSpec.from_dict(self.input)
-        if self.init and not Path(self.init).is_file():
-            raise FileNotFoundError(f"--init {self.init}: no such checkpoint; pass a best.pt from `maeum train`")
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -115,11 +92,94 @@ def _initial_weights(path: Path, cfg: TrainConfig, labels: tuple[str, ...]) -> d
     return state["model"]
 
 
+# Optimizers: weight decay on the `decay` group only (not on biases and norm weights).
+def _sgd(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+
+
+def _adamw(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
+
+
+_OPTIMIZERS: dict[str, Callable[[list[dict], TrainConfig], torch.optim.Optimizer]] = {"sgd": _sgd, "adamw": _adamw}
+
+
+# Learning-rate schedules: (peak lr, step, total steps, warm-up steps) -> lr at that step.
+def _cosine(lr: float, step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    return lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def _step(lr: float, step: int, total: int, warmup: int) -> float:
+    """Warm-up, then lr, lr/10 from half-way and lr/100 from three quarters of the way."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    done = (step - warmup) / max(1, total - warmup)
+    return lr * 0.1 ** ((done >= 0.5) + (done >= 0.75))
+
+
+def _constant(lr: float, step: int, total: int, warmup: int) -> float:
+    return lr * (step + 1) / warmup if step < warmup else lr
+
+
+def _onecycle(lr: float, step: int, total: int, warmup: int) -> float:
+    """torch's OneCycleLR with its defaults: cosine from lr/25 up to lr over 30 % of the steps, then down to lr/25e4.
+
+    It has its own warm-up, so ``warmup_epochs`` is not used.
+    """
+    low, end = lr / 25, lr / 25e4
+    peak = 0.3 * total - 1  # the step at the top, as torch counts it (fractional for short runs)
+    if peak > 0 and step <= peak:
+        return low + (lr - low) * (1 - math.cos(math.pi * step / peak)) / 2
+    done = min(1.0, (step - peak) / (total - 1 - peak))
+    return end + (lr - end) * (1 + math.cos(math.pi * done)) / 2
+
+
+_SCHEDULES: dict[str, Callable[[float, int, int, int], float]] = {
+    "cosine": _cosine,
+    "step": _step,
+    "onecycle": _onecycle,
+    "constant": _constant,
+}
+
+
+def _class_weights(targets: np.ndarray) -> np.ndarray:
+    """Inverse-frequency loss weights (K,) from the targets (N, K); the average image keeps weight 1."""
+    mass = targets.sum(0)  # (K,) how much of the training targets each class holds
+    present = mass > 0
+    weights = np.zeros_like(mass)
+    weights[present] = mass.sum() / (present.sum() * mass[present])
+    return weights
+
+
+def _random_order(labels: np.ndarray, gen: torch.Generator) -> np.ndarray:
+    return torch.randperm(len(labels), generator=gen).numpy()
+
+
+def _balanced_order(labels: np.ndarray, gen: torch.Generator) -> np.ndarray:
+    """An epoch's worth of indices drawn with replacement, every class equally likely."""
+    p = torch.from_numpy(1.0 / np.bincount(labels)[labels])
+    return torch.multinomial(p, len(labels), replacement=True, generator=gen).numpy()
+
+
+_SAMPLERS: dict[str, Callable[[np.ndarray, torch.Generator], np.ndarray]] = {
+    "random": _random_order,
+    "balanced": _balanced_order,
+}
+
+
 def train(cfg: TrainConfig) -> Path:
-    """Train, keeping the checkpoint that is best on Valid; resumes from ``out/last.pt``."""
+    """Train, keeping the checkpoint that is best on Valid; resumes from ``out/last.pt``.
+
+    Writes ``config.json`` (the settings; ``maeum train --config`` repeats the run from it),
+    ``metrics.csv`` (one row per epoch), ``best.pt``, ``last.pt`` and ``summary.json`` (best
+    epoch, epochs run, and whether early stopping ended the run).
+    """
+    if cfg.model not in list_models():
+        raise UnknownNameError("model", cfg.model, list_models())
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     spec = InputSpec.from_dict(cfg.input)
@@ -141,6 +201,15 @@ def train(cfg: TrainConfig) -> Path:
         cfg.labels,
         int((va_labels >= 0).sum()),
     )
+    class_weights = None
+    if cfg.class_weights == "balanced":
+        class_weights = torch.from_numpy(_class_weights(targets))
+        named = zip(data.labels, class_weights.tolist(), strict=True)
+        log.info("class weights: %s", ", ".join(f"{name} {w:.2f}" for name, w in named))
+    if cfg.class_weights == "balanced" and cfg.sampler == "balanced":
+        log.warning("class_weights and sampler are both 'balanced': rare classes are favoured twice")
+    sample = _SAMPLERS[cfg.sampler]
+    lr_schedule = _SCHEDULES[cfg.schedule]
 
     # channels_last is what makes bfloat16 fast on CPU; in float32 it gains little, and the
     # depthwise-convolution backward of some torch CPU builds crashes on it (mini_xception, RGB).
@@ -148,11 +217,8 @@ def train(cfg: TrainConfig) -> Path:
     model = create_model(cfg.model, num_classes=num_classes, in_chans=spec.channels).to(memory_format=memory_format)
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    opt = torch.optim.SGD(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        nesterov=True,
+    opt = _OPTIMIZERS[cfg.optimizer](
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], cfg
     )
     if len(images) == 0:
         raise ValueError(f"{cfg.data}: the train split holds no labelled images")
@@ -162,32 +228,48 @@ def train(cfg: TrainConfig) -> Path:
     warmup = int(steps_per_epoch * cfg.warmup_epochs)
 
     def lr_at(step: int) -> float:
-        if step < warmup:
-            return cfg.lr * (step + 1) / warmup
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+        return lr_schedule(cfg.lr, step, total, warmup)
 
-    start_epoch, best = 0, -1.0
+    start_epoch, best, best_epoch = 0, -1.0, -1
     if (out / "last.pt").exists():
         state = torch.load(out / "last.pt", map_location="cpu")
         if state["model_name"] != cfg.model:
             raise ValueError(f"{out / 'last.pt'} holds a {state['model_name']} model, not {cfg.model}")
         if tuple(state.get("labels", data.labels)) != data.labels:
             raise ValueError(f"{out / 'last.pt'} was trained on labels {state['labels']}, not {list(data.labels)}")
+        theirs = state.get("config", {}).get("optimizer", "sgd")
+        if theirs != cfg.optimizer:
+            raise ValueError(f"{out / 'last.pt'} was trained with {theirs}, not {cfg.optimizer}; use another --out")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start_epoch, best = state["epoch"] + 1, state["best"]
+        best_epoch = state.get("best_epoch", state["epoch"])  # runs before early stopping: assume the latest
         log.info("resuming after epoch %d (best valid %.4f)", start_epoch, best)
     elif cfg.init:
         model.load_state_dict(_initial_weights(Path(cfg.init), cfg, data.labels))
         log.info("fine-tuning from %s", cfg.init)
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))  # once a resume is known to fit
 
     gen = torch.Generator().manual_seed(cfg.seed)
     metrics = out / "metrics.csv"
     if start_epoch == 0:
         metrics.write_text("epoch,lr,train_loss,valid_acc,seconds\n")
+    stopped_early = False
+    last_epoch = start_epoch - 1  # the last epoch trained, in this call or before a resume
     for epoch in range(start_epoch, cfg.epochs):
+        if cfg.early_stopping and epoch - 1 - best_epoch >= cfg.early_stopping:
+            # Checked before the epoch rather than after it, so a resumed run that had stopped stays stopped.
+            stopped_early = True
+            log.info(
+                "early stopping after epoch %d: no better valid accuracy for %d epochs (best %.4f at epoch %d)",
+                epoch - 1,
+                epoch - 1 - best_epoch,
+                best,
+                best_epoch,
+            )
+            break
         gen.manual_seed(cfg.seed * 1000 + epoch)  # each epoch reproducible, also after a resume
-        order = torch.randperm(len(images), generator=gen).numpy()
+        order = sample(tr.labels[keep], gen)
         model.train()
         t0, loss_sum = time.perf_counter(), 0.0
         for i in range(steps_per_epoch):
@@ -198,7 +280,8 @@ def train(cfg: TrainConfig) -> Path:
             x = augment(_to_batch(images[idx], spec), gen).contiguous(memory_format=memory_format)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
                 logits = model(x)
-            loss = -(targets_t[idx] * F.log_softmax(logits.float(), 1)).sum(1).mean()
+            weighted = targets_t[idx] if class_weights is None else targets_t[idx] * class_weights  # (B, K)
+            loss = -(weighted * F.log_softmax(logits.float(), 1)).sum(1).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -211,6 +294,9 @@ def train(cfg: TrainConfig) -> Path:
             csv.writer(f).writerow(
                 [epoch, f"{lr_at(step):.5f}", f"{loss_sum / steps_per_epoch:.4f}", f"{acc:.4f}", f"{seconds:.1f}"]
             )
+        improved = acc > best
+        if improved:
+            best, best_epoch = acc, epoch
         state = {
             "model_name": cfg.model,
             "labels": list(data.labels),
@@ -218,13 +304,22 @@ def train(cfg: TrainConfig) -> Path:
             "model": model.state_dict(),
             "optimizer": opt.state_dict(),
             "epoch": epoch,
-            "best": max(best, acc),
+            "best": best,
+            "best_epoch": best_epoch,
             "config": asdict(cfg),
         }
-        if acc > best:
-            best = acc
+        if improved:
             torch.save({k: v for k, v in state.items() if k != "optimizer"}, out / "best.pt")
         torch.save(state, out / "last.tmp")
         (out / "last.tmp").replace(out / "last.pt")  # atomic: a kill never leaves a broken checkpoint
+        last_epoch = epoch
         log.info("epoch %d: valid majority accuracy %.4f (best %.4f), %.0f s", epoch, acc, best, seconds)
+    summary = {
+        "best_epoch": best_epoch,
+        "best_valid_acc": round(best, 4),
+        "last_epoch": last_epoch,
+        "epochs": cfg.epochs,
+        "stopped_early": stopped_early,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return out / "best.pt"

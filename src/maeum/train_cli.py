@@ -1,0 +1,128 @@
+"""``maeum train``: settings from a recipe file, command-line flags and ``--set``, then the trainer.
+
+Precedence, lowest first: ``TrainConfig``'s defaults, ``--config FILE``, the flags given
+explicitly, ``--set KEY=VALUE``. Only flags the user typed override the file, so every flag
+defaults to None here and the real defaults live in one place, ``TrainConfig``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from maeum.errors import MaeumError
+from maeum.training.config import CHOICES, TrainConfig
+
+log = logging.getLogger("maeum")
+
+EXIT_OK = 0  # usage errors (2) are cli.main's
+_DEFAULTS = TrainConfig.__dataclass_fields__  # for the help texts only
+# Flags whose destination is a TrainConfig field of the same name.
+_FIELD_FLAGS = (
+    "data", "out", "model", "labels", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
+    "schedule", "warmup_epochs", "early_stopping", "class_weights", "sampler", "seed", "threads", "bf16", "init",
+)  # fmt: skip
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``train`` subcommand on the ``maeum`` parser's subparsers."""
+    t = sub.add_parser(
+        "train",
+        help="train an emotion classifier (needs the train extra)",
+        description="Train an emotion classifier. Settings come from TrainConfig's defaults, then --config, "
+        "then the flags given, then --set. Re-running the same command resumes from OUT/last.pt.",
+    )
+    t.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a YAML or JSON recipe of settings (e.g. recipes/ferplus-resnet-s.yaml, or a run's config.json)",
+    )
+    t.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override one setting; the value is YAML (e.g. --set epochs=10 --set input.size=64); repeatable",
+    )
+    t.add_argument("--print-config", action="store_true", help="print the resolved settings as JSON and exit")
+    t.add_argument(
+        "--data", help="a folder prepared by `maeum data prepare` (or its manifest.parquet), or the FER+ folder"
+    )
+    t.add_argument("--out", help="run folder (resumes if it holds last.pt)")
+    t.add_argument("--model", help=_help("architecture (resnet_s, mini_xception)", "model"))
+    _choice(t, "--labels", "training targets")
+    t.add_argument("--epochs", type=int, help=_help("", "epochs"))
+    t.add_argument("--batch-size", type=int, help=_help("", "batch_size"))
+    _choice(t, "--optimizer", "sgd (Nesterov) or adamw")
+    t.add_argument("--lr", type=float, help=_help("peak learning rate", "lr"))
+    t.add_argument("--momentum", type=float, help=_help("SGD momentum, AdamW beta1", "momentum"))
+    t.add_argument("--weight-decay", type=float, help=_help("not applied to biases and norms", "weight_decay"))
+    _choice(t, "--schedule", "learning-rate schedule")
+    t.add_argument("--warmup-epochs", type=float, help=_help("linear warm-up (not with onecycle)", "warmup_epochs"))
+    t.add_argument(
+        "--early-stopping",
+        type=int,
+        metavar="EPOCHS",
+        help=_help("stop after this many epochs without a better valid accuracy; 0: never", "early_stopping"),
+    )
+    _choice(t, "--class-weights", "balanced: weight the loss by inverse class frequency")
+    _choice(t, "--sampler", "balanced: draw every class equally often")
+    t.add_argument("--seed", type=int, help=_help("", "seed"))
+    t.add_argument("--threads", type=int, help=_help("", "threads"))
+    t.add_argument("--size", type=int, help="input size in pixels (default: 48)")
+    t.add_argument("--color", choices=("gray", "rgb"), help="input colour (default: gray)")
+    t.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        help="bfloat16 autocast on the CPU (default); --no-bf16 trains in float32 (slower on CPUs with bfloat16)",
+    )
+    t.add_argument("--init", help="fine-tune: start from this best.pt (same model, labels and input)")
+    t.set_defaults(run=_train)
+
+
+def _help(text: str, key: str) -> str:
+    default = f"default: {_DEFAULTS[key].default}"
+    return f"{text} ({default})" if text else default
+
+
+def _choice(parser: argparse.ArgumentParser, flag: str, text: str) -> None:
+    key = flag.lstrip("-").replace("-", "_")
+    parser.add_argument(flag, choices=CHOICES[key], help=_help(text, key))
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Layer the recipe file, the explicit flags and ``--set`` over TrainConfig's defaults."""
+    from maeum.training.config import load_config_file, parse_set, resolve_config
+
+    layers: list[dict[str, Any]] = [load_config_file(args.config)] if args.config else []
+    flags: dict[str, Any] = {k: getattr(args, k) for k in _FIELD_FLAGS if getattr(args, k) is not None}
+    if args.size is not None:
+        flags.setdefault("input", {})["size"] = args.size
+    if args.color is not None:  # a change of colour brings mean and std of 0.5 per channel (resolve_config)
+        flags.setdefault("input", {})["color"] = args.color
+    layers += [flags, parse_set(args.overrides)]
+    try:
+        return resolve_config(*layers)
+    except FileNotFoundError as e:
+        raise MaeumError(str(e)) from None
+
+
+def _train(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)  # ConfigErrors are MaeumErrors: cli.main reports them, exit code 2
+    if args.print_config:
+        sys.stdout.write(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        return EXIT_OK
+    from maeum.training.trainer import train
+
+    try:
+        best = train(cfg)
+    except ValueError as e:  # a checkpoint from another architecture, label set or optimizer
+        if isinstance(e, MaeumError):
+            raise
+        raise MaeumError(str(e)) from None
+    log.info("best checkpoint: %s", best)
+    return EXIT_OK

@@ -1,0 +1,230 @@
+"""``TrainConfig``: every setting of a training run, and the recipe files that hold them.
+
+A recipe is a YAML (or JSON) mapping of ``TrainConfig`` fields; the ``config.json`` that
+``maeum train`` writes into its run folder is one too, so a run can be repeated from it.
+Settings are layered: the dataclass defaults, then the file, then explicit command-line
+flags, then ``--set key=value``. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from maeum.errors import ConfigError
+from maeum.preprocess import InputSpec
+
+# The choices of each choice-valued setting; the first one is the default.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "labels": ("soft", "majority"),  # soft: annotator vote distribution; majority: one-hot majority
+    "optimizer": ("sgd", "adamw"),  # sgd: Nesterov momentum; adamw: betas (momentum, 0.999)
+    "schedule": ("cosine", "step", "onecycle", "constant"),
+    "class_weights": ("none", "balanced"),  # balanced: loss weights inversely proportional to class frequency
+    "sampler": ("random", "balanced"),  # balanced: draw every class equally often (with replacement)
+}
+_AT_LEAST: dict[str, float] = {
+    "epochs": 1,
+    "batch_size": 1,
+    "threads": 1,
+    "lr": 0,
+    "momentum": 0,
+    "weight_decay": 0,
+    "warmup_epochs": 0,
+    "early_stopping": 0,
+}
+_INPUT_KEYS = ("size", "color", "mean", "std")
+_TYPES: dict[str, tuple[type, str]] = {
+    "int": (int, "an integer"),
+    "float": (float, "a number"),
+    "bool": (bool, "true or false"),
+    "str": (str, "a string"),
+}
+
+
+@dataclass
+class TrainConfig:
+    data: str  # FER+ folder (with fer2013new.csv), or a manifest from `maeum data prepare` (file or folder)
+    out: str  # run folder: config.json, metrics.csv, summary.json, best.pt, last.pt
+    model: str = "resnet_s"
+    labels: str = "soft"  # "soft": annotator vote distribution; "majority": one-hot majority
+    epochs: int = 40
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.1  # peak learning rate
+    momentum: float = 0.9  # SGD momentum, AdamW beta1
+    weight_decay: float = 5e-4  # not on biases and norms
+    schedule: str = "cosine"
+    warmup_epochs: float = 1.0  # linear warm-up before cosine, step and constant (onecycle has its own)
+    early_stopping: int = 0  # stop after this many epochs without a better valid accuracy; 0: never
+    class_weights: str = "none"
+    sampler: str = "random"
+    seed: int = 0
+    threads: int = 2
+    bf16: bool = True  # bfloat16 autocast on CPU (about 2x faster on AVX-512 BF16 machines)
+    input: dict[str, object] = field(default_factory=lambda: {"size": 48, "color": "gray", "mean": [0.5], "std": [0.5]})
+    init: str = ""  # fine-tune: start from this checkpoint's weights (same architecture, labels and input)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            # Paths become strings and integers floats (`lr: 1`), so config.json stays plain.
+            if f.type == "str" and isinstance(value, os.PathLike):
+                value = os.fspath(value)
+                setattr(self, f.name, value)
+            elif f.type == "float" and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+                setattr(self, f.name, value)
+            kind, described = _TYPES.get(str(f.type), (dict, "a mapping"))
+            if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+                raise ConfigError(f"{f.name} must be {described}, got {value!r}")
+            if f.name in CHOICES and value not in CHOICES[f.name]:
+                raise ConfigError(f"{f.name} must be one of {', '.join(CHOICES[f.name])}; got {value!r}")
+            if f.name in _AT_LEAST and value < _AT_LEAST[f.name]:
+                raise ConfigError(f"{f.name} must be at least {_AT_LEAST[f.name]:g}, got {value!r}")
+        if self.momentum >= 1:
+            raise ConfigError(f"momentum must be below 1, got {self.momentum!r}")
+        _check_keys(self.input, _INPUT_KEYS, "input.")
+        try:
+            InputSpec.from_dict(self.input)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(
+                f"input {self.input}: {e}; give size, color (gray or rgb) and per-channel mean and std"
+            ) from None
+        if not self.data or not self.out:
+            raise ConfigError("data and out must be set: pass --data and --out, or write them in the config file")
+        if not Path(self.data).exists():
+            raise FileNotFoundError(f"data {self.data} not found: pass a FER+ folder or a prepared manifest")
+        if self.init and not Path(self.init).is_file():
+            raise FileNotFoundError(f"--init {self.init}: no such checkpoint; pass a best.pt from `maeum train`")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+KNOWN_KEYS: tuple[str, ...] = tuple(f.name for f in fields(TrainConfig))
+
+
+def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The settings in a YAML or JSON recipe file, checked for unknown keys (not yet for values)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"--config {path}: cannot read it ({e.strerror or e})") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else _yaml_load(text)
+    except ConfigError:
+        raise
+    except ValueError as e:  # json.JSONDecodeError and yaml.YAMLError are both ValueErrors here
+        kind = "JSON" if path.suffix == ".json" else "YAML"
+        raise ConfigError(f"--config {path}: not valid {kind}: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {path}: expected a mapping of settings (key: value), got {type(data).__name__}")
+    _check_keys(data, KNOWN_KEYS)
+    if isinstance(data.get("input"), dict):
+        _check_keys(data["input"], _INPUT_KEYS, "input.")
+    return data
+
+
+def parse_set(items: Iterable[str]) -> dict[str, Any]:
+    """``["epochs=5", "input.size=64"]`` -> ``{"epochs": 5, "input": {"size": 64}}``; values are YAML."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: write it as KEY=VALUE, e.g. --set epochs=10 or --set input.size=64")
+        try:
+            value = _yaml_load(raw) if raw.strip() else ""
+        except ConfigError:
+            raise
+        except ValueError as e:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({e})") from None
+        head, dot, sub = key.partition(".")
+        _check_keys({head: None}, KNOWN_KEYS)
+        if not dot:
+            out[head] = value
+        elif head == "input":
+            _check_keys({sub: None}, _INPUT_KEYS, "input.")
+            out.setdefault("input", {})[sub] = value
+        else:
+            raise ConfigError(f"--set {item!r}: only input takes dotted keys (input.size, input.color, ...)")
+    return out
+
+
+def resolve_config(*layers: Mapping[str, Any]) -> TrainConfig:
+    """A ``TrainConfig`` from the defaults overridden by each layer in turn (file, flags, --set).
+
+    ``input`` merges key by key. A layer that changes ``input.color`` without giving ``mean``
+    and ``std`` resets them to 0.5 per channel, so ``--color rgb`` works on a gray recipe.
+    """
+    merged: dict[str, Any] = {"data": "", "out": ""}
+    inputs: dict[str, Any] = dict(TrainConfig.__dataclass_fields__["input"].default_factory())  # type: ignore[misc]
+    for layer in layers:
+        _check_keys(layer, KNOWN_KEYS)
+        for key, value in layer.items():
+            if key != "input":
+                merged[key] = value
+            elif not isinstance(value, dict):
+                raise ConfigError(f"input must be a mapping of {', '.join(_INPUT_KEYS)}, got {value!r}")
+            else:
+                _check_keys(value, _INPUT_KEYS, "input.")
+                if "color" in value and value["color"] != inputs.get("color") and not {"mean", "std"} & set(value):
+                    channels = 3 if value["color"] == "rgb" else 1
+                    inputs["mean"], inputs["std"] = [0.5] * channels, [0.5] * channels
+                inputs.update(value)
+    return TrainConfig(**merged, input=inputs)
+
+
+def _check_keys(data: Mapping[str, Any], known: Iterable[str], prefix: str = "") -> None:
+    known = list(known)
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            raise ConfigError(
+                f"unknown setting {prefix}{key}{hint}; known settings: {', '.join(prefix + k for k in known)}"
+            )
+
+
+# YAML 1.2 floats: PyYAML (YAML 1.1) reads `5e-4` and `1e-05` as strings, which would turn
+# `weight_decay: 5e-4` into an error and break the config.json round trip.
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+
+
+def _yaml_load(text: str) -> Any:
+    try:
+        import yaml
+    except ImportError:
+        raise ConfigError('reading YAML needs PyYAML: pip install "maeum[train]"') from None
+    try:
+        return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass
+    except yaml.YAMLError as e:
+        raise ValueError(str(e).replace("\n", " ")) from None
+
+
+@functools.cache
+def _yaml_loader() -> Any:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+    return Loader
