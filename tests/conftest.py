@@ -182,3 +182,20 @@ def two_faces_jpeg(astronaut: np.ndarray, hopper: np.ndarray) -> bytes:
     canvas[: astronaut.shape[0], : astronaut.shape[1]] = astronaut
     canvas[: right.shape[0], astronaut.shape[1] :] = right
     return jpeg_bytes(canvas)
+
+
+def prepare_aihub(tmp_path_factory: pytest.TempPathFactory, size: int, color: str) -> Path:
+    """AI Hub-style zips cut from real photos (tests/aihub_fixture.py), prepared into a manifest folder."""
+    from aihub_fixture import build_layout_a, default_records
+    from maeum.data.prepare import PrepareConfig, prepare
+
+    src = build_layout_a(tmp_path_factory.mktemp("aihub-src"), default_records()).root
+    out = tmp_path_factory.mktemp(f"aihub-{size}-{color}")
+    prepare(PrepareConfig("aihub", src, out, size=size, color=color, policy="tiebreak", workers=1, report=False))
+    return out
+
+
+@pytest.fixture(scope="session")
+def prepared_aihub(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A prepared manifest of 64 px colour crops, 7 Korean classes, split train/val/test."""
+    return prepare_aihub(tmp_path_factory, 64, "rgb")

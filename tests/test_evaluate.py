@@ -14,10 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aihub_fixture import build_layout_a, default_records
 from maeum.classify import DEFAULT_MODEL, EmotionClassifier
 from maeum.cli import main
-from maeum.data.prepare import PrepareConfig, prepare
 from maeum.data.records import DataError
 from maeum.errors import UnknownNameError
 from maeum.labels import display_name
@@ -112,12 +110,9 @@ def test_fit_temperature_recovers_the_distortion(sharpen: float, low: float, hig
 
 
 @pytest.fixture(scope="module")
-def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def manifest(prepared_aihub: Path) -> Path:
     """AI Hub-style data (7 Korean classes, 4 shared with the FER+ model) cut from real photos."""
-    src = build_layout_a(tmp_path_factory.mktemp("src"), default_records()).root
-    out = tmp_path_factory.mktemp("prepared")
-    prepare(PrepareConfig("aihub", src, out, size=64, color="rgb", policy="tiebreak", workers=1, report=False))
-    return out
+    return prepared_aihub
 
 
 @pytest.fixture(scope="module")

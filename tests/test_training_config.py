@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import prepare_aihub
 from maeum.cli import main
 from maeum.errors import ConfigError
 from maeum.training.config import CHOICES, KNOWN_KEYS, TrainConfig, load_config_file, parse_set, resolve_config
@@ -223,13 +224,7 @@ def test_balanced_class_weights_and_sampler() -> None:
 def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("torch")
     pytest.importorskip("pyarrow")
-    from aihub_fixture import build_layout_a, default_records
-    from maeum.data.prepare import PrepareConfig, prepare
-
-    src = build_layout_a(tmp_path_factory.mktemp("src"), default_records()).root
-    out = tmp_path_factory.mktemp("prepared")
-    prepare(PrepareConfig("aihub", src, out, size=32, color="gray", policy="tiebreak", workers=1, report=False))
-    return out
+    return prepare_aihub(tmp_path_factory, 32, "gray")
 
 
 def _tiny(manifest: Path, out: Path, **settings: object) -> TrainConfig:

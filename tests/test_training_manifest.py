@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aihub_fixture import build_layout_a, default_records
 from maeum.cli import main
-from maeum.data.prepare import PrepareConfig, prepare
 from maeum.data.records import AIHUB7, DataError
 
 torch = pytest.importorskip("torch")
@@ -17,11 +15,8 @@ pytest.importorskip("onnx")
 
 
 @pytest.fixture(scope="module")
-def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    src = build_layout_a(tmp_path_factory.mktemp("src"), default_records()).root
-    out = tmp_path_factory.mktemp("prepared")
-    prepare(PrepareConfig("aihub", src, out, size=64, color="rgb", policy="tiebreak", workers=1, report=False))
-    return out
+def manifest(prepared_aihub: Path) -> Path:
+    return prepared_aihub
 
 
 def test_train_export_analyze_on_a_prepared_manifest(manifest: Path, tmp_path: Path, capsys) -> None:
