@@ -581,6 +581,7 @@ def test_companion_settings_comment_listen_and_songs(site: Site, selfie_jpeg: by
     site.shot(page, "post-comment")
 
     # read aloud: the browser's Korean voice if it has one, else the server's WAV
+    page.wait_for_function("() => document.readyState === 'complete'")  # app.js has set the button up
     has_voice = page.evaluate(
         "() => 'speechSynthesis' in window && speechSynthesis.getVoices().some(v => v.lang.startsWith('ko'))"
     )
@@ -664,11 +665,13 @@ def test_chat_becomes_a_diary_entry(site: Site, selfie_jpeg: bytes) -> None:
     expect(page.locator("#notice")).to_contain_text("대화로 초안을 만들었어요")
     expected = "오늘 시험이 끝나서 후련했어. 저녁엔 가족이랑 산책했어."
     expect(page.locator("#text")).to_have_value(expected)
-    assert draft(page) == expected
+    page.wait_for_function("([key, text]) => localStorage.getItem(key) === text", arg=[DRAFT_KEY, expected])
 
     # dictation: the browser's recogniser needs a speech service headless Chromium lacks, so the
     # user is told why, and the text stays as it was
-    page.click("#speak") if page.locator("#speak").is_enabled() else None
+    page.wait_for_function("() => document.readyState === 'complete'")  # app.js has set the button up
+    if page.locator("#speak").is_enabled():
+        page.click("#speak")
     expect(page.locator("#speak-status")).to_be_visible()
     expect(page.locator("#speak-status")).to_contain_text(re.compile("음성 인식에 실패했어요|음성 입력을 쓸 수 없어요"))
     expect(page.locator("#text")).to_have_value(expected)
