@@ -119,6 +119,15 @@ def update_profile(
     profile.genres = genres
 
 
+def restart_comment(db: DbSession, post: Post) -> None:
+    """Mark the post's comment to be written again; schedule it with `Companion.schedule` after the commit."""
+    row = db.get(PostComment, post.id)
+    if row is None:
+        db.add(PostComment(post_id=post.id))
+    else:
+        row.status, row.text, row.source, row.error = "pending", "", "", None
+
+
 def comment_context(post: Post, user: User) -> tuple[CommentContext, str, bool]:
     """What a comment on ``post`` is written from, with the diary text's emotion and whether it disagrees."""
     text = analyze_text(post.text)
@@ -202,6 +211,12 @@ class Companion:
             )
         )
 
+    def _conversation(self, db: DbSession, user_id: int, day: dt.date) -> tuple[list[ChatTurn], CompanionSettings]:
+        user = db.get(User, user_id)
+        assert user is not None
+        turns = [ChatTurn(m.role, m.text) for m in self.chat_history(db, user, day)]  # type: ignore[arg-type]
+        return turns, self.settings_for(db, user)
+
     def chat(self, user_id: int, day: dt.date, text: str) -> Comment:
         """Store the user's message, answer it, store the answer; UserError for a bad or excess message."""
         try:
@@ -209,15 +224,11 @@ class Companion:
         except CompanionError:
             raise UserError("chat_message_invalid") from None
         with self._tx() as db:
-            user = db.get(User, user_id)
-            assert user is not None
-            history = self.chat_history(db, user, day)
-            if len(history) >= MAX_CHAT_MESSAGES_PER_DAY:
+            turns, settings = self._conversation(db, user_id, day)
+            if len(turns) >= MAX_CHAT_MESSAGES_PER_DAY:
                 raise UserError("chat_full", 429)
             db.add(ChatMessage(user_id=user_id, day=day, role="user", text=text, source=""))
-            turns = [ChatTurn(m.role, m.text) for m in history] + [ChatTurn("user", text)]  # type: ignore[arg-type]
-            settings = self.settings_for(db, user)
-        answer = reply(turns, settings, self._client_factory, seed=secrets.randbelow(2**31))
+        answer = reply([*turns, ChatTurn("user", text)], settings, self._client_factory, seed=secrets.randbelow(2**31))
         with self._tx() as db:  # the user's message is already saved even if this fails
             db.add(ChatMessage(user_id=user_id, day=day, role="companion", text=answer.text, source=answer.source))
         return answer
@@ -225,10 +236,7 @@ class Companion:
     def draft(self, user_id: int, day: dt.date, max_chars: int) -> Comment:
         """A diary draft from the day's chat; UserError when there is nothing to draft from."""
         with self._tx() as db:
-            user = db.get(User, user_id)
-            assert user is not None
-            turns = [ChatTurn(m.role, m.text) for m in self.chat_history(db, user, day)]  # type: ignore[arg-type]
-            settings = self.settings_for(db, user)
+            turns, settings = self._conversation(db, user_id, day)
         try:
             return diary_draft(turns, settings, self._client_factory, max_chars)
         except CompanionError:

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session as DbSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maeum.analyzer import Analyzer
-from maeum.app import diary, export, pages, stats, web_companion
+from maeum.app import companion, diary, export, pages, stats, web_companion
 from maeum.app.errors import UserError
 from maeum.app.i18n import LANGS, emotion_name, translate
 from maeum.app.middleware import BodyLimit, SecurityHeaders
@@ -426,7 +426,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
             relabelled = post.label != before
             if relabelled:  # the comment and the songs were for the old emotion
                 d.music.forget(db, post)
-                web_companion.restart_comment(db, post)
+                companion.restart_comment(db, post)
         if relabelled:
             d.companion.schedule(post_id)
         return redirect(f"/posts/{post_id}?saved=1")

@@ -26,15 +26,6 @@ from maeum.music import CatalogueError
 log = logging.getLogger(__name__)
 
 
-def restart_comment(db: DbSession, post: Post) -> None:
-    """Mark the post's comment to be written again (schedule it after the commit)."""
-    row = db.get(PostComment, post.id)
-    if row is None:
-        db.add(PostComment(post_id=post.id))
-    else:
-        row.status, row.text, row.source, row.error = "pending", "", "", None
-
-
 def post_extras(d: Diary, db: DbSession, user: User, post: Post) -> dict[str, Any]:
     """What the post page shows besides the post: the comment, the songs and their ratings."""
     genres = companion.profile_of(db, user).genres
@@ -186,7 +177,7 @@ def routes(app: FastAPI, d: Diary) -> None:
     def rewrite_comment(request: Request, post_id: int, csrf: str = Form("")) -> Response:
         with page(request) as (ctx, db):
             check_csrf(request, d, csrf)
-            restart_comment(db, diary.owned_post(db, user_of(ctx), post_id))
+            companion.restart_comment(db, diary.owned_post(db, user_of(ctx), post_id))
         d.companion.schedule(post_id)
         return redirect(f"/posts/{post_id}#comment")
 

@@ -9,24 +9,21 @@ draft is the user's own messages of the day, in order, as one paragraph.
 
 from __future__ import annotations
 
-import logging
 import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from maeum.companion.comment import MAX_LLM_CHARS, ClientFactory, Comment, default_client
-from maeum.companion.endpoint import check_endpoint_url
+from maeum.companion.comment import ClientFactory, Comment, ask_or_offline, default_client
 from maeum.companion.offline import empathy_sentence, keywords
 from maeum.companion.prompt import ATTITUDE_GUIDE, fence
 from maeum.companion.settings import ATTITUDES, CompanionError, CompanionSettings
 from maeum.text.emotion import analyze_text
 
-log = logging.getLogger(__name__)
-
 MAX_MESSAGE_CHARS = 1000
 MAX_TURNS = 30  # the newest turns sent to the LLM
+_MAX_TOKENS = 1200
 CHAT_BEGIN, CHAT_END = "<<<대화 시작>>>", "<<<대화 끝>>>"
 
 _QUESTIONS: list[tuple[str, str]] = [
@@ -122,15 +119,6 @@ def offline_draft(history: Sequence[ChatTurn], max_chars: int = 5000) -> str:
     return " ".join(sentences)[:max_chars]
 
 
-def _ask(messages: list[dict[str, str]], settings: CompanionSettings, client_factory: ClientFactory, what: str) -> str:
-    endpoint = settings.endpoint
-    assert endpoint is not None
-    check_endpoint_url(endpoint.base_url, settings.allow_private_endpoint)
-    text = client_factory(endpoint).complete(messages, temperature=settings.temperature, max_tokens=1200)
-    log.debug("companion %s from %s", what, endpoint.base_url)
-    return text[:MAX_LLM_CHARS]
-
-
 def reply(
     history: Sequence[ChatTurn],
     settings: CompanionSettings,
@@ -138,14 +126,10 @@ def reply(
     seed: int = 0,
 ) -> Comment:
     """The companion's answer to the last message: the endpoint's if any works, else offline."""
-    if settings.endpoint is not None:
-        try:
-            return Comment(_ask(chat_messages(history, settings), settings, client_factory, "reply"), "llm")
-        except Exception as e:  # the chat must go on: fall back on anything
-            error = str(e) if isinstance(e, CompanionError) else f"{type(e).__name__}: {e}"
-            log.warning("companion endpoint not used for the chat, answering offline: %s", error)
-            return Comment(offline_reply(history, settings, seed), "offline", error)
-    return Comment(offline_reply(history, settings, seed), "offline")
+    messages = chat_messages(history, settings)
+    return ask_or_offline(
+        settings, messages, _MAX_TOKENS, lambda: offline_reply(history, settings, seed), client_factory, "chat"
+    )
 
 
 def diary_draft(
@@ -157,12 +141,14 @@ def diary_draft(
     """A diary draft from the day's chat: the endpoint's summary if any works, else the user's own words."""
     if not any(t.role == "user" for t in history):
         raise CompanionError("there is nothing to write a diary from: send a message first")
-    if settings.endpoint is not None:
-        try:
-            text = _ask(draft_messages(history), settings, client_factory, "draft").strip()
-            return Comment(text[:max_chars], "llm")
-        except Exception as e:  # fall back on anything
-            error = str(e) if isinstance(e, CompanionError) else f"{type(e).__name__}: {e}"
-            log.warning("companion endpoint not used for the draft, writing it offline: %s", error)
-            return Comment(offline_draft(history, max_chars), "offline", error)
-    return Comment(offline_draft(history, max_chars), "offline")
+    draft = ask_or_offline(
+        settings,
+        draft_messages(history),
+        _MAX_TOKENS,
+        lambda: offline_draft(history, max_chars),
+        client_factory,
+        "draft",
+    )
+    if draft.source == "llm":
+        return Comment(draft.text.strip()[:max_chars], "llm")
+    return draft

@@ -45,6 +45,34 @@ class Comment:
     error: str | None = None
 
 
+def ask_or_offline(
+    settings: CompanionSettings,
+    messages: Sequence[dict[str, str]],
+    max_tokens: int,
+    offline: Callable[[], str],
+    client_factory: ClientFactory,
+    what: str,
+) -> Comment:
+    """The endpoint's reply to ``messages`` when ``settings`` has one and it works, else ``offline()``.
+
+    Endpoint problems (a refused URL, a timeout, an error status, a garbage reply) never raise;
+    :attr:`Comment.error` says what went wrong. ``what`` names the text in the log ("comment", "draft").
+    """
+    endpoint = settings.endpoint
+    if endpoint is None:
+        return Comment(offline(), "offline")
+    try:
+        check_endpoint_url(endpoint.base_url, settings.allow_private_endpoint)
+        text = client_factory(endpoint).complete(messages, temperature=settings.temperature, max_tokens=max_tokens)
+        return Comment(text[:MAX_LLM_CHARS], "llm")
+    except CompanionError as e:
+        error = str(e)
+    except Exception as e:  # the diary must never break on the companion: fall back on anything
+        error = f"{type(e).__name__}: {e}"
+    log.warning("companion endpoint %s not used for the %s, writing it offline: %s", endpoint.base_url, what, error)
+    return Comment(offline(), "offline", error)
+
+
 def write_comment(
     context: CommentContext,
     settings: CompanionSettings,
@@ -52,21 +80,11 @@ def write_comment(
     seed: int = 0,
 ) -> Comment:
     """A comment on one user's ``context``; the endpoint in ``settings`` if any, else offline."""
-    endpoint = settings.endpoint
-    if endpoint is None:
-        return Comment(offline_comment(context, settings, seed), "offline")
-    try:
-        check_endpoint_url(endpoint.base_url, settings.allow_private_endpoint)
-        client = client_factory(endpoint)
-        text = client.complete(
-            build_messages(context, settings),
-            temperature=settings.temperature,
-            max_tokens=settings.target_chars * 3,
-        )
-        return Comment(text[:MAX_LLM_CHARS], "llm")
-    except CompanionError as e:
-        error = str(e)
-    except Exception as e:  # a companion comment must never break the diary: fall back on anything
-        error = f"{type(e).__name__}: {e}"
-    log.warning("companion endpoint %s not used, writing offline: %s", endpoint.base_url, error)
-    return Comment(offline_comment(context, settings, seed), "offline", error)
+    return ask_or_offline(
+        settings,
+        build_messages(context, settings),
+        settings.target_chars * 3,
+        lambda: offline_comment(context, settings, seed),
+        client_factory,
+        "comment",
+    )
