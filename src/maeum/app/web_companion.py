@@ -186,10 +186,9 @@ def routes(app: FastAPI, d: Diary) -> None:
         with page(request) as (ctx, db):
             post = diary.owned_post(db, user_of(ctx), post_id)
             row = db.get(PostComment, post.id)
-            lang = ctx.lang
         if row is None or row.status != "done":
             raise UserError("comment_not_ready", 409)
-        wav = synthesize(row.text, lang="ko" if lang == "ko" else lang)
+        wav = synthesize(row.text)  # comments are written in Korean, whatever the page's language
         return Response(wav, media_type="audio/wav", headers={"Cache-Control": "private, max-age=3600"})
 
     # songs with a post ----------------------------------------------------------------------------
