@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -199,3 +201,25 @@ def prepare_aihub(tmp_path_factory: pytest.TempPathFactory, size: int, color: st
 def prepared_aihub(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A prepared manifest of 64 px colour crops, 7 Korean classes, split train/val/test."""
     return prepare_aihub(tmp_path_factory, 64, "rgb")
+
+
+@pytest.fixture(scope="session")
+def prepared_aihub_32(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same crops at 32 px gray: the quickest data for real training runs."""
+    pytest.importorskip("pyarrow")
+    return prepare_aihub(tmp_path_factory, 32, "gray")
+
+
+def tiny_config(manifest: Path, out: Path, **settings: object) -> Any:
+    """A ``TrainConfig`` for a seconds-long run of mini_xception on ``prepared_aihub_32``."""
+    from maeum.training.config import TrainConfig
+
+    base = {"model": "mini_xception", "epochs": 2, "batch_size": 8, "bf16": False, "threads": 1}
+    spec = {"size": 32, "color": "gray", "mean": [0.5], "std": [0.5]}
+    return TrainConfig(str(manifest), str(out), **{**base, "input": spec, **settings})
+
+
+def read_metrics(run: Path) -> list[dict[str, str]]:
+    """The rows of a run's metrics.csv."""
+    with (run / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))

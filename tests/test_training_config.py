@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import prepare_aihub
+from conftest import read_metrics, tiny_config
 from maeum.cli import main
 from maeum.errors import ConfigError
 from maeum.training.config import CHOICES, KNOWN_KEYS, TrainConfig, load_config_file, parse_set, resolve_config
@@ -220,22 +219,10 @@ def test_balanced_class_weights_and_sampler() -> None:
 # -- Real (tiny) runs ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture
+def manifest(prepared_aihub_32: Path) -> Path:
     pytest.importorskip("torch")
-    pytest.importorskip("pyarrow")
-    return prepare_aihub(tmp_path_factory, 32, "gray")
-
-
-def _tiny(manifest: Path, out: Path, **settings: object) -> TrainConfig:
-    base = {"model": "mini_xception", "epochs": 2, "batch_size": 8, "bf16": False, "threads": 1}
-    spec = {"size": 32, "color": "gray", "mean": [0.5], "std": [0.5]}
-    return TrainConfig(str(manifest), str(out), **{**base, "input": spec, **settings})
-
-
-def _metrics(run: Path) -> list[dict[str, str]]:
-    with (run / "metrics.csv").open() as f:
-        return list(csv.DictReader(f))
+    return prepared_aihub_32
 
 
 def test_adamw_onecycle_with_balanced_weights_and_sampler_trains(manifest: Path, tmp_path: Path, capsys) -> None:
@@ -250,7 +237,7 @@ def test_adamw_onecycle_with_balanced_weights_and_sampler_trains(manifest: Path,
     assert state["config"]["optimizer"] == "adamw" and state["config"]["sampler"] == "balanced"
     last = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
     assert "betas" in last["optimizer"]["param_groups"][0]  # an AdamW state, not SGD's
-    rows = _metrics(run)
+    rows = read_metrics(run)
     assert len(rows) == 2 and all(math.isfinite(float(r["train_loss"])) for r in rows)
     assert float(rows[-1]["lr"]) == 0  # onecycle ends at lr/25e4 (cosine, step, constant stay above 1e-5)
     assert json.loads((run / "summary.json").read_text())["stopped_early"] is False
@@ -259,7 +246,7 @@ def test_adamw_onecycle_with_balanced_weights_and_sampler_trains(manifest: Path,
     with pytest.raises(ValueError, match="adamw, not sgd"):
         from maeum.training.trainer import train
 
-        train(_tiny(manifest, run, epochs=3))
+        train(tiny_config(manifest, run, epochs=3))
 
 
 def test_balanced_class_weights_change_the_loss(manifest: Path, tmp_path: Path) -> None:
@@ -268,8 +255,8 @@ def test_balanced_class_weights_change_the_loss(manifest: Path, tmp_path: Path) 
 
     losses = {}
     for weights in CHOICES["class_weights"]:  # lr=0: the same model sees the same batches; only the loss differs
-        train(_tiny(manifest, tmp_path / weights, epochs=1, lr=0.0, class_weights=weights))
-        losses[weights] = float(_metrics(tmp_path / weights)[0]["train_loss"])
+        train(tiny_config(manifest, tmp_path / weights, epochs=1, lr=0.0, class_weights=weights))
+        losses[weights] = float(read_metrics(tmp_path / weights)[0]["train_loss"])
     assert losses["none"] != losses["balanced"]
 
 
@@ -278,7 +265,7 @@ def test_config_json_round_trips(manifest: Path, tmp_path: Path, capsys) -> None
     from maeum.training.trainer import train
 
     run = tmp_path / "run"
-    cfg = _tiny(manifest, run, epochs=1, weight_decay=1e-5, schedule="step", early_stopping=2, lr=0.05)
+    cfg = tiny_config(manifest, run, epochs=1, weight_decay=1e-5, schedule="step", early_stopping=2, lr=0.05)
     train(cfg)
     saved = json.loads((run / "config.json").read_text())
     assert saved == cfg.to_dict()
@@ -317,10 +304,10 @@ def test_early_stopping(
     scripted = iter(accuracies)
     monkeypatch.setattr(trainer, "_majority_accuracy", lambda probs, labels: next(scripted))
     run = tmp_path / "run"
-    cfg = _tiny(manifest, run, epochs=epochs, lr=0.0, early_stopping=patience)
+    cfg = tiny_config(manifest, run, epochs=epochs, lr=0.0, early_stopping=patience)
     with caplog.at_level(logging.INFO, logger="maeum.training.trainer"):
         trainer.train(cfg)
-    assert len(_metrics(run)) == trained
+    assert len(read_metrics(run)) == trained
     summary = json.loads((run / "summary.json").read_text())
     assert summary["stopped_early"] is stopped and summary["last_epoch"] == trained - 1
     assert ("early stopping after epoch" in caplog.text) is stopped
@@ -329,5 +316,5 @@ def test_early_stopping(
 
     if stopped:  # running the same command again does not train on
         trainer.train(cfg)
-        assert len(_metrics(run)) == trained
+        assert len(read_metrics(run)) == trained
         assert json.loads((run / "summary.json").read_text())["stopped_early"] is True

@@ -20,8 +20,9 @@ import numpy as np
 
 from maeum.app_cli import add_app_parser
 from maeum.data_cli import add_data_parser
+from maeum.ensemble_cli import add_ensemble_parser
 from maeum.errors import ImageError, MaeumError
-from maeum.evaluate_cli import add_evaluate_parser
+from maeum.evaluate_cli import add_card_parser, add_evaluate_parser
 from maeum.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_image
 from maeum.labels import LANGUAGES, display_name
 from maeum.progress import Progress
@@ -95,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     add_app_parser(sub)
 
     m = sub.add_parser("models", help="list face detectors and emotion models")
+    m.add_argument(
+        "--train", action="store_true", help="list the architectures `maeum train --model` builds (train extra)"
+    )
     m.set_defaults(run=_models)
 
     add_train_parser(sub)
@@ -109,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     e.set_defaults(run=_export)
 
     add_evaluate_parser(sub)
+    add_card_parser(sub)
+    add_ensemble_parser(sub)
     return parser
 
 
@@ -280,6 +286,17 @@ def _models(args: argparse.Namespace) -> int:
     from maeum.detect import list_detectors
 
     out = sys.stdout
+    if args.train:
+        try:
+            from maeum.training import nets, zoo
+        except ImportError as e:
+            raise MaeumError(
+                f'listing the training architectures needs the train extra: pip install "maeum[train]" ({e})'
+            ) from None
+        for name in nets.list_models():
+            out.write(f"{name} ({zoo.model_family(name)})\n")
+        out.write(f"{nets.TIMM_PREFIX}NAME: any other timm model, e.g. {nets.TIMM_PREFIX}mobilenetv3_small_100\n")
+        return EXIT_OK
     out.write("detectors: " + ", ".join(list_detectors()) + " (default: retinaface)\n")
     out.write("aligners: " + ", ".join(list_aligners()) + " (default: similarity)\n")
     for name in list_models():

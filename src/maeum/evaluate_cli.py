@@ -65,3 +65,35 @@ def _evaluate(args: argparse.Namespace) -> int:
         out.write(line + "\n")
     out.write("wrote " + ", ".join(str(p) for p in paths) + "\n")
     return EXIT_OK
+
+
+def add_card_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``card`` subcommand: a model card written from the model, its reports and its run."""
+    c = sub.add_parser(
+        "card",
+        help="write a model card (Markdown) from an ONNX model, its evaluation reports and its training run",
+        description="Write a model card from the model's metadata, `maeum evaluate` reports and, with --run, "
+        "the training run's config.json and summary.json.",
+    )
+    c.add_argument("model", help="emotion model name (see `maeum models`) or an exported .onnx")
+    c.add_argument(
+        "--report",
+        type=Path,
+        action="append",
+        required=True,
+        metavar="DIR_OR_JSON",
+        help="a folder written by `maeum evaluate --out`, or its report.json (repeatable)",
+    )
+    c.add_argument(
+        "--run", dest="run_dir", type=Path, metavar="RUN_DIR", help="the run folder of `maeum train` (config.json)"
+    )
+    c.add_argument("--out", type=Path, required=True, help="the Markdown file to write, e.g. CARD.md")
+    c.set_defaults(run=_card)
+
+
+def _card(args: argparse.Namespace) -> int:
+    from maeum.training.card import write_card
+
+    path = write_card(args.model, args.report, args.run_dir, out=args.out)
+    log.info("model card written to %s", path)
+    return EXIT_OK

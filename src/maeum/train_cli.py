@@ -23,7 +23,8 @@ _DEFAULTS = TrainConfig.__dataclass_fields__  # for the help texts only
 # Flags whose destination is a TrainConfig field of the same name.
 _FIELD_FLAGS = (
     "data", "out", "model", "labels", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
-    "schedule", "warmup_epochs", "early_stopping", "class_weights", "sampler", "seed", "threads", "bf16", "init",
+    "schedule", "warmup_epochs", "early_stopping", "class_weights", "sampler", "seed", "threads", "workers",
+    "device", "gpu", "bf16", "tensorboard", "svm_c", "init",
 )  # fmt: skip
 
 
@@ -33,7 +34,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train an emotion classifier (needs the train extra)",
         description="Train an emotion classifier. Settings come from TrainConfig's defaults, then --config, "
-        "then the flags given, then --set. Re-running the same command resumes from OUT/last.pt.",
+        "then the flags given, then --set. Re-running the same command resumes from OUT/last.pt. "
+        "For several processes (GPUs, or CPU processes with gloo): torchrun --nproc-per-node N -m maeum train ...",
     )
     t.add_argument(
         "--config",
@@ -53,11 +55,13 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         "--data", help="a folder prepared by `maeum data prepare` (or its manifest.parquet), or the FER+ folder"
     )
     t.add_argument("--out", help="run folder (resumes if it holds last.pt)")
-    t.add_argument("--model", help=_help("architecture (resnet_s, mini_xception)", "model"))
+    t.add_argument(
+        "--model", help=_help("architecture: see `maeum models --train`, or timm/NAME for any timm model", "model")
+    )
     _choice(t, "--labels", "training targets")
     t.add_argument("--epochs", type=int, help=_help("", "epochs"))
     t.add_argument("--batch-size", type=int, help=_help("", "batch_size"))
-    _choice(t, "--optimizer", "sgd (Nesterov) or adamw")
+    _choice(t, "--optimizer", "sgd (Nesterov), adamw, adam or adadelta")
     t.add_argument("--lr", type=float, help=_help("peak learning rate", "lr"))
     t.add_argument("--momentum", type=float, help=_help("SGD momentum, AdamW beta1", "momentum"))
     t.add_argument("--weight-decay", type=float, help=_help("not applied to biases and norms", "weight_decay"))
@@ -72,14 +76,25 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     _choice(t, "--class-weights", "balanced: weight the loss by inverse class frequency")
     _choice(t, "--sampler", "balanced: draw every class equally often")
     t.add_argument("--seed", type=int, help=_help("", "seed"))
-    t.add_argument("--threads", type=int, help=_help("", "threads"))
+    t.add_argument("--threads", type=int, help=_help("torch threads per process", "threads"))
+    t.add_argument(
+        "--workers", type=int, help=_help("processes preparing augmented batches; 0: in the training loop", "workers")
+    )
+    _choice(t, "--device", "auto: the GPU when one is visible")
+    t.add_argument("--gpu", type=int, help=_help("GPU index with --device cuda (torchrun: LOCAL_RANK)", "gpu"))
     t.add_argument("--size", type=int, help="input size in pixels (default: 48)")
     t.add_argument("--color", choices=("gray", "rgb"), help="input colour (default: gray)")
     t.add_argument(
         "--bf16",
         action=argparse.BooleanOptionalAction,
-        help="bfloat16 autocast on the CPU (default); --no-bf16 trains in float32 (slower on CPUs with bfloat16)",
+        help="mixed precision (default): bfloat16 autocast, float16 on GPUs without bfloat16; --no-bf16: float32",
     )
+    t.add_argument(
+        "--tensorboard",
+        action=argparse.BooleanOptionalAction,
+        help="also write the metrics as TensorBoard events in OUT/tensorboard (default)",
+    )
+    t.add_argument("--svm-c", type=float, help=_help("hog_svm only: the SVM's C", "svm_c"))
     t.add_argument("--init", help="fine-tune: start from this best.pt (same model, labels and input)")
     t.set_defaults(run=_train)
 
@@ -120,7 +135,7 @@ def _train(args: argparse.Namespace) -> int:
 
     try:
         best = train(cfg)
-    except ValueError as e:  # a checkpoint from another architecture, label set or optimizer
+    except ValueError as e:  # e.g. a data error found while reading
         if isinstance(e, MaeumError):
             raise
         raise MaeumError(str(e)) from None

@@ -23,11 +23,15 @@ from maeum.preprocess import InputSpec
 
 # The choices of each choice-valued setting; the first one is the default.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "labels": ("soft", "majority"),  # soft: annotator vote distribution; majority: one-hot majority
-    "optimizer": ("sgd", "adamw"),  # sgd: Nesterov momentum; adamw: betas (momentum, 0.999)
+    # soft: annotator vote distribution; majority: one-hot majority; fer2013: the original FER2013 labels
+    # of the FER+ folder's images (the FER2013 protocol: select on PublicTest, report PrivateTest)
+    "labels": ("soft", "majority", "fer2013"),
+    # sgd: Nesterov momentum; adam, adamw: betas (momentum, 0.999); adadelta: rho = momentum (lr 1.0 is usual)
+    "optimizer": ("sgd", "adamw", "adam", "adadelta"),
     "schedule": ("cosine", "step", "onecycle", "constant"),
     "class_weights": ("none", "balanced"),  # balanced: loss weights inversely proportional to class frequency
     "sampler": ("random", "balanced"),  # balanced: draw every class equally often (with replacement)
+    "device": ("auto", "cpu", "cuda"),  # auto: the GPU when one is visible, else the CPU
 }
 _AT_LEAST: dict[str, float] = {
     "epochs": 1,
@@ -38,6 +42,9 @@ _AT_LEAST: dict[str, float] = {
     "weight_decay": 0,
     "warmup_epochs": 0,
     "early_stopping": 0,
+    "gpu": 0,
+    "workers": 0,
+    "svm_c": 1e-9,
 }
 _INPUT_KEYS = ("size", "color", "mean", "std")
 _TYPES: dict[str, tuple[type, str]] = {
@@ -67,8 +74,15 @@ class TrainConfig:
     sampler: str = "random"
     seed: int = 0
     threads: int = 2
-    bf16: bool = True  # bfloat16 autocast on CPU (about 2x faster on AVX-512 BF16 machines)
+    workers: int = 0  # processes preparing augmented batches beside the training loop; 0: in the loop
+    device: str = "auto"
+    gpu: int = 0  # which GPU with device cuda (under torchrun each process takes its LOCAL_RANK)
+    # Mixed precision: bfloat16 autocast (on the CPU about 2x faster on AVX-512 BF16 machines; on
+    # GPUs without bfloat16, float16 with loss scaling).
+    bf16: bool = True
+    tensorboard: bool = True  # also log the metrics as TensorBoard events in OUT/tensorboard
     input: dict[str, object] = field(default_factory=lambda: {"size": 48, "color": "gray", "mean": [0.5], "std": [0.5]})
+    svm_c: float = 0.001  # hog_svm only: the SVM's C (smaller: wider margin); see maeum.training.svm
     init: str = ""  # fine-tune: start from this checkpoint's weights (same architecture, labels and input)
 
     def __post_init__(self) -> None:

@@ -45,26 +45,42 @@ def is_manifest(path: Path) -> bool:
     return path.suffix == ".parquet" or (path / MANIFEST_NAME).is_file()
 
 
-def load_training_data(path: Path, spec: InputSpec, cache_dir: Path | None = None) -> TrainingData:
-    """Read ``path`` (a FER+ folder or a prepared manifest) at the model's input size and colour."""
+def load_training_data(
+    path: Path, spec: InputSpec, cache_dir: Path | None = None, original_labels: bool = False
+) -> TrainingData:
+    """Read ``path`` (a FER+ folder or a prepared manifest) at the model's input size and colour.
+
+    ``original_labels``: for the FER+ folder, the images' original FER2013 labels instead of
+    the FER+ votes (one vote each; images without one are left out).
+    """
     path = Path(path)
     if is_manifest(path):
+        if original_labels:
+            raise DataError(f"{path}: labels fer2013 needs the FER+ folder; a manifest carries its own labels")
         return _from_manifest(path, spec)
     if (path / "fer2013new.csv").is_file():
-        return _from_ferplus(path, spec, cache_dir)
+        return _from_ferplus(path, spec, cache_dir, original_labels)
     raise DataError(
         f"{path}: neither a manifest (run `maeum data prepare` first) nor a FER+ folder with fer2013new.csv"
     )
 
 
-def _from_ferplus(root: Path, spec: InputSpec, cache_dir: Path | None) -> TrainingData:
+def _from_ferplus(root: Path, spec: InputSpec, cache_dir: Path | None, original_labels: bool) -> TrainingData:
     if spec.size != 48 or spec.channels != 1:
         raise DataError("the FER+ folder gives 48x48 gray images; prepare a manifest for other input sizes")
+    if original_labels and not (root / "fer2013_labels.csv").is_file():
+        raise DataError(f"{root}: labels fer2013 needs fer2013_labels.csv beside fer2013new.csv")
     splits = {}
     for ours, theirs in (("train", "train"), ("val", "valid"), ("test", "test")):
         s = ferplus.load_split(root, theirs, cache_dir)
-        splits[ours] = Split(s.images, s.votes[:, : len(FERPLUS7)].astype(np.float32), s.majority())
-    return TrainingData("ferplus", FERPLUS7, splits)
+        if original_labels:
+            labels = ferplus.fer2013_labels(root, s.names)
+            votes = np.zeros((len(labels), len(FERPLUS7)), dtype=np.float32)
+            votes[labels >= 0, labels[labels >= 0]] = 1.0
+            splits[ours] = Split(s.images, votes, labels)
+        else:
+            splits[ours] = Split(s.images, s.votes[:, : len(FERPLUS7)].astype(np.float32), s.majority())
+    return TrainingData("fer2013" if original_labels else "ferplus", FERPLUS7, splits)
 
 
 def _from_manifest(path: Path, spec: InputSpec) -> TrainingData:

@@ -1,6 +1,8 @@
 """Emotion classifier architectures behind one factory, ``create_model(name, **kwargs)``.
 
-Every model takes a (B, C, H, W) float tensor and returns (B, num_classes) logits.
+Every model takes a (B, C, H, W) float tensor and returns (B, num_classes) logits. The native
+ones live here; ``maeum.training.zoo`` registers more (EmotionNet, VGG13 of FER+, and timm's
+ResNet, VGG, EfficientNet, ViT and DeiT), and ``"timm/<name>"`` builds any timm model.
 """
 
 from __future__ import annotations
@@ -10,22 +12,47 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from maeum.errors import UnknownNameError
+
+TIMM_PREFIX = "timm/"
+
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 
-def register(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    _REGISTRY[fn.__name__] = fn
+def register(fn: Callable[..., nn.Module], name: str | None = None) -> Callable[..., nn.Module]:
+    """Add a builder under ``name`` (default: its function name); use as ``@register``.
+
+    A builder is called as ``fn(num_classes=..., in_chans=..., img_size=..., **kwargs)``.
+    """
+    key = name or fn.__name__
+    if key in _REGISTRY:
+        raise ValueError(f"model {key!r} is already registered")
+    _REGISTRY[key] = fn
     return fn
 
 
 def list_models() -> list[str]:
+    """The registered names (``"timm/<name>"`` models are not listed)."""
     return sorted(_REGISTRY)
 
 
-def create_model(name: str, num_classes: int = 7, in_chans: int = 1, **kwargs: object) -> nn.Module:
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
-    return _REGISTRY[name](num_classes=num_classes, in_chans=in_chans, **kwargs)
+def check_model_name(name: str) -> None:
+    """Raise ``UnknownNameError`` unless ``create_model(name)`` knows the name (without building it)."""
+    if name.startswith(TIMM_PREFIX):
+        zoo.check_timm_name(name[len(TIMM_PREFIX) :])
+    elif name not in _REGISTRY:
+        raise UnknownNameError("model", name, [*list_models(), f"{TIMM_PREFIX}<any timm model name>"])
+
+
+def create_model(name: str, num_classes: int = 7, in_chans: int = 1, img_size: int = 48, **kwargs: object) -> nn.Module:
+    """Build model ``name`` with random weights for ``in_chans`` x ``img_size`` x ``img_size`` input.
+
+    ``name`` is one of ``list_models()`` or ``"timm/<timm model name>"``; ``kwargs`` go to the builder.
+    """
+    check_model_name(name)
+    if name.startswith(TIMM_PREFIX):
+        return zoo.timm_model(name[len(TIMM_PREFIX) :], num_classes, in_chans, img_size, **kwargs)
+    return _REGISTRY[name](num_classes=num_classes, in_chans=in_chans, img_size=img_size, **kwargs)
 
 
 def _conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -75,8 +102,8 @@ class ResNetS(nn.Module):
 
 
 @register
-def resnet_s(num_classes: int = 7, in_chans: int = 1, **kwargs: object) -> nn.Module:
-    """maeum's default: 1.6 M parameters, about 60 M multiply-adds at 48x48."""
+def resnet_s(num_classes: int = 7, in_chans: int = 1, img_size: int = 48, **kwargs: object) -> nn.Module:
+    """maeum's default: 1.6 M parameters, about 60 M multiply-adds at 48x48 (any input size works)."""
     return ResNetS(num_classes, in_chans, **kwargs)  # type: ignore[arg-type]
 
 
@@ -123,5 +150,9 @@ class MiniXception(nn.Module):
 
 
 @register
-def mini_xception(num_classes: int = 7, in_chans: int = 1, **kwargs: object) -> nn.Module:
+def mini_xception(num_classes: int = 7, in_chans: int = 1, img_size: int = 48, **kwargs: object) -> nn.Module:
+    """mini-XCEPTION: 57 k parameters (any input size works; ``kwargs`` are ignored)."""
     return MiniXception(num_classes, in_chans)
+
+
+from maeum.training import svm, zoo  # noqa: E402,F401  (registers its architectures; builds "timm/" names)

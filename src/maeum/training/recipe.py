@@ -15,11 +15,18 @@ from maeum.labels import FERPLUS7
 from maeum.preprocess import InputSpec
 from maeum.training.datasets import load_training_data
 from maeum.training.export import export_onnx
-from maeum.training.nets import create_model
 from maeum.training.template import measure_template
-from maeum.training.trainer import predict
+from maeum.training.trainer import build_model, predict
 
 log = logging.getLogger(__name__)
+
+
+# How the FER+ folder's splits are called under each protocol.
+_SPLIT_NAMES = {"ferplus": {"val": "valid"}, "fer2013": {"val": "publictest", "test": "privatetest"}}
+_LICENCES = {
+    "ferplus": "MIT (weights); trained on FER2013 images (research use) with FER+ labels (MIT)",
+    "fer2013": "MIT (weights); trained on FER2013 images and labels (research use)",
+}
 
 
 def export_checkpoint(checkpoint: Path, out: Path, name: str, template_samples: int = 1500) -> ModelInfo:
@@ -27,10 +34,12 @@ def export_checkpoint(checkpoint: Path, out: Path, name: str, template_samples: 
     cfg = state["config"]
     spec = InputSpec.from_dict(cfg["input"])
     labels = tuple(state.get("labels", FERPLUS7))  # checkpoints before manifests were FER+ only
-    model = create_model(cfg["model"], num_classes=len(labels), in_chans=spec.channels)
+    model = build_model(cfg["model"], labels, spec)
     model.load_state_dict(state["model"])
     model.eval()
-    data = load_training_data(Path(cfg["data"]), spec, Path(cfg["out"]) / "cache")
+    data = load_training_data(
+        Path(cfg["data"]), spec, Path(cfg["out"]) / "cache", original_labels=cfg.get("labels") == "fer2013"
+    )
     train = data.splits["train"].images
     rng = np.random.default_rng(0)
     sample = train[rng.choice(len(train), min(template_samples, len(train)), replace=False)]
@@ -43,8 +52,8 @@ def export_checkpoint(checkpoint: Path, out: Path, name: str, template_samples: 
         keep = split_data.labels >= 0
         probs = predict(model, split_data.images[keep], spec)
         accuracy = float((probs.argmax(1) == split_data.labels[keep]).mean())
-        named = {"val": "valid"}.get(split, split) if data.name == "ferplus" else split
-        scores[f"{data.name}_{named}_majority_accuracy"] = round(accuracy, 4)
+        named = _SPLIT_NAMES.get(data.name, {}).get(split, split)
+        scores[f"{data.name}_{named}_{'majority_' if data.name != 'fer2013' else ''}accuracy"] = round(accuracy, 4)
     info = ModelInfo(
         name=name,
         labels=labels,
@@ -58,9 +67,9 @@ def export_checkpoint(checkpoint: Path, out: Path, name: str, template_samples: 
             "training": {k: cfg[k] for k in ("labels", "epochs", "batch_size", "lr", "seed")},
             "epoch": state["epoch"],
             "template_measured_on": used,
-            "licence": "MIT (weights); trained on FER2013 images (research use) with FER+ labels (MIT)"
-            if data.name == "ferplus"
-            else f"weights follow the terms of the {data.name} data they were trained on",
+            "licence": _LICENCES.get(
+                data.name, f"weights follow the terms of the {data.name} data they were trained on"
+            ),
             **scores,
         },
     )

@@ -1,8 +1,10 @@
-"""A minimal, reproducible trainer for emotion classifiers (the recipe behind maeum's default model).
+"""A reproducible trainer for emotion classifiers (the recipe behind maeum's default model).
 
 Data is a FER+ folder or a manifest from ``maeum data prepare``. Images stay in memory as
-uint8 (FER+ is 80 MB); batches go through the same
-``maeum.preprocess.to_model_input`` used at serving time, then are augmented on the fly.
+uint8 (FER+ is 80 MB); batches go through the same ``maeum.preprocess.to_model_input`` used
+at serving time, then are augmented on the fly (``maeum.training.loader``). The run folder
+holds ``config.json``, ``metrics.csv``, TensorBoard events, ``best.pt``, ``last.pt`` and
+``summary.json``; a run started again with the same folder resumes after its last epoch.
 """
 
 from __future__ import annotations
@@ -15,61 +17,42 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from maeum.errors import UnknownNameError
-from maeum.preprocess import InputSpec, to_model_input
+from maeum.errors import ConfigError
+from maeum.preprocess import InputSpec
+from maeum.progress import Progress
 from maeum.training.config import TrainConfig
-from maeum.training.datasets import load_training_data
-from maeum.training.nets import create_model, list_models
+from maeum.training.datasets import TrainingData, load_training_data
+from maeum.training.loader import EpochBatches, batch_loader, to_batch
+from maeum.training.nets import check_model_name, create_model
+from maeum.training.runtime import Runtime, start_runtime
 
-__all__ = ["TrainConfig", "augment", "predict", "train"]
+__all__ = ["TrainConfig", "build_model", "predict", "train"]
 
 log = logging.getLogger(__name__)
 
-
-def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random flip, rotation (±15°), scale (±15 %), shift (±10 %), contrast/brightness, cutout."""
-    b = x.shape[0]
-
-    def u(*shape: int) -> torch.Tensor:  # uniform in [-1, 1)
-        return torch.rand(*shape, generator=gen) * 2 - 1
-
-    angle = u(b) * math.radians(15)
-    scale = 1 + u(b) * 0.15
-    flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack(
-        [torch.stack([cos * flip, -sin, u(b) * 0.2], 1), torch.stack([sin * flip, cos, u(b) * 0.2], 1)], 1
-    )  # (B, 2, 3) maps output to input coordinates in [-1, 1]
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    x = x * (1 + u(b, 1, 1, 1) * 0.3) + u(b, 1, 1, 1) * 0.2
-    # Cutout: one square of up to a third of the side, on half of the batch.
-    h, w = x.shape[2:]
-    side = (torch.rand(b, generator=gen) * h / 3).long()
-    cy = (torch.rand(b, generator=gen) * h).long()
-    cx = (torch.rand(b, generator=gen) * w).long()
-    ys, xs = torch.arange(h)[None, :, None], torch.arange(w)[None, None, :]
-    hole = ((ys - cy[:, None, None]).abs() <= side[:, None, None] // 2) & (
-        (xs - cx[:, None, None]).abs() <= side[:, None, None] // 2
-    )
-    hole &= (torch.rand(b, generator=gen) < 0.5)[:, None, None]
-    return x.masked_fill(hole[:, None], 0.0)
+METRICS_HEADER = ("epoch", "lr", "train_loss", "valid_acc", "seconds", "images_per_s")
 
 
-def _to_batch(images: np.ndarray, spec: InputSpec) -> torch.Tensor:
-    return torch.from_numpy(to_model_input(images, spec)).contiguous(memory_format=torch.channels_last)
+def build_model(name: str, labels: tuple[str, ...], spec: InputSpec) -> torch.nn.Module:
+    """The registered architecture ``name`` for these labels and this input."""
+    return create_model(name, num_classes=len(labels), in_chans=spec.channels, img_size=spec.size)
 
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, images: np.ndarray, spec: InputSpec, batch: int = 512) -> np.ndarray:
     """Class probabilities (N, K) for uint8 face crops."""
     model.eval()
-    out = [F.softmax(model(_to_batch(images[i : i + batch], spec)).float(), 1) for i in range(0, len(images), batch)]
+    device = next(model.parameters()).device
+    out = [
+        F.softmax(model(to_batch(images[i : i + batch], spec).to(device)).float(), 1).cpu()
+        for i in range(0, len(images), batch)
+    ]
     return torch.cat(out).numpy()
 
 
@@ -101,7 +84,20 @@ def _adamw(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
 
 
-_OPTIMIZERS: dict[str, Callable[[list[dict], TrainConfig], torch.optim.Optimizer]] = {"sgd": _sgd, "adamw": _adamw}
+def _adam(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
+
+
+def _adadelta(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adadelta(groups, lr=cfg.lr, rho=cfg.momentum)
+
+
+_OPTIMIZERS: dict[str, Callable[[list[dict], TrainConfig], torch.optim.Optimizer]] = {
+    "sgd": _sgd,
+    "adamw": _adamw,
+    "adam": _adam,
+    "adadelta": _adadelta,
+}
 
 
 # Learning-rate schedules: (peak lr, step, total steps, warm-up steps) -> lr at that step.
@@ -170,59 +166,93 @@ _SAMPLERS: dict[str, Callable[[np.ndarray, torch.Generator], np.ndarray]] = {
 
 
 def train(cfg: TrainConfig) -> Path:
-    """Train, keeping the checkpoint that is best on Valid; resumes from ``out/last.pt``.
+    """Train, keeping the checkpoint that is best on the val split; resumes from ``out/last.pt``.
 
     Writes ``config.json`` (the settings; ``maeum train --config`` repeats the run from it),
-    ``metrics.csv`` (one row per epoch), ``best.pt``, ``last.pt`` and ``summary.json`` (best
-    epoch, epochs run, and whether early stopping ended the run).
+    ``metrics.csv`` (one row per epoch, also as TensorBoard events in ``tensorboard/``),
+    ``best.pt``, ``last.pt`` and ``summary.json`` (best epoch, epochs run, whether early
+    stopping ended the run). Everything that can be checked is checked before the first epoch.
     """
-    if cfg.model not in list_models():
-        raise UnknownNameError("model", cfg.model, list_models())
+    check_model_name(cfg.model)
+    rt = start_runtime(cfg.device, cfg.gpu, cfg.bf16)
+    try:
+        return _train(cfg, rt)
+    finally:
+        rt.close()
+
+
+def _train(cfg: TrainConfig, rt: Runtime) -> Path:
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     spec = InputSpec.from_dict(cfg.input)
-    data = load_training_data(Path(cfg.data), spec, out / "cache")
+    data = load_training_data(Path(cfg.data), spec, out / "cache", original_labels=cfg.labels == "fer2013")
     tr, va = data.splits["train"], data.splits["val"]
-    num_classes = len(data.labels)
-
     keep = tr.labels >= 0
     images = tr.images[keep]
+    if len(images) == 0:
+        raise ConfigError(f"{cfg.data}: the train split holds no labelled images")
+    if int((va.labels >= 0).sum()) == 0:
+        raise ConfigError(f"{cfg.data}: the val split holds no labelled images; the best epoch cannot be chosen")
     targets = (
-        tr.soft_targets()[keep] if cfg.labels == "soft" else np.eye(num_classes, dtype=np.float32)[tr.labels[keep]]
+        tr.soft_targets()[keep] if cfg.labels == "soft" else np.eye(len(data.labels), dtype=np.float32)[tr.labels[keep]]
     )
-    targets_t = torch.from_numpy(targets)
-    va_labels = va.labels
+    batch_size = min(cfg.batch_size, len(images))  # a small fine-tuning set still makes one step an epoch
+    if batch_size < rt.world:
+        raise ConfigError(f"batch_size {batch_size} is smaller than the {rt.world} processes sharing each batch")
     log.info(
-        "training on %d %s images (%s labels), validating on %d",
+        "training %s on %d %s images (%s labels), validating on %d; %s%s",
+        cfg.model,
         len(images),
         data.name,
         cfg.labels,
-        int((va_labels >= 0).sum()),
+        int((va.labels >= 0).sum()),
+        rt.device,
+        f", {rt.world} processes" if rt.distributed else "",
     )
-    class_weights = None
-    if cfg.class_weights == "balanced":
-        class_weights = torch.from_numpy(_class_weights(targets))
-        named = zip(data.labels, class_weights.tolist(), strict=True)
-        log.info("class weights: %s", ", ".join(f"{name} {w:.2f}" for name, w in named))
-    if cfg.class_weights == "balanced" and cfg.sampler == "balanced":
-        log.warning("class_weights and sampler are both 'balanced': rare classes are favoured twice")
-    sample = _SAMPLERS[cfg.sampler]
-    lr_schedule = _SCHEDULES[cfg.schedule]
 
-    # channels_last is what makes bfloat16 fast on CPU; in float32 it gains little, and the
-    # depthwise-convolution backward of some torch CPU builds crashes on it (mini_xception, RGB).
-    memory_format = torch.channels_last if cfg.bf16 else torch.contiguous_format
-    model = create_model(cfg.model, num_classes=num_classes, in_chans=spec.channels).to(memory_format=memory_format)
+    if cfg.model == "hog_svm":
+        if rt.distributed:
+            raise ConfigError("hog_svm is fitted in one process by scikit-learn; start it without torchrun")
+        return _fit_svm(cfg, data, spec)
+
+    model = build_model(cfg.model, data.labels, spec)
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     opt = _OPTIMIZERS[cfg.optimizer](
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], cfg
     )
-    if len(images) == 0:
-        raise ValueError(f"{cfg.data}: the train split holds no labelled images")
-    batch_size = min(cfg.batch_size, len(images))  # a small fine-tuning set still makes one step an epoch
+    start_epoch, best, best_epoch = 0, -1.0, -1
+    resumed = _load_last(out, cfg, data) if (out / "last.pt").exists() else None
+    if resumed:
+        model.load_state_dict(resumed["model"])
+        opt.load_state_dict(resumed["optimizer"])
+        start_epoch, best = resumed["epoch"] + 1, resumed["best"]
+        best_epoch = resumed.get("best_epoch", resumed["epoch"])  # runs before early stopping: assume the latest
+        log.info("resuming after epoch %d (best valid %.4f)", start_epoch - 1, best)
+    elif cfg.init:
+        model.load_state_dict(_initial_weights(Path(cfg.init), cfg, data.labels))
+        log.info("fine-tuning from %s", cfg.init)
+    # channels_last is what makes bfloat16 fast on CPU; in float32 it gains little, and the
+    # depthwise-convolution backward of some torch CPU builds crashes on it (mini_xception, RGB).
+    memory_format = torch.channels_last if rt.amp_dtype is not None else torch.contiguous_format
+    model = model.to(rt.device, memory_format=memory_format)
+    _move_optimizer_state(opt, rt.device)
+    net = model
+    if rt.distributed:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[rt.device] if rt.device.type == "cuda" else None
+        )
+    scaler = torch.amp.GradScaler("cuda", enabled=rt.amp_dtype == torch.float16)
+
+    class_weights = None
+    if cfg.class_weights == "balanced":
+        class_weights = torch.from_numpy(_class_weights(targets)).to(rt.device)
+        named = zip(data.labels, class_weights.tolist(), strict=True)
+        log.info("class weights: %s", ", ".join(f"{name} {w:.2f}" for name, w in named))
+    if cfg.class_weights == "balanced" and cfg.sampler == "balanced":
+        log.warning("class_weights and sampler are both 'balanced': rare classes are favoured twice")
+    sample, lr_schedule = _SAMPLERS[cfg.sampler], _SCHEDULES[cfg.schedule]
     steps_per_epoch = len(images) // batch_size
     total = steps_per_epoch * cfg.epochs
     warmup = int(steps_per_epoch * cfg.warmup_epochs)
@@ -230,30 +260,9 @@ def train(cfg: TrainConfig) -> Path:
     def lr_at(step: int) -> float:
         return lr_schedule(cfg.lr, step, total, warmup)
 
-    start_epoch, best, best_epoch = 0, -1.0, -1
-    if (out / "last.pt").exists():
-        state = torch.load(out / "last.pt", map_location="cpu")
-        if state["model_name"] != cfg.model:
-            raise ValueError(f"{out / 'last.pt'} holds a {state['model_name']} model, not {cfg.model}")
-        if tuple(state.get("labels", data.labels)) != data.labels:
-            raise ValueError(f"{out / 'last.pt'} was trained on labels {state['labels']}, not {list(data.labels)}")
-        theirs = state.get("config", {}).get("optimizer", "sgd")
-        if theirs != cfg.optimizer:
-            raise ValueError(f"{out / 'last.pt'} was trained with {theirs}, not {cfg.optimizer}; use another --out")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        start_epoch, best = state["epoch"] + 1, state["best"]
-        best_epoch = state.get("best_epoch", state["epoch"])  # runs before early stopping: assume the latest
-        log.info("resuming after epoch %d (best valid %.4f)", start_epoch, best)
-    elif cfg.init:
-        model.load_state_dict(_initial_weights(Path(cfg.init), cfg, data.labels))
-        log.info("fine-tuning from %s", cfg.init)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))  # once a resume is known to fit
-
-    gen = torch.Generator().manual_seed(cfg.seed)
-    metrics = out / "metrics.csv"
-    if start_epoch == 0:
-        metrics.write_text("epoch,lr,train_loss,valid_acc,seconds\n")
+    log_ = _RunLog(out, cfg, start_epoch) if rt.is_main else None
+    targets_t = torch.from_numpy(targets)
+    gen = torch.Generator()
     stopped_early = False
     last_epoch = start_epoch - 1  # the last epoch trained, in this call or before a resume
     for epoch in range(start_epoch, cfg.epochs):
@@ -268,58 +277,186 @@ def train(cfg: TrainConfig) -> Path:
                 best_epoch,
             )
             break
-        gen.manual_seed(cfg.seed * 1000 + epoch)  # each epoch reproducible, also after a resume
+        gen.manual_seed(cfg.seed * 1000 + epoch)  # each epoch's order reproducible, also after a resume
         order = sample(tr.labels[keep], gen)
-        model.train()
+        batches = EpochBatches(images, targets_t, order, batch_size, spec, cfg.seed, epoch, rt.rank, rt.world)
+        net.train()
+        progress = Progress(steps_per_epoch * batch_size, "img") if rt.is_main else None
         t0, loss_sum = time.perf_counter(), 0.0
-        for i in range(steps_per_epoch):
+        for i, (x, y) in enumerate(batch_loader(batches, cfg.workers)):
             step = epoch * steps_per_epoch + i
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
-            idx = order[i * batch_size : (i + 1) * batch_size]
-            x = augment(_to_batch(images[idx], spec), gen).contiguous(memory_format=memory_format)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                logits = model(x)
-            weighted = targets_t[idx] if class_weights is None else targets_t[idx] * class_weights  # (B, K)
+            x = x.to(rt.device, non_blocking=True).contiguous(memory_format=memory_format)
+            y = y.to(rt.device, non_blocking=True)
+            with torch.autocast(rt.device.type, dtype=rt.amp_dtype or torch.float32, enabled=rt.amp_dtype is not None):
+                logits = net(x)
+            weighted = y if class_weights is None else y * class_weights  # (B, K)
             loss = -(weighted * F.log_softmax(logits.float(), 1)).sum(1).mean()
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             loss_sum += loss.item()
-            if i % 50 == 0:
+            if progress and progress.enabled:
+                progress.update((i + 1) * batch_size, (i + 1) * batch_size)
+            elif i % 50 == 0 and rt.is_main:
                 log.info("epoch %d step %d/%d loss %.4f", epoch, i, steps_per_epoch, loss.item())
-        acc = _majority_accuracy(predict(model, va.images, spec), va_labels)
+        if progress:
+            progress.close()
         seconds = time.perf_counter() - t0
-        with metrics.open("a", newline="") as f:
-            csv.writer(f).writerow(
-                [epoch, f"{lr_at(step):.5f}", f"{loss_sum / steps_per_epoch:.4f}", f"{acc:.4f}", f"{seconds:.1f}"]
-            )
+        acc = rt.broadcast(_majority_accuracy(predict(model, va.images, spec), va.labels) if rt.is_main else 0.0)
         improved = acc > best
         if improved:
             best, best_epoch = acc, epoch
-        state = {
-            "model_name": cfg.model,
-            "labels": list(data.labels),
-            "dataset": data.name,
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "epoch": epoch,
-            "best": best,
-            "best_epoch": best_epoch,
-            "config": asdict(cfg),
-        }
-        if improved:
-            torch.save({k: v for k, v in state.items() if k != "optimizer"}, out / "best.pt")
-        torch.save(state, out / "last.tmp")
-        (out / "last.tmp").replace(out / "last.pt")  # atomic: a kill never leaves a broken checkpoint
         last_epoch = epoch
-        log.info("epoch %d: valid majority accuracy %.4f (best %.4f), %.0f s", epoch, acc, best, seconds)
-    summary = {
-        "best_epoch": best_epoch,
-        "best_valid_acc": round(best, 4),
-        "last_epoch": last_epoch,
-        "epochs": cfg.epochs,
-        "stopped_early": stopped_early,
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if log_:
+            row = {
+                "epoch": epoch,
+                "lr": lr_at(step),
+                "train_loss": loss_sum / steps_per_epoch,
+                "valid_acc": acc,
+                "seconds": seconds,
+                "images_per_s": steps_per_epoch * batch_size / seconds,
+            }
+            state = {
+                "model_name": cfg.model,
+                "labels": list(data.labels),
+                "dataset": data.name,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "epoch": epoch,
+                "best": best,
+                "best_epoch": best_epoch,
+                "config": asdict(cfg),
+            }
+            log_.epoch(row, state, improved)
+            log.info(
+                "epoch %d: valid accuracy %.4f (best %.4f), %.0f s, %.0f images/s",
+                epoch,
+                acc,
+                best,
+                seconds,
+                row["images_per_s"],
+            )
+    if log_:
+        log_.close(
+            {
+                "best_epoch": best_epoch,
+                "best_valid_acc": round(best, 4),
+                "last_epoch": last_epoch,
+                "epochs": cfg.epochs,
+                "stopped_early": stopped_early,
+                "processes": rt.world,
+                "device": str(rt.device),
+            }
+        )
     return out / "best.pt"
+
+
+def _fit_svm(cfg: TrainConfig, data: TrainingData, spec: InputSpec) -> Path:
+    """HOG + linear SVM: one fit on the train split's majority labels, calibrated on val; one "epoch"."""
+    from maeum.training.svm import fit_hog_svm
+
+    tr, va = data.splits["train"], data.splits["val"]
+    log.info("fitting hog_svm on %d labelled images (hard labels; C=%g)", int((tr.labels >= 0).sum()), cfg.svm_c)
+    t0 = time.perf_counter()
+    model = fit_hog_svm(
+        tr.images,
+        tr.labels,
+        spec,
+        len(data.labels),
+        c=cfg.svm_c,
+        class_weight="balanced" if cfg.class_weights == "balanced" else None,
+        val=(va.images, va.labels),
+        seed=cfg.seed,
+    )
+    seconds = time.perf_counter() - t0
+    acc = _majority_accuracy(predict(model, va.images, spec), va.labels)
+    run = _RunLog(Path(cfg.out), cfg, 0)
+    row = {"epoch": 0, "lr": 0.0, "train_loss": float("nan"), "valid_acc": acc, "seconds": seconds}
+    state = {
+        "model_name": cfg.model,
+        "labels": list(data.labels),
+        "dataset": data.name,
+        "model": model.state_dict(),
+        "optimizer": {},
+        "epoch": 0,
+        "best": acc,
+        "best_epoch": 0,
+        "config": asdict(cfg),
+    }
+    run.epoch({**row, "images_per_s": int((tr.labels >= 0).sum()) / seconds}, state, improved=True)
+    run.close({"best_epoch": 0, "best_valid_acc": round(acc, 4), "last_epoch": 0, "epochs": 1,
+               "stopped_early": False, "processes": 1, "device": "cpu"})  # fmt: skip
+    log.info("hog_svm: valid accuracy %.4f, fitted in %.0f s", acc, seconds)
+    return Path(cfg.out) / "best.pt"
+
+
+class _RunLog:
+    """Process 0's writing into the run folder: config, metrics (CSV and TensorBoard), checkpoints."""
+
+    def __init__(self, out: Path, cfg: TrainConfig, start_epoch: int) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        self.out = out
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))  # once a resume is known to fit
+        self.metrics = out / "metrics.csv"
+        if start_epoch == 0 or not self.metrics.exists():
+            self.metrics.write_text(",".join(METRICS_HEADER) + "\n")
+        self.board = None
+        if cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # purge_step drops events a killed run wrote after its last checkpoint.
+            self.board = SummaryWriter(str(out / "tensorboard"), purge_step=start_epoch or None)
+
+    def epoch(self, row: dict[str, Any], state: dict[str, Any], improved: bool) -> None:
+        with self.metrics.open("a", newline="") as f:
+            csv.writer(f).writerow(
+                [
+                    row["epoch"],
+                    f"{row['lr']:.5f}",
+                    f"{row['train_loss']:.4f}",
+                    f"{row['valid_acc']:.4f}",
+                    f"{row['seconds']:.1f}",
+                    f"{row['images_per_s']:.1f}",
+                ]
+            )
+        if self.board:
+            for key in ("lr", "train_loss", "valid_acc", "images_per_s"):
+                self.board.add_scalar(key, row[key], row["epoch"])
+            self.board.flush()
+        if improved:
+            torch.save({k: v for k, v in state.items() if k != "optimizer"}, self.out / "best.pt")
+        torch.save(state, self.out / "last.tmp")
+        (self.out / "last.tmp").replace(self.out / "last.pt")  # atomic: a kill never leaves a broken checkpoint
+
+    def close(self, summary: dict[str, Any]) -> None:
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if self.board:
+            self.board.close()
+
+
+def _load_last(out: Path, cfg: TrainConfig, data: TrainingData) -> dict[str, Any]:
+    """``out/last.pt``, refused when it cannot continue this run (another model, labels or optimizer)."""
+    state = torch.load(out / "last.pt", map_location="cpu")
+    if state["model_name"] != cfg.model:
+        raise ConfigError(f"{out / 'last.pt'} holds a {state['model_name']} model, not {cfg.model}; use another --out")
+    if tuple(state.get("labels", data.labels)) != data.labels:
+        raise ConfigError(f"{out / 'last.pt'} was trained on labels {state['labels']}, not {list(data.labels)}")
+    theirs = state.get("config", {})
+    if theirs.get("optimizer", "sgd") != cfg.optimizer:
+        raise ConfigError(
+            f"{out / 'last.pt'} was trained with {theirs.get('optimizer', 'sgd')}, not {cfg.optimizer}; "
+            "use another --out"
+        )
+    if theirs.get("input", cfg.input) != cfg.input:
+        raise ConfigError(f"{out / 'last.pt'} takes input {theirs.get('input')}, not {cfg.input}; use another --out")
+    return state
+
+
+def _move_optimizer_state(opt: torch.optim.Optimizer, device: torch.device) -> None:
+    for per_param in opt.state.values():
+        for key, value in per_param.items():
+            if isinstance(value, torch.Tensor) and key != "step":
+                per_param[key] = value.to(device)

@@ -1,0 +1,77 @@
+"""Where a training run computes: the device, mixed precision, and torch's distributed processes.
+
+One process trains on one device. Under torch's launcher (``torchrun --nproc-per-node N -m
+maeum train ...``) each of the N processes takes one share of every batch and the gradients
+are averaged (DistributedDataParallel): the gloo backend on CPUs, NCCL on GPUs. Process 0
+validates, writes the run folder and tells the others the validation accuracy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from maeum.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    amp_dtype: torch.dtype | None = None  # autocast dtype, None for float32
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    def broadcast(self, value: float) -> float:
+        """Process 0's ``value`` in every process (the value itself when not distributed)."""
+        if not self.distributed:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.device if self.device.type == "cuda" else "cpu")
+        dist.broadcast(t, src=0)
+        return float(t.item())
+
+    def close(self) -> None:
+        if self.distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def start_runtime(device: str, gpu: int, mixed_precision: bool) -> Runtime:
+    """Pick the device, join the process group when started by torchrun, and pick the autocast dtype.
+
+    A GPU asked for and not there is refused here, before any data is read.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available()
+    if device == "cuda" and not cuda:
+        raise ConfigError("device cuda: no CUDA GPU is visible to torch; use --device cpu (or auto)")
+    use_cuda = device == "cuda" or (device == "auto" and cuda)
+    if use_cuda:
+        index = local_rank if world > 1 else gpu
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"gpu {index}: only {torch.cuda.device_count()} GPU(s) visible; pass --gpu 0..")
+        torch.cuda.set_device(index)
+        dev = torch.device("cuda", index)
+    else:
+        dev = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+        log.info("process %d of %d (%s backend) on %s", rank, world, dist.get_backend(), dev)
+    amp: torch.dtype | None = None
+    if mixed_precision:
+        amp = torch.bfloat16 if not use_cuda or torch.cuda.is_bf16_supported() else torch.float16
+    return Runtime(dev, rank, world, amp)

@@ -1,0 +1,147 @@
+"""`maeum card`: a card written from a real evaluation of the bundled model, a real run folder, and refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from maeum.classify import DEFAULT_MODEL
+from maeum.cli import main
+from maeum.labels import FERPLUS7, display_name
+from maeum.training.card import EXPRESSIONS_NOT_FEELINGS, CardError, model_card, write_card
+from maeum.training.config import TrainConfig
+
+SECTIONS = ("# Model card: `ferplus-resnet-s`", "## Data", "## Recipe", "## Metrics", "## Limits")
+
+
+@pytest.fixture(scope="module")
+def evaluation(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real `maeum evaluate` of the bundled model on FER+ test, calibrated on val (a few seconds)."""
+    out = tmp_path_factory.mktemp("card") / "eval"
+    argv = ["evaluate", DEFAULT_MODEL, "--data", str(shared / "data" / "ferplus"), "--split", "test",
+            "--calibrate-on", "val", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    return out
+
+
+@pytest.fixture
+def report(evaluation: Path) -> dict:
+    return json.loads((evaluation / "report.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def run_dir(shared: Path, tmp_path: Path) -> Path:
+    """A finished run folder as `maeum train` leaves it (config.json, summary.json), without the weights."""
+    run = tmp_path / "run"
+    run.mkdir()
+    config = TrainConfig(data=str(shared / "data" / "ferplus"), out=str(run), epochs=12, early_stopping=3).to_dict()
+    (run / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    summary = {"best_epoch": 7, "best_valid_acc": 0.8123, "last_epoch": 10, "epochs": 12, "stopped_early": True,
+               "processes": 1, "device": "cpu"}  # fmt: skip
+    (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return run
+
+
+def test_cli_writes_the_card_of_the_bundled_model(
+    evaluation: Path, report: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = evaluation.parent / "card" / "CARD.md"  # beside the report folder: the figure is linked relatively
+    assert main(["card", DEFAULT_MODEL, "--report", str(evaluation), "--out", str(out)]) == 0
+    assert str(out) in capsys.readouterr().err
+    card = out.read_text(encoding="utf-8")
+    for section in SECTIONS:
+        assert f"\n{section}\n" in f"\n{card}"
+    # Header, from the ONNX metadata and the file.
+    assert "1,601,527 parameters" in card and "MB ONNX" in card and "48x48 gray" in card
+    assert "| licence | MIT (weights)" in card
+    for label in FERPLUS7:
+        assert display_name(label, "ko") in card
+    # Metrics, from report.json.
+    assert f"| accuracy | {report['accuracy']:.4f} |" in card
+    assert f"| ECE after temperature | {report['ece_after']:.4f} |" in card
+    command = (
+        f"maeum evaluate {DEFAULT_MODEL} --data {report['data']} --split test --calibrate-on val --out {evaluation}"
+    )
+    assert command in card
+    names = [f"{label} {display_name(label, 'ko')}" for label in report["labels"]]
+    for name, row in zip(names, report["confusion"], strict=True):
+        assert f"| {name} | " + " | ".join(map(str, row)) + " |" in card
+    assert "![confusion matrix, test](../eval/confusion.png)" in card
+    assert (out.parent / "../eval/confusion.png").is_file()
+    # Limits, from the data: every class under 0.5 recall is named with its recall.
+    weak = [c for c in report["per_class"] if c["recall"] is not None and c["recall"] < 0.5]
+    assert "disgust" in {c["label"] for c in weak}
+    limits = card.split("## Limits", 1)[1]
+    for c in weak:
+        assert f"{c['label']} {c['name_ko']} {c['recall']:.3f}" in limits
+    for label in report["dropped"]:
+        assert label in limits
+    assert "Not validated on Korean faces" in limits and EXPRESSIONS_NOT_FEELINGS in limits
+    assert "The recipe of this file is unknown" in card and "--run RUN_DIR" in card
+
+
+def test_card_with_a_run_folder_has_its_settings_and_commands(evaluation: Path, run_dir: Path) -> None:
+    yaml = pytest.importorskip("yaml")
+    card = model_card(DEFAULT_MODEL, [evaluation / "report.json"], run=run_dir)
+    block = card.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    assert yaml.safe_load(block) == config
+    assert list(yaml.safe_load(block)) == list(config)  # the same keys in the same order
+    assert f"maeum train --config {run_dir / 'config.json'}" in card
+    assert f"maeum export {run_dir / 'best.pt'} --out " in card and "ferplus_resnet_s.onnx" in card
+    assert "best epoch 7 (valid accuracy 0.8123) of 10 epochs run (12 planned); stopped early" in card
+    assert f"label mode `{config['labels']}`" in card and str(config["data"]) in card
+    # Without an output file the figure is linked by its absolute path.
+    assert f"]({(evaluation / 'confusion.png').resolve().as_posix()})" in card
+
+
+def _foreign_report(evaluation: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "other"
+    shutil.copytree(evaluation, copy)
+    data = json.loads((copy / "report.json").read_text(encoding="utf-8"))
+    data["model"] = "other-model"
+    (copy / "report.json").write_text(json.dumps(data), encoding="utf-8")
+    return copy
+
+
+def _not_a_report(tmp_path: Path) -> Path:
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps({"best_epoch": 3, "accuracy": 0.5}), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing report", "no such report"),
+        ("not a report", "not a `maeum evaluate` report (missing model, model_path"),
+        ("other model", "report of model 'other-model', not of 'ferplus-resnet-s'"),
+        ("run without config", "no config.json"),
+    ],
+)
+def test_refusals_are_one_line_and_exit_2(
+    case: str, message: str, evaluation: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reports, run = [evaluation], None
+    if case == "missing report":
+        reports = [tmp_path / "nowhere"]
+    elif case == "not a report":
+        reports = [_not_a_report(tmp_path)]
+    elif case == "other model":
+        reports = [evaluation, _foreign_report(evaluation, tmp_path)]
+    else:
+        run = tmp_path / "empty-run"
+        run.mkdir()
+    out = tmp_path / "CARD.md"
+    with pytest.raises(CardError, match=message.replace("(", r"\(")):
+        write_card(DEFAULT_MODEL, reports, run, out=out)
+    argv = ["card", DEFAULT_MODEL, *(a for r in reports for a in ("--report", str(r))), "--out", str(out)]
+    assert main(argv + (["--run", str(run)] if run else [])) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert message in captured.err and "Traceback" not in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -1,0 +1,241 @@
+"""How `maeum train` runs: batch workers, TensorBoard events, optimizers, devices, torchrun with gloo,
+and the original FER2013 labels."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import read_metrics, tiny_config
+from maeum.cli import main
+from maeum.training.config import TrainConfig
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("pyarrow")
+
+
+@pytest.fixture
+def manifest(prepared_aihub_32: Path) -> Path:
+    pytest.importorskip("torch")
+    return prepared_aihub_32
+
+
+def _weights(run: Path, name: str = "last.pt") -> dict:
+    return torch.load(run / name, map_location="cpu", weights_only=False)["model"]
+
+
+def test_batch_workers_give_the_same_run_as_the_training_loop(manifest: Path, tmp_path: Path) -> None:
+    from maeum.training.trainer import train
+
+    train(tiny_config(manifest, tmp_path / "inline", epochs=1, workers=0))
+    train(tiny_config(manifest, tmp_path / "workers", epochs=1, workers=2))
+    inline, workers = _weights(tmp_path / "inline"), _weights(tmp_path / "workers")
+    assert inline.keys() == workers.keys()
+    for key in inline:
+        assert torch.equal(inline[key], workers[key]), key
+    # ... and a different seed gives a different run, so the comparison above can fail.
+    train(tiny_config(manifest, tmp_path / "seed1", epochs=1, seed=1))
+    assert not torch.equal(_weights(tmp_path / "seed1")["stem.0.weight"], inline["stem.0.weight"])
+
+
+def test_metrics_go_to_csv_and_tensorboard(manifest: Path, tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from maeum.training.trainer import METRICS_HEADER, train
+
+    run = tmp_path / "run"
+    train(tiny_config(manifest, run))
+    rows = read_metrics(run)
+    assert tuple(rows[0]) == METRICS_HEADER and len(rows) == 2
+    assert all(float(r["images_per_s"]) > 0 for r in rows)
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    assert {"lr", "train_loss", "valid_acc", "images_per_s"} <= set(events.Tags()["scalars"])
+    logged = [(e.step, round(e.value, 4)) for e in events.Scalars("valid_acc")]
+    assert logged == [(int(r["epoch"]), float(r["valid_acc"])) for r in rows]
+
+    # Resuming for a third epoch appends to both logs.
+    train(tiny_config(manifest, run, epochs=3))
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("valid_acc")] == [0, 1, 2]
+    assert [r["epoch"] for r in read_metrics(run)] == ["0", "1", "2"]
+
+    quiet = tmp_path / "quiet"
+    train(tiny_config(manifest, quiet, epochs=1, tensorboard=False))
+    assert (quiet / "metrics.csv").is_file() and not (quiet / "tensorboard").exists()
+
+
+@pytest.mark.parametrize(("optimizer", "lr", "state_key"), [("adam", 1e-3, "exp_avg"), ("adadelta", 1.0, "acc_delta")])
+def test_adam_and_adadelta_train(manifest: Path, tmp_path: Path, optimizer: str, lr: float, state_key: str) -> None:
+    from maeum.training.trainer import train
+
+    run = tmp_path / optimizer
+    train(tiny_config(manifest, run, epochs=1, optimizer=optimizer, lr=lr))
+    last = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
+    assert last["config"]["optimizer"] == optimizer
+    assert state_key in next(iter(last["optimizer"]["state"].values()))
+    assert np.isfinite(float(read_metrics(run)[0]["train_loss"]))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
+def test_a_missing_gpu_is_refused_before_reading_data(tmp_path: Path, capsys) -> None:
+    data = tmp_path / "data"
+    data.mkdir()  # empty: reading it would fail, so the refusal must come first
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--device", "cuda"]) == 2
+    assert "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_resume_with_another_input_is_refused(manifest: Path, tmp_path: Path) -> None:
+    from maeum.errors import ConfigError
+    from maeum.training.trainer import train
+
+    run = tmp_path / "run"
+    train(tiny_config(manifest, run, epochs=1))
+    other = {"size": 32, "color": "gray", "mean": [0.4], "std": [0.5]}
+    with pytest.raises(ConfigError, match="takes input"):
+        train(TrainConfig(str(manifest), str(run), model="mini_xception", epochs=2, batch_size=8, input=other))
+
+
+def test_torchrun_two_cpu_processes_with_gloo(manifest: Path, tmp_path: Path) -> None:
+    """`torchrun --nproc-per-node 2 -m maeum train`: both processes train, process 0 writes, resume works."""
+    run = tmp_path / "ddp"
+    args = ["--data", str(manifest), "--out", str(run), "--model", "mini_xception", "--batch-size", "8",
+            "--size", "32", "--no-bf16", "--threads", "1"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def torchrun(epochs: int) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                   "-m", "maeum", "train", *args, "--epochs", str(epochs)]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    first = torchrun(2)
+    assert "process 1 of 2 (gloo backend)" in first.stderr and "process 0 of 2 (gloo backend)" in first.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["processes"] == 2 and summary["last_epoch"] == 1
+    assert [r["epoch"] for r in read_metrics(run)] == ["0", "1"]
+    before = _weights(run)
+
+    second = torchrun(3)
+    assert "resuming after epoch 1" in second.stderr
+    assert [r["epoch"] for r in read_metrics(run)] == ["0", "1", "2"]
+    assert not torch.equal(_weights(run)["stem.0.weight"], before["stem.0.weight"])
+
+
+@pytest.fixture(scope="module")
+def small_ferplus(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 60 rows of each FER+ split, with the original FER2013 labels: real images, quick to read."""
+    source = shared / "data" / "ferplus"
+    root = tmp_path_factory.mktemp("ferplus")
+    with (source / "fer2013new.csv").open(newline="") as f:
+        reader = csv.DictReader(f)
+        rows, seen = [], {}
+        for row in reader:
+            if row["Image name"] and seen.get(row["Usage"], 0) < 60:
+                seen[row["Usage"]] = seen.get(row["Usage"], 0) + 1
+                rows.append(row)
+        fields = reader.fieldnames
+    with (root / "fer2013new.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    folders = {"Training": "FER2013Train", "PublicTest": "FER2013Valid", "PrivateTest": "FER2013Test"}
+    for row in rows:
+        (root / folders[row["Usage"]]).mkdir(exist_ok=True)
+        shutil.copy(source / folders[row["Usage"]] / row["Image name"], root / folders[row["Usage"]])
+    shutil.copy(source / "fer2013_labels.csv", root)
+    return root
+
+
+def test_original_fer2013_labels_replace_the_votes(small_ferplus: Path, tmp_path: Path) -> None:
+    from maeum.preprocess import InputSpec
+    from maeum.training import ferplus
+    from maeum.training.datasets import load_training_data
+
+    spec = InputSpec.from_dict({"size": 48, "color": "gray", "mean": [0.5], "std": [0.5]})
+    votes = load_training_data(small_ferplus, spec)
+    original = load_training_data(small_ferplus, spec, original_labels=True)
+    assert (votes.name, original.name) == ("ferplus", "fer2013")
+    names = ferplus.load_split(small_ferplus, "test").names
+    expected = ferplus.fer2013_labels(small_ferplus, names)
+    assert np.array_equal(original.splits["test"].labels, expected)
+    assert not np.array_equal(original.splits["train"].labels, votes.splits["train"].labels)  # the labels differ
+    assert np.array_equal(original.splits["train"].votes.sum(1), (original.splits["train"].labels >= 0))
+
+    run = tmp_path / "run"
+    cfg = {"data": str(small_ferplus), "out": str(run), "model": "mini_xception", "labels": "fer2013", "epochs": 1,
+           "batch_size": 16, "bf16": False, "threads": 1}  # fmt: skip
+    from maeum.training.trainer import train
+
+    train(TrainConfig(**cfg))
+    assert torch.load(run / "best.pt", map_location="cpu", weights_only=False)["dataset"] == "fer2013"
+
+
+def test_original_labels_need_the_ferplus_folder(manifest: Path, tmp_path: Path, capsys) -> None:
+    args = ["train", "--data", str(manifest), "--out", str(tmp_path / "run"), "--labels", "fer2013", "--size", "32"]
+    assert main(args) == 2
+    assert "labels fer2013 needs the FER+ folder" in capsys.readouterr().err
+
+
+def test_hog_svm_fits_through_maeum_train_and_exports(prepared_aihub: Path, tmp_path: Path, capsys) -> None:
+    pytest.importorskip("sklearn")
+    pytest.importorskip("onnx")
+    run = tmp_path / "svm"
+    args = ["train", "--data", str(prepared_aihub), "--out", str(run), "--model", "hog_svm", "--size", "64",
+            "--color", "rgb", "--labels", "majority", "--svm-c", "0.01"]  # fmt: skip
+    assert main(args) == 0
+    state = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
+    assert state["model_name"] == "hog_svm" and state["config"]["svm_c"] == 0.01
+    rows = read_metrics(run)
+    assert len(rows) == 1 and 0 <= float(rows[0]["valid_acc"]) <= 1
+    assert json.loads((run / "summary.json").read_text())["best_epoch"] == 0
+
+    model = tmp_path / "svm.onnx"
+    assert main(["export", str(run / "best.pt"), "--out", str(model), "--template-samples", "200"]) == 0
+    from maeum.classify import EmotionClassifier
+
+    clf = EmotionClassifier(model)
+    assert clf.info.extra["architecture"] == "hog_svm"
+    faces = np.random.default_rng(0).integers(0, 255, (4, 64, 64, 3), dtype=np.uint8)
+    assert np.allclose(clf.predict(faces).sum(1), 1, atol=1e-5)
+
+    # torchrun cannot split one scikit-learn fit.
+    from maeum.errors import ConfigError
+    from maeum.training.runtime import Runtime
+    from maeum.training.trainer import _train
+
+    cfg = TrainConfig(str(prepared_aihub), str(tmp_path / "svm2"), model="hog_svm", input=state["config"]["input"])
+    with pytest.raises(ConfigError, match="without torchrun"):
+        _train(cfg, Runtime(torch.device("cpu"), rank=0, world=2))
+
+
+@pytest.mark.parametrize("model", ["deit_tiny_patch16_224", "timm/mobilenetv3_small_100"])
+def test_timm_models_train_at_the_recipe_input_size(manifest: Path, tmp_path: Path, model: str) -> None:
+    pytest.importorskip("timm")
+    from maeum.preprocess import InputSpec
+    from maeum.training.trainer import build_model, train
+
+    run = tmp_path / "run"
+    train(tiny_config(manifest, run, model=model, epochs=1, optimizer="adamw", lr=1e-3))
+    state = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
+    rebuilt = build_model(model, tuple(state["labels"]), InputSpec.from_dict(state["config"]["input"]))
+    rebuilt.load_state_dict(state["model"])  # the 32 px ViT's position table fits only a 32 px model
+    assert rebuilt(torch.zeros(2, 1, 32, 32)).shape == (2, len(state["labels"]))
+
+
+def test_an_unknown_model_is_refused_before_reading_data(tmp_path: Path, capsys) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--model", "timm/resnet1"]) == 2
+    assert "timm/resnet18" in capsys.readouterr().err  # a close match is suggested
