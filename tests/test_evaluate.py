@@ -287,3 +287,16 @@ def test_ferplus_test_accuracy_matches_the_benchmark_method(shared: Path) -> Non
     recorded = EmotionClassifier(DEFAULT_MODEL).info.extra["ferplus_test_majority_accuracy"]
     assert round(result.accuracy, 4) == recorded
     assert [display_name(c.label, "ko") for c in result.per_class] == [c.name_ko for c in result.per_class]
+
+    # The FER2013 protocol: the same crops scored against their original FER2013 labels.
+    original = evaluate(EvalConfig(DEFAULT_MODEL, str(root), split="test", fer2013_labels=True))
+    labels = ferplus.fer2013_labels(root, test.names)
+    known = labels >= 0
+    assert original.fer2013_labels and original.n == int(known.sum())
+    assert original.accuracy == pytest.approx((pred[known] == labels[known]).mean())
+    assert abs(original.accuracy - result.accuracy) > 0.1  # the two label sets disagree on many images
+
+
+def test_fer2013_labels_need_the_ferplus_folder(manifest: Path) -> None:
+    with pytest.raises(DataError, match="needs the FER\\+ folder"):
+        EvalConfig(DEFAULT_MODEL, str(manifest), fer2013_labels=True)

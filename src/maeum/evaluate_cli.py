@@ -34,6 +34,12 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         help="fit a temperature on this split (e.g. val); report ECE before and after",
     )
     e.add_argument("--group-by", metavar="COLUMN", help="accuracy per value of this manifest column (e.g. source)")
+    e.add_argument(
+        "--fer2013-labels",
+        action="store_true",
+        help="FER+ folder: score against the original FER2013 labels (the FER2013 protocol: --split test "
+        "is PrivateTest) instead of the FER+ vote majority",
+    )
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
     e.add_argument("--out", type=Path, required=True, help="folder for the report files")
@@ -51,6 +57,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             tta=args.tta,
             calibrate_split=args.calibrate_on,
             group_by=args.group_by,
+            fer2013_labels=args.fer2013_labels,
             batch_size=args.batch_size,
             threads=args.threads,
         )

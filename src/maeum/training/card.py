@@ -341,6 +341,8 @@ def _evaluate_command(folder: Path, r: dict[str, Any]) -> str:
     parts = ["maeum evaluate", q(str(model)), "--data", q(str(r["data"])), "--split", q(str(r["split"]))]
     if r.get("tta"):
         parts.append("--tta")
+    if r.get("fer2013_labels"):
+        parts.append("--fer2013-labels")
     if r.get("calibrate_split"):
         parts += ["--calibrate-on", q(str(r["calibrate_split"]))]
     if r.get("group_by"):

@@ -29,7 +29,7 @@ from maeum.classify import EmotionClassifier, resolve_model
 from maeum.data.manifest import MANIFEST_NAME, read_manifest
 from maeum.data.records import DataError
 from maeum.errors import MaeumError
-from maeum.labels import display_name
+from maeum.labels import FERPLUS7, display_name
 from maeum.progress import Progress
 from maeum.training import ferplus
 from maeum.training.datasets import is_manifest, load_crop
@@ -73,6 +73,7 @@ class EvalConfig:
     tta: bool = False  # average the probabilities of each crop and its horizontal mirror
     calibrate_split: str | None = None  # fit a temperature on this split; report ECE before and after
     group_by: str | None = None  # a manifest column: accuracy per value (e.g. "source", "gender")
+    fer2013_labels: bool = False  # FER+ folder: the original FER2013 labels instead of the vote majority
     batch_size: int = 256
     threads: int | None = None  # inference threads (default: the classifier's)
 
@@ -84,9 +85,13 @@ class EvalConfig:
         if not path.exists():
             raise DataError(f"{path}: no such file or folder; pass a FER+ folder or a prepared manifest")
         if is_manifest(path):
+            if self.fer2013_labels:
+                raise DataError(f"{path}: --fer2013-labels needs the FER+ folder; a manifest carries its own labels")
             known, columns = _manifest_splits_and_columns(path)
         elif (path / "fer2013new.csv").is_file():
             known, columns = tuple(FERPLUS_SPLITS), ()
+            if self.fer2013_labels and not (path / "fer2013_labels.csv").is_file():
+                raise DataError(f"{path}: --fer2013-labels needs fer2013_labels.csv beside fer2013new.csv")
         else:
             raise DataError(
                 f"{path}: neither a manifest (run `maeum data prepare` first) nor a FER+ folder with fer2013new.csv"
@@ -149,6 +154,7 @@ class EvalReport:
     ece_after: float | None = None
     group_by: str | None = None
     groups: tuple[GroupResult, ...] = ()
+    fer2013_labels: bool = False
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -315,6 +321,7 @@ def evaluate(config: EvalConfig) -> EvalReport:
         ece_after=ece_after,
         group_by=config.group_by,
         groups=groups,
+        fer2013_labels=config.fer2013_labels,
         seconds=time.monotonic() - start,
     )
 
@@ -371,9 +378,13 @@ def _load_split(config: EvalConfig, split: str, clf: EmotionClassifier) -> _Spli
         groups = [str(rows[config.group_by][i]) for i in idx] if config.group_by else None
         log.info("%s %s: %d images", path, split, len(idx))
         return _Split(images, labels, groups)
-    # FER+: the label is the annotators' majority (first of the tied top classes), as ferplus.majority().
+    # FER+: the label is the annotators' majority (first of the tied top classes), as ferplus.majority(),
+    # or the image's original FER2013 label ("(none)" where fer2013_labels.csv has none).
     s = ferplus.load_split(path, FERPLUS_SPLITS[split])
-    labels = [ferplus.VOTE_COLUMNS[j] for j in s.votes.argmax(axis=1)]
+    if config.fer2013_labels:
+        labels = [FERPLUS7[k] if k >= 0 else "(none)" for k in ferplus.fer2013_labels(path, s.names)]
+    else:
+        labels = [ferplus.VOTE_COLUMNS[j] for j in s.votes.argmax(axis=1)]
     images = s.images  # (N, 48, 48) gray
     if images.shape[1] != spec.size:
         images = np.stack(
