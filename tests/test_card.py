@@ -92,7 +92,7 @@ def test_card_with_a_run_folder_has_its_settings_and_commands(evaluation: Path, 
     assert list(yaml.safe_load(block)) == list(config)  # the same keys in the same order
     assert f"maeum train --config {run_dir / 'config.json'}" in card
     assert f"maeum export {run_dir / 'best.pt'} --out " in card and "ferplus_resnet_s.onnx" in card
-    assert "best epoch 7 (valid accuracy 0.8123) of 10 epochs run (12 planned); stopped early" in card
+    assert "best epoch 7 (valid accuracy 0.8123) of 11 epochs run (12 planned); stopped early" in card
     assert f"label mode `{config['labels']}`" in card and str(config["data"]) in card
     # Without an output file the figure is linked by its absolute path.
     assert f"]({(evaluation / 'confusion.png').resolve().as_posix()})" in card

@@ -37,6 +37,11 @@ REPORT_KEYS: tuple[str, ...] = (
     "confusion",
     "ece",
 )
+_LABEL_MODES = {
+    "soft": "targets: the annotators' vote distribution",
+    "majority": "targets: the one-hot majority label",
+    "fer2013": "targets: the original FER2013 labels",
+}
 WEAK_RECALL = 0.5  # a class below this recall is named in Limits
 NOT_STATED = "not stated in the model's metadata"
 EXPRESSIONS_NOT_FEELINGS = (
@@ -186,7 +191,7 @@ def _data(
     if config is not None:
         lines.append(
             f"- **Run** `{run}`: train and val splits from `{config.get('data')}`, "
-            f"label mode `{config.get('labels')}` (soft: the annotators' vote distribution; majority: one-hot)."
+            f"label mode `{config.get('labels')}` ({_LABEL_MODES.get(str(config.get('labels')), 'as configured')})."
         )
         if summary is None:
             lines.append("- The run has no summary.json: it did not finish, so its best epoch is unknown.")
@@ -200,7 +205,7 @@ def _data(
                 stopping = "no early stopping"
             lines.append(
                 f"- **Selection**: best epoch {summary.get('best_epoch')} (valid accuracy "
-                f"{summary.get('best_valid_acc')}) of {summary.get('last_epoch')} epochs run "
+                f"{summary.get('best_valid_acc')}) of {int(summary.get('last_epoch', -1)) + 1} epochs run "
                 f"({summary.get('epochs')} planned); {stopping}."
             )
     return lines
