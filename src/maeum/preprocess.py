@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 
 # ITU-R BT.601 luma, the weights OpenCV and Pillow use for RGB -> gray.
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def to_model_input(faces: np.ndarray, spec: InputSpec) -> np.ndarray:
         raise ValueError(f"faces must be (N, {spec.size}, {spec.size}[, 3]), got {faces.shape}")
     x = faces.astype(np.float32) * (1.0 / 255.0)  # (N, H, W, C)
     if spec.color == "gray" and x.shape[3] == 3:
-        x = x @ _LUMA[:, None]
+        x = x @ LUMA[:, None]
     elif spec.color == "rgb" and x.shape[3] == 1:
         x = np.repeat(x, 3, axis=3)
     x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)

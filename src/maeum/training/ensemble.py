@@ -28,7 +28,7 @@ from onnx import TensorProto, compose, helper, numpy_helper, version_converter
 
 from maeum.classify import METADATA_KEY, EmotionClassifier, ModelInfo, resolve_model
 from maeum.errors import MaeumError, ModelError
-from maeum.preprocess import _LUMA, InputSpec
+from maeum.preprocess import LUMA, InputSpec
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ def _build_graph(members: list[_Member], labels: tuple[str, ...], spec: InputSpe
         # Branch preprocessing: (N, C_e, S, S) in [0, 1] -> (N, C_m, s, s) normalised as this member wants.
         x = INPUT_NAME
         if spec.color == "rgb" and mspec.color == "gray":  # BT.601 luma as a 1x1 convolution
-            inits.append(_const(p + "luma", _LUMA.reshape(1, 3, 1, 1).astype(np.float32)))
+            inits.append(_const(p + "luma", LUMA.reshape(1, 3, 1, 1).astype(np.float32)))
             nodes.append(helper.make_node("Conv", [x, p + "luma"], [p + "gray"]))
             x = p + "gray"
         elif spec.color == "gray" and mspec.color == "rgb":  # unreachable with today's rule; kept for clarity
