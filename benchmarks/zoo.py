@@ -28,10 +28,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import CACHE, REPO, SHARED, out, table
 from accuracy import fer_predict
 from maeum.classify import DEFAULT_MODEL, EmotionClassifier
-from maeum.preprocess import InputSpec
 from maeum.training import ferplus
 from maeum.training.config import load_config_file, resolve_config
-from maeum.training.trainer import build_model, predict, train
+from maeum.training.trainer import load_checkpoint, predict, train
 
 DEFAULT_RECIPES = [  # quickest first
     "ferplus-mini-xception",
@@ -64,11 +63,7 @@ def _epochs_run(run: Path) -> int:
 
 
 def test_accuracy(run: Path, test: ferplus.FerPlusSplit) -> tuple[float, int]:
-    state = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
-    cfg = state["config"]
-    spec = InputSpec.from_dict(cfg["input"])
-    model = build_model(cfg["model"], tuple(state["labels"]), spec)
-    model.load_state_dict(state["model"])
+    model, spec, _ = load_checkpoint(run / "best.pt")
     keep = test.majority() >= 0
     probs = predict(model, test.images[keep], spec)
     params = sum(p.numel() for p in model.parameters())

@@ -7,16 +7,14 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from maeum.classify import ModelInfo
 from maeum.detect import create_detector
 from maeum.labels import FERPLUS7
-from maeum.preprocess import InputSpec
 from maeum.training.datasets import load_training_data
 from maeum.training.export import export_onnx
 from maeum.training.template import measure_template
-from maeum.training.trainer import build_model, predict
+from maeum.training.trainer import load_checkpoint, predict
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +28,9 @@ _LICENCES = {
 
 
 def export_checkpoint(checkpoint: Path, out: Path, name: str, template_samples: int = 1500) -> ModelInfo:
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model, spec, state = load_checkpoint(checkpoint)
     cfg = state["config"]
-    spec = InputSpec.from_dict(cfg["input"])
-    labels = tuple(state.get("labels", FERPLUS7))  # checkpoints before manifests were FER+ only
-    model = build_model(cfg["model"], labels, spec)
-    model.load_state_dict(state["model"])
-    model.eval()
+    labels = tuple(state.get("labels", FERPLUS7))
     data = load_training_data(
         Path(cfg["data"]), spec, Path(cfg["out"]) / "cache", original_labels=cfg.get("labels") == "fer2013"
     )

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from maeum.errors import ConfigError
+from maeum.labels import FERPLUS7
 from maeum.preprocess import InputSpec
 from maeum.progress import Progress
 from maeum.training.config import TrainConfig
@@ -32,7 +33,7 @@ from maeum.training.loader import EpochBatches, batch_loader, to_batch
 from maeum.training.nets import check_model_name, create_model
 from maeum.training.runtime import Runtime, start_runtime
 
-__all__ = ["TrainConfig", "build_model", "predict", "train"]
+__all__ = ["TrainConfig", "build_model", "load_checkpoint", "predict", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -319,18 +320,7 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
                 "seconds": seconds,
                 "images_per_s": steps_per_epoch * batch_size / seconds,
             }
-            state = {
-                "model_name": cfg.model,
-                "labels": list(data.labels),
-                "dataset": data.name,
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "epoch": epoch,
-                "best": best,
-                "best_epoch": best_epoch,
-                "config": asdict(cfg),
-            }
-            log_.epoch(row, state, improved)
+            log_.epoch(row, _checkpoint(cfg, data, model, opt.state_dict(), epoch, best, best_epoch), improved)
             log.info(
                 "epoch %d: valid accuracy %.4f (best %.4f), %.0f s, %.0f images/s",
                 epoch,
@@ -375,22 +365,45 @@ def _fit_svm(cfg: TrainConfig, data: TrainingData, spec: InputSpec) -> Path:
     acc = _majority_accuracy(predict(model, va.images, spec), va.labels)
     run = _RunLog(Path(cfg.out), cfg, 0)
     row = {"epoch": 0, "lr": 0.0, "train_loss": float("nan"), "valid_acc": acc, "seconds": seconds}
-    state = {
-        "model_name": cfg.model,
-        "labels": list(data.labels),
-        "dataset": data.name,
-        "model": model.state_dict(),
-        "optimizer": {},
-        "epoch": 0,
-        "best": acc,
-        "best_epoch": 0,
-        "config": asdict(cfg),
-    }
+    state = _checkpoint(cfg, data, model, {}, 0, acc, 0)
     run.epoch({**row, "images_per_s": int((tr.labels >= 0).sum()) / seconds}, state, improved=True)
     run.close({"best_epoch": 0, "best_valid_acc": round(acc, 4), "last_epoch": 0, "epochs": 1,
                "stopped_early": False, "processes": 1, "device": "cpu"})  # fmt: skip
     log.info("hog_svm: valid accuracy %.4f, fitted in %.0f s", acc, seconds)
     return Path(cfg.out) / "best.pt"
+
+
+def _checkpoint(
+    cfg: TrainConfig,
+    data: TrainingData,
+    model: torch.nn.Module,
+    optimizer: dict[str, Any],
+    epoch: int,
+    best: float,
+    best_epoch: int,
+) -> dict[str, Any]:
+    """What ``last.pt`` holds (``best.pt``: the same without the optimizer); ``load_checkpoint`` reads it."""
+    return {
+        "model_name": cfg.model,
+        "labels": list(data.labels),
+        "dataset": data.name,
+        "model": model.state_dict(),
+        "optimizer": optimizer,
+        "epoch": epoch,
+        "best": best,
+        "best_epoch": best_epoch,
+        "config": asdict(cfg),
+    }
+
+
+def load_checkpoint(path: Path) -> tuple[torch.nn.Module, InputSpec, dict[str, Any]]:
+    """The model of a ``best.pt`` or ``last.pt`` with its weights (in eval mode), its input, and the whole state."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    spec = InputSpec.from_dict(state["config"]["input"])
+    labels = tuple(state.get("labels", FERPLUS7))  # checkpoints before manifests were FER+ only
+    model = build_model(state["config"]["model"], labels, spec)
+    model.load_state_dict(state["model"])
+    return model.eval(), spec, state
 
 
 class _RunLog:
