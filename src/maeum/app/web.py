@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from maeum.analyzer import Analyzer
 from maeum.app import companion, diary, export, pages, stats, web_companion
 from maeum.app.errors import UserError
-from maeum.app.i18n import LANGS, emotion_name, translate
+from maeum.app.i18n import LANGS, emotion_name
 from maeum.app.middleware import BodyLimit, SecurityHeaders
 from maeum.app.models import PendingPost, Post, PostComment, User
 from maeum.app.pages import (
@@ -569,10 +569,10 @@ def _zip_response(out: Any, filename: str) -> Response:
 
 def _error_handlers(app: FastAPI, d: Diary) -> None:
     def error_page(request: Request, status: int, key: str, **params: object) -> Response:
-        if request.url.path.startswith("/api/"):
-            return JSONResponse({"error": key, "message": translate(key, "en", **params)}, status_code=status)
         with d.tx() as db:
             ctx, _ = request_context(request, d, db)
+            if request.url.path.startswith("/api/"):  # the message in the visitor's language, for the page's JS
+                return JSONResponse({"error": key, "message": ctx.t(key, **params)}, status_code=status)
             return render(d, ctx, "error.html", status, message=ctx.t(key, **params))
 
     handlers: dict[Any, Callable[..., Any]] = {}

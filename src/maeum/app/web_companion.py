@@ -37,6 +37,17 @@ def post_extras(d: Diary, db: DbSession, user: User, post: Post) -> dict[str, An
     }
 
 
+def _read_upload(file: UploadFile | None, max_bytes: int, missing: str, too_large: str) -> bytes:
+    """An uploaded file's bytes; UserError ``missing`` (400) when there are none, ``too_large`` (413,
+    with ``mb``) past ``max_bytes``, found without reading more than one byte beyond it."""
+    data = file.file.read(max_bytes + 1) if file is not None else b""
+    if not data:
+        raise UserError(missing)
+    if len(data) > max_bytes:
+        raise UserError(too_large, 413, mb=max_bytes // (1024 * 1024))
+    return data
+
+
 def _comment_json(row: PostComment | None) -> dict[str, Any]:
     if row is None:
         return {"status": "none"}
@@ -137,11 +148,7 @@ def routes(app: FastAPI, d: Diary) -> None:
             with page(request) as (ctx, _db):
                 check_csrf(request, d, csrf)
                 user_id = user_of(ctx).id
-            data = catalogue.file.read(s.max_catalogue_bytes + 1) if catalogue is not None else b""
-            if not data:
-                raise UserError("catalogue_missing")
-            if len(data) > s.max_catalogue_bytes:
-                raise UserError("catalogue_too_large", 413, mb=s.max_catalogue_bytes // (1024 * 1024))
+            data = _read_upload(catalogue, s.max_catalogue_bytes, "catalogue_missing", "catalogue_too_large")
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "catalogue.csv"
                 path.write_bytes(data)
@@ -190,6 +197,20 @@ def routes(app: FastAPI, d: Diary) -> None:
             raise UserError("comment_not_ready", 409)
         wav = synthesize(row.text)  # comments are written in Korean, whatever the page's language
         return Response(wav, media_type="audio/wav", headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.post("/api/dictation")
+    def dictation(
+        request: Request, audio: UploadFile | None = File(None), lang: str = Form("ko"), csrf: str = Form("")
+    ) -> Response:
+        """The words of a recording from the diary page's dictation button, when the browser has no
+        speech recogniser of its own: ``{"text": ...}``."""
+        with page(request) as (ctx, _db):
+            check_csrf(request, d, csrf)
+            user_id = user_of(ctx).id
+        data = _read_upload(audio, s.max_audio_bytes, "audio_unreadable", "audio_too_large")
+        text = d.recognizer.transcribe(data, lang)
+        log.info("user %d dictated %d bytes of audio: %d characters", user_id, len(data), len(text))
+        return JSONResponse({"text": text})
 
     # songs with a post ----------------------------------------------------------------------------
 

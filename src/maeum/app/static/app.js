@@ -124,22 +124,84 @@ function setUpListen() {
   });
 }
 
-// Dictate the diary with the browser's speech recognition, appending to the text.
+// Dictate the diary, appending to the text: with the browser's own speech recognition where it
+// works, else by recording in the browser and transcribing on the server (when it has a model).
+// A browser recogniser that cannot reach its speech service, or cannot hear through it, hands over to
+// the server (if the microphone is really missing, the recording then says so).
+const HAND_OVER = new Set(["network", "service-not-allowed", "language-not-supported", "audio-capture"]);
+
 function setUpDictation(text) {
   const button = document.getElementById("speak");
   const status = document.getElementById("speak-status");
   if (!button || !status || !text) return;
   const Recognition = window.SpeechRecognition || window.webkitSpeechRecognition;
+  const server = button.dataset.server === "1" && navigator.mediaDevices && "MediaRecorder" in window;
   const say = (message) => { status.textContent = message; status.hidden = false; };
-  if (!Recognition) {
+  if (!Recognition && !server) {
     button.disabled = true;
     say(button.dataset.unavailable);
     return;
   }
   const label = button.textContent;
+  const append = (words) => {
+    text.value = (text.value ? text.value.trimEnd() + " " : "") + words;
+    text.dispatchEvent(new Event("input")); // keeps the draft
+  };
+  button.dataset.mode = Recognition ? "browser" : "server";
   let recognition = null;
-  button.addEventListener("click", () => {
-    if (recognition) { recognition.stop(); return; }
+  let recorder = null;
+  let handOver = false;
+
+  const transcribe = async (blob) => {
+    button.disabled = true;
+    say(button.dataset.transcribing);
+    const form = new FormData();
+    form.append("audio", blob, "dictation.webm");
+    form.append("lang", button.lang);
+    form.append("csrf", button.form.elements.csrf.value);
+    try {
+      const reply = await fetch("/api/dictation", { method: "POST", body: form, credentials: "same-origin" });
+      const body = await reply.json().catch(() => ({}));
+      if (!reply.ok) throw new Error(body.message || reply.status);
+      if (body.text) {
+        append(body.text);
+        status.hidden = true;
+      } else {
+        say(button.dataset.nothing);
+      }
+    } catch (error) {
+      say(`${button.dataset.failed}: ${error.message}`);
+    } finally {
+      button.disabled = false;
+    }
+  };
+
+  const record = async () => {
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    } catch (error) {
+      say(`${button.dataset.failed}: ${error.name}`);
+      return;
+    }
+    const chunks = [];
+    recorder = new MediaRecorder(stream);
+    const limit = setTimeout(() => recorder && recorder.stop(), Number(button.dataset.maxSeconds) * 1000);
+    recorder.ondataavailable = (event) => { if (event.data.size) chunks.push(event.data); };
+    recorder.onstop = () => {
+      clearTimeout(limit);
+      stream.getTracks().forEach((track) => track.stop());
+      const type = recorder.mimeType;
+      recorder = null;
+      button.textContent = label;
+      transcribe(new Blob(chunks, { type }));
+    };
+    recorder.start();
+    button.textContent = button.dataset.stop;
+    say(button.dataset.recording);
+  };
+
+  const listen = () => {
     recognition = new Recognition();
     recognition.lang = button.lang === "en" ? "en-US" : "ko-KR";
     recognition.continuous = true;
@@ -148,14 +210,33 @@ function setUpDictation(text) {
       for (let i = event.resultIndex; i < event.results.length; i += 1) {
         if (!event.results[i].isFinal) continue;
         const words = event.results[i][0].transcript.trim();
-        if (words) text.value = (text.value ? text.value.trimEnd() + " " : "") + words;
+        if (words) append(words);
       }
-      text.dispatchEvent(new Event("input")); // keeps the draft
     };
-    recognition.onerror = (event) => say(`${button.dataset.failed}: ${event.error}`);
-    recognition.onend = () => { recognition = null; button.textContent = label; };
+    recognition.onerror = (event) => {
+      if (server && HAND_OVER.has(event.error)) {
+        handOver = true;
+        return;
+      }
+      say(`${button.dataset.failed}: ${event.error}`);
+    };
+    recognition.onend = () => {
+      recognition = null;
+      button.textContent = label;
+      if (handOver) {
+        button.dataset.mode = "server";
+        record();
+      }
+    };
     button.textContent = button.dataset.stop;
     status.hidden = true;
     recognition.start();
+  };
+
+  button.addEventListener("click", () => {
+    if (recognition) recognition.stop();
+    else if (recorder) recorder.stop();
+    else if (button.dataset.mode === "server") record();
+    else listen();
   });
 }
