@@ -21,7 +21,7 @@ setup-train: $(BIN)/python
 
 # The emotion diary web app on http://127.0.0.1:8000 (data in ./maeum-data).
 app: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[app]"
+	$(BIN)/python -m pip install --quiet -e ".[app,speech]"
 	$(BIN)/maeum app
 
 demo: setup
