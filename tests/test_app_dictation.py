@@ -161,6 +161,10 @@ def test_a_whisper_folder_can_replace_the_packaged_model(tmp_path, speech) -> No
     for name, data in _packaged_whisper().items():
         (tmp_path / name).write_bytes(data)
     assert Recognizer(tmp_path).transcribe(speech).split() == list(HEARD)
+    (tmp_path / "model.bin").write_bytes(b"half a model")  # damaged: refused when it loads, as unavailable
+    with pytest.raises(UserError) as refused:
+        Recognizer(tmp_path).transcribe(speech)
+    assert (refused.value.key, refused.value.status) == ("dictation_unavailable", 503)
     (tmp_path / "tokenizer.json").unlink()
     with pytest.raises(MaeumError, match=r"not a CTranslate2 Whisper folder: it has no tokenizer\.json"):
         Recognizer(tmp_path)

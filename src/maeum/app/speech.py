@@ -143,10 +143,14 @@ class Recognizer:
             from faster_whisper import WhisperModel
 
             options: dict[str, Any] = {"device": "cpu", "compute_type": "int8", "cpu_threads": self.threads}
-            if self.model_dir is not None:
-                self._model = WhisperModel(str(self.model_dir), **options)
-            else:
-                self._model = WhisperModel("whisper-base", files=_packaged_whisper(), **options)
+            try:
+                if self.model_dir is not None:
+                    self._model = WhisperModel(str(self.model_dir), **options)
+                else:
+                    self._model = WhisperModel("whisper-base", files=_packaged_whisper(), **options)
+            except (RuntimeError, ValueError, OSError) as e:  # a damaged or partial model: said once per try
+                log.error("the speech model did not load (%s): %s", self.model_dir or "packaged Whisper base", e)
+                raise UserError("dictation_unavailable", 503) from None
             log.info("speech recognition ready (%s)", self.model_dir or "Whisper base, packaged")
         return self._model
 
