@@ -71,7 +71,7 @@ def main() -> None:
 
     recognizer = Recognizer(threads=args.threads)
     start = time.perf_counter()
-    recognizer._load()
+    recognizer.load()
     load_s = time.perf_counter() - start
 
     results, examples = [], []

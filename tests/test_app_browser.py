@@ -11,13 +11,11 @@ test-artifacts/screenshots), named after the database and the viewport.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import os
 import re
 import socket
 import threading
 import time
-import wave
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -631,11 +629,9 @@ def test_dictation_adds_what_was_said_to_the_diary(
     """Dictate into the new-entry page: Chromium's microphone plays Korean speech (espeak-ng), the
     browser's own recogniser has no speech service here, so the page records and the server's Whisper
     model transcribes; the words join the typed text and the draft."""
-    from test_app_dictation import HEARD, SPOKEN, speak, wav_of
+    from test_app_dictation import HEARD, SPOKEN, samples_of, speak, wav_of
 
-    spoken = speak(SPOKEN)
-    with wave.open(io.BytesIO(spoken)) as w:  # espeak-ng streams a header without lengths: write a whole one
-        rate, pcm = w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), np.int16)
+    rate, pcm = samples_of(speak(SPOKEN))  # written again below with a whole header, for Chromium
     pause = np.zeros(rate // 2, np.int16)
     microphone = Path(diary_settings.data_dir).parent / "microphone.wav"
     microphone.write_bytes(wav_of(np.concatenate([pause, pcm, pause, pause]), rate))

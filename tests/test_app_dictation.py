@@ -44,12 +44,18 @@ def wav_of(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
     return buffer.getvalue()
 
 
+def samples_of(wav: bytes) -> tuple[int, np.ndarray]:
+    """The sample rate and 16-bit mono samples of a WAV, read to its end (espeak-ng streams a header
+    without lengths)."""
+    with wave.open(io.BytesIO(wav)) as w:
+        return w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), np.int16)
+
+
 def webm_opus(wav: bytes) -> bytes:
     """The WAV re-encoded the way Chromium's MediaRecorder records: Opus at 48 kHz in WebM."""
     import av
 
-    with wave.open(io.BytesIO(wav)) as w:
-        rate, pcm = w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), np.int16)
+    rate, pcm = samples_of(wav)
     out = io.BytesIO()
     with av.open(out, "w", format="webm") as container:
         stream = container.add_stream("libopus", rate=48_000)

@@ -108,24 +108,20 @@ class Recognizer:
         self.model_dir = model_dir
         self.max_seconds = max_seconds
         self.threads = threads or 0  # 0: CTranslate2 picks
+        # whether faster-whisper and a model are installed (``pip install 'maeum[speech]'``): found once
+        self.available = importlib.util.find_spec("faster_whisper") is not None and (
+            model_dir is not None or all(importlib.util.find_spec(part) is not None for part in WHISPER_PARTS)
+        )
         self._model: Any = None
         self._lock = threading.Lock()
 
-    def available(self) -> bool:
-        """Whether faster-whisper and a model are installed (``pip install 'maeum[speech]'``)."""
-        if importlib.util.find_spec("faster_whisper") is None:
-            return False
-        if self.model_dir is not None:
-            return True
-        return all(importlib.util.find_spec(part) is not None for part in WHISPER_PARTS)
-
     def transcribe(self, audio: bytes, lang: str = "ko") -> str:
         """The words spoken in ``audio`` (any format :func:`decode_audio` reads), in ``lang``."""
-        if not self.available():
+        if not self.available:
             raise UserError("dictation_unavailable", 503)
         samples = decode_audio(audio, self.max_seconds)
         with self._lock:
-            model = self._load()
+            model = self.load()
             segments, _info = model.transcribe(
                 samples,
                 language=lang if lang in DICTATION_LANGS else "ko",
@@ -138,7 +134,8 @@ class Recognizer:
             text = " ".join(s.text.strip() for s in segments)
         return " ".join(text.split())
 
-    def _load(self) -> Any:
+    def load(self) -> Any:
+        """The model, loaded now if it is not yet (otherwise the first recording loads it)."""
         if self._model is None:
             from faster_whisper import WhisperModel
 

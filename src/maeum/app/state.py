@@ -60,7 +60,7 @@ class Diary:
         env.globals.update(
             emoji=lambda label: EMOJI.get(label, "🙂"),
             color=stats.color,
-            dictation_server=self.recognizer.available(),
+            dictation_server=self.recognizer.available,
             max_audio_seconds=int(self.settings.max_audio_seconds),
         )
         self.templates = Jinja2Templates(env=env)
