@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from maeum.classify import EmotionClassifier
 from maeum.cli import main
 from maeum.data.records import AIHUB7, DataError
 
@@ -35,6 +36,7 @@ def test_train_export_analyze_on_a_prepared_manifest(manifest: Path, tmp_path: P
     assert main(["analyze", str(photo), "--model", str(model), "--lang", "ko"]) == 0
     result = json.loads(capsys.readouterr().out)
     (faces,) = result.values()
+    assert EmotionClassifier(model).info.name == "run"  # named after the run folder
     assert set(faces[0]["probs"]) == {"기쁨", "당황", "분노", "불안", "상처", "슬픔", "중립"}
 
 

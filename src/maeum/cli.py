@@ -106,7 +106,10 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="export a trained checkpoint to ONNX with maeum metadata")
     e.add_argument("checkpoint", type=Path, help="best.pt from `maeum train`")
     e.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
-    e.add_argument("--name", default="ferplus-resnet-s", help="model name stored in the metadata")
+    e.add_argument(
+        "--name",
+        help="model name stored in the metadata (default: the run folder's name: aihub-48 for runs/aihub-48/best.pt)",
+    )
     e.add_argument(
         "--template-samples", type=int, default=1500, help="training crops used to measure the alignment template"
     )
@@ -276,7 +279,8 @@ def _export(args: argparse.Namespace) -> int:
 
     if not args.checkpoint.is_file():
         raise MaeumError(f"{args.checkpoint}: no such checkpoint; train first with `maeum train`")
-    export_checkpoint(args.checkpoint, args.out, args.name, args.template_samples)
+    name = args.name or args.checkpoint.resolve().parent.name or "model"
+    export_checkpoint(args.checkpoint, args.out, name, args.template_samples)
     return EXIT_OK
 
 
