@@ -3,10 +3,8 @@ and the original FER2013 labels."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -131,31 +129,6 @@ def test_torchrun_two_cpu_processes_with_gloo(manifest: Path, tmp_path: Path) ->
     assert "resuming after epoch 1" in second.stderr
     assert [r["epoch"] for r in read_metrics(run)] == ["0", "1", "2"]
     assert not torch.equal(_weights(run)["stem.0.weight"], before["stem.0.weight"])
-
-
-@pytest.fixture(scope="module")
-def small_ferplus(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The first 60 rows of each FER+ split, with the original FER2013 labels: real images, quick to read."""
-    source = shared / "data" / "ferplus"
-    root = tmp_path_factory.mktemp("ferplus")
-    with (source / "fer2013new.csv").open(newline="") as f:
-        reader = csv.DictReader(f)
-        rows, seen = [], {}
-        for row in reader:
-            if row["Image name"] and seen.get(row["Usage"], 0) < 60:
-                seen[row["Usage"]] = seen.get(row["Usage"], 0) + 1
-                rows.append(row)
-        fields = reader.fieldnames
-    with (root / "fer2013new.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    folders = {"Training": "FER2013Train", "PublicTest": "FER2013Valid", "PrivateTest": "FER2013Test"}
-    for row in rows:
-        (root / folders[row["Usage"]]).mkdir(exist_ok=True)
-        shutil.copy(source / folders[row["Usage"]] / row["Image name"], root / folders[row["Usage"]])
-    shutil.copy(source / "fer2013_labels.csv", root)
-    return root
 
 
 def test_original_fer2013_labels_replace_the_votes(small_ferplus: Path, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ _DEFAULTS = TrainConfig.__dataclass_fields__  # for the help texts only
 _FIELD_FLAGS = (
     "data", "out", "model", "labels", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
     "schedule", "warmup_epochs", "early_stopping", "class_weights", "sampler", "seed", "threads", "workers",
-    "device", "gpu", "bf16", "tensorboard", "svm_c", "init",
+    "device", "gpu", "bf16", "tensorboard", "svm_c", "init", "teacher", "teacher_weight", "teacher_temperature",
 )  # fmt: skip
 
 
@@ -96,6 +96,18 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--svm-c", type=float, help=_help("hog_svm only: the SVM's C", "svm_c"))
     t.add_argument("--init", help="fine-tune: start from this best.pt (same model, labels and input)")
+    t.add_argument(
+        "--teacher",
+        help="distil: a model name or .onnx (e.g. from `maeum ensemble`) whose answers join the training targets",
+    )
+    t.add_argument(
+        "--teacher-weight", type=float, help=_help("share of each target from the teacher, 0 to 1", "teacher_weight")
+    )
+    t.add_argument(
+        "--teacher-temperature",
+        type=float,
+        help=_help("soften the teacher's answers: softmax(logits / T)", "teacher_temperature"),
+    )
     t.set_defaults(run=_train)
 
 

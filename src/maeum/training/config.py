@@ -45,6 +45,8 @@ _AT_LEAST: dict[str, float] = {
     "gpu": 0,
     "workers": 0,
     "svm_c": 1e-9,
+    "teacher_weight": 0,
+    "teacher_temperature": 0.01,
 }
 _INPUT_KEYS = ("size", "color", "mean", "std")
 _TYPES: dict[str, tuple[type, str]] = {
@@ -84,6 +86,11 @@ class TrainConfig:
     input: dict[str, object] = field(default_factory=lambda: {"size": 48, "color": "gray", "mean": [0.5], "std": [0.5]})
     svm_c: float = 0.001  # hog_svm only: the SVM's C (smaller: wider margin); see maeum.training.svm
     init: str = ""  # fine-tune: start from this checkpoint's weights (same architecture, labels and input)
+    # Distillation (maeum.training.distill): a model name or .onnx, e.g. an ensemble, whose answers on the
+    # training crops are mixed into the targets with this weight, softened by this temperature.
+    teacher: str = ""
+    teacher_weight: float = 0.5
+    teacher_temperature: float = 1.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -115,6 +122,10 @@ class TrainConfig:
             raise ConfigError("data and out must be set: pass --data and --out, or write them in the config file")
         if not Path(self.data).exists():
             raise FileNotFoundError(f"data {self.data} not found: pass a FER+ folder or a prepared manifest")
+        if self.teacher_weight > 1:
+            raise ConfigError(f"teacher_weight must be between 0 and 1, got {self.teacher_weight!r}")
+        if self.teacher.endswith(".onnx") and not Path(self.teacher).is_file():
+            raise FileNotFoundError(f"teacher {self.teacher}: no such model; pass an exported .onnx or a model name")
         if self.init and not Path(self.init).is_file():
             raise FileNotFoundError(f"--init {self.init}: no such checkpoint; pass a best.pt from `maeum train`")
 

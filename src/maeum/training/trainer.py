@@ -29,6 +29,7 @@ from maeum.preprocess import InputSpec
 from maeum.progress import Progress
 from maeum.training.config import TrainConfig
 from maeum.training.datasets import TrainingData, load_training_data
+from maeum.training.distill import mix_targets, teacher_probabilities
 from maeum.training.loader import EpochBatches, batch_loader, to_batch
 from maeum.training.nets import check_model_name, create_model
 from maeum.training.runtime import Runtime, start_runtime
@@ -37,6 +38,7 @@ __all__ = ["TrainConfig", "build_model", "load_checkpoint", "predict", "train"]
 
 log = logging.getLogger(__name__)
 
+_DEFAULTS = TrainConfig.__dataclass_fields__  # what a checkpoint from before a setting existed was trained with
 METRICS_HEADER = ("epoch", "lr", "train_loss", "valid_acc", "seconds", "images_per_s")
 
 
@@ -198,6 +200,17 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
     targets = (
         tr.soft_targets()[keep] if cfg.labels == "soft" else np.eye(len(data.labels), dtype=np.float32)[tr.labels[keep]]
     )
+    if cfg.teacher:
+        if cfg.model == "hog_svm":
+            raise ConfigError("hog_svm fits hard labels; a teacher needs a network model")
+        soft = teacher_probabilities(cfg.teacher, images, data.labels, cfg.teacher_temperature, cfg.threads)
+        agree = float((soft.argmax(1) == targets.argmax(1)).mean())
+        log.info(
+            "teacher agrees with %.1f %% of the training labels; its weight in the targets: %g",
+            100 * agree,
+            cfg.teacher_weight,
+        )
+        targets = mix_targets(targets, soft, cfg.teacher_weight)
     batch_size = min(cfg.batch_size, len(images))  # a small fine-tuning set still makes one step an epoch
     if batch_size < rt.world:
         raise ConfigError(f"batch_size {batch_size} is smaller than the {rt.world} processes sharing each batch")
@@ -463,6 +476,12 @@ def _load_last(out: Path, cfg: TrainConfig, data: TrainingData) -> dict[str, Any
             f"{out / 'last.pt'} was trained with {theirs.get('optimizer', 'sgd')}, not {cfg.optimizer}; "
             "use another --out"
         )
+    for key in ("teacher", "teacher_weight", "teacher_temperature"):
+        if theirs.get(key, _DEFAULTS[key].default) != getattr(cfg, key):
+            raise ConfigError(
+                f"{out / 'last.pt'} was trained with {key} {theirs.get(key, _DEFAULTS[key].default)!r}, "
+                f"not {getattr(cfg, key)!r}; use another --out"
+            )
     if theirs.get("input", cfg.input) != cfg.input:
         raise ConfigError(f"{out / 'last.pt'} takes input {theirs.get('input')}, not {cfg.input}; use another --out")
     return state

@@ -1,0 +1,140 @@
+"""Distillation: `maeum train --teacher` mixes a trained model's answers into the targets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from maeum.classify import EmotionClassifier
+from maeum.cli import main
+from maeum.errors import ConfigError
+from maeum.labels import FERPLUS7
+from maeum.preprocess import InputSpec
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+pytest.importorskip("pyarrow")
+
+
+@pytest.fixture(scope="module")
+def teacher(prepared_aihub_32: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A teacher for the Korean classes: a seconds-long run on the same crops, exported."""
+    from maeum.training.trainer import train
+
+    root = tmp_path_factory.mktemp("teacher")
+    train(tiny_config(prepared_aihub_32, root / "run", epochs=2))
+    assert main(["export", str(root / "run" / "best.pt"), "--out", str(root / "teacher.onnx")]) == 0
+    return root / "teacher.onnx"
+
+
+def _ferplus_crops(small_ferplus: Path) -> np.ndarray:
+    from maeum.training.datasets import load_training_data
+
+    spec = InputSpec.from_dict({"size": 48, "color": "gray", "mean": [0.5], "std": [0.5]})
+    return load_training_data(small_ferplus, spec).splits["train"].images
+
+
+def test_teacher_answers_are_mirror_averaged_reordered_and_softened(small_ferplus: Path) -> None:
+    from maeum.training.distill import teacher_probabilities
+
+    crops = _ferplus_crops(small_ferplus)
+    clf = EmotionClassifier("ferplus-resnet-s")
+    expected = (clf.predict(crops) + clf.predict(np.ascontiguousarray(crops[:, :, ::-1]))) / 2
+    got = teacher_probabilities("ferplus-resnet-s", crops, FERPLUS7)
+    np.testing.assert_allclose(got, expected / expected.sum(1, keepdims=True), atol=1e-5)
+
+    reordered = tuple(reversed(FERPLUS7))
+    np.testing.assert_allclose(teacher_probabilities("ferplus-resnet-s", crops, reordered), got[:, ::-1], atol=1e-6)
+
+    soft = teacher_probabilities("ferplus-resnet-s", crops, FERPLUS7, temperature=3.0)
+    np.testing.assert_allclose(soft.sum(1), 1.0, atol=1e-5)
+    assert np.array_equal(soft.argmax(1), got.argmax(1))
+    assert (soft.max(1) < got.max(1) + 1e-6).all() and soft.max(1).mean() < got.max(1).mean() - 0.05
+
+
+def test_crops_of_another_size_are_resized_for_the_teacher(small_ferplus: Path) -> None:
+    from maeum.training.distill import teacher_probabilities
+
+    crops = _ferplus_crops(small_ferplus)  # 48 px, the teacher's size
+    smaller = np.stack([cv2.resize(c, (32, 32), interpolation=cv2.INTER_AREA) for c in crops])
+    full = teacher_probabilities("ferplus-resnet-s", crops, FERPLUS7)
+    small = teacher_probabilities("ferplus-resnet-s", smaller, FERPLUS7)
+    assert small.shape == full.shape
+    assert (small.argmax(1) == full.argmax(1)).mean() > 0.7  # the same faces, a little blurred
+
+
+def test_a_teacher_without_the_data_classes_is_refused_before_training(
+    prepared_aihub_32: Path, tmp_path: Path, capsys
+) -> None:
+    run = tmp_path / "run"
+    args = ["train", "--data", str(prepared_aihub_32), "--out", str(run), "--model", "mini_xception",
+            "--size", "32", "--no-bf16", "--teacher", "ferplus-resnet-s"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "does not know the class(es) embarrassment, anxiety, hurt" in err
+    assert "pick a teacher trained on the same classes" in err
+    assert not (run / "last.pt").exists()
+
+
+def test_teacher_weight_zero_is_the_plain_run_and_a_teacher_changes_it(
+    prepared_aihub_32: Path, teacher: Path, tmp_path: Path
+) -> None:
+    from maeum.training.trainer import train
+
+    def weights(run: Path) -> dict:
+        return torch.load(run / "last.pt", map_location="cpu", weights_only=False)["model"]
+
+    train(tiny_config(prepared_aihub_32, tmp_path / "plain", epochs=1))
+    train(tiny_config(prepared_aihub_32, tmp_path / "zero", epochs=1, teacher=str(teacher), teacher_weight=0.0))
+    train(tiny_config(prepared_aihub_32, tmp_path / "half", epochs=1, teacher=str(teacher), teacher_weight=0.5))
+    plain, zero, half = weights(tmp_path / "plain"), weights(tmp_path / "zero"), weights(tmp_path / "half")
+    assert all(torch.equal(plain[k], zero[k]) for k in plain)
+    assert not torch.equal(plain["stem.0.weight"], half["stem.0.weight"])
+    saved = json.loads((tmp_path / "half" / "config.json").read_text())
+    assert (saved["teacher"], saved["teacher_weight"], saved["teacher_temperature"]) == (str(teacher), 0.5, 1.0)
+
+
+def test_resume_with_another_teacher_is_refused(prepared_aihub_32: Path, teacher: Path, tmp_path: Path) -> None:
+    from maeum.training.trainer import train
+
+    run = tmp_path / "run"
+    train(tiny_config(prepared_aihub_32, run, epochs=1, teacher=str(teacher)))
+    with pytest.raises(ConfigError, match=r"teacher_weight 0\.5, not 0\.8; use another --out"):
+        train(tiny_config(prepared_aihub_32, run, epochs=2, teacher=str(teacher), teacher_weight=0.8))
+    with pytest.raises(ConfigError, match="was trained with teacher"):
+        train(tiny_config(prepared_aihub_32, run, epochs=2))
+
+
+@pytest.mark.parametrize(
+    ("settings", "error", "message"),
+    [
+        ({"teacher_weight": 1.5}, ConfigError, "teacher_weight must be between 0 and 1"),
+        ({"teacher_weight": -0.1}, ConfigError, "teacher_weight must be at least 0"),
+        ({"teacher_temperature": 0.0}, ConfigError, "teacher_temperature must be at least 0.01"),
+        ({"teacher": "missing.onnx"}, FileNotFoundError, "teacher missing.onnx: no such model"),
+    ],
+)
+def test_bad_teacher_settings_are_refused(
+    prepared_aihub_32: Path, tmp_path: Path, settings: dict, error: type, message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        tiny_config(prepared_aihub_32, tmp_path / "run", **settings)
+
+
+def test_hog_svm_takes_no_teacher(prepared_aihub_32: Path, teacher: Path, tmp_path: Path) -> None:
+    from maeum.training.trainer import train
+
+    with pytest.raises(ConfigError, match="hog_svm fits hard labels"):
+        train(tiny_config(prepared_aihub_32, tmp_path / "run", model="hog_svm", teacher=str(teacher)))
+
+
+def test_an_unknown_teacher_name_is_refused_listing_the_models(prepared_aihub_32: Path, tmp_path: Path, capsys) -> None:
+    args = ["train", "--data", str(prepared_aihub_32), "--out", str(tmp_path / "run"), "--size", "32",
+            "--teacher", "ferplus-resnet"]  # fmt: skip
+    assert main(args) == 2
+    assert "unknown model 'ferplus-resnet'; choose one of: ferplus-resnet-s" in capsys.readouterr().err
