@@ -128,5 +128,10 @@ class EmotionClassifier:
             y /= y.sum(1, keepdims=True)
         return y
 
+    def predict_mirrored(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """The mean of ``predict`` on the crops and on their mirror images (flip test-time augmentation)."""
+        mirrored = np.ascontiguousarray(faces[:, :, ::-1])  # (N, S, S[, 3]): axis 2 is x
+        return (self.predict(faces, batch_size) + self.predict(mirrored, batch_size)) / 2
+
     def classify(self, faces: np.ndarray) -> list[Emotion]:
         return [Emotion.from_probs(self.labels, p.tolist()) for p in self.predict(faces)]

@@ -122,6 +122,8 @@ class TrainConfig:
             raise ConfigError("data and out must be set: pass --data and --out, or write them in the config file")
         if not Path(self.data).exists():
             raise FileNotFoundError(f"data {self.data} not found: pass a FER+ folder or a prepared manifest")
+        if self.teacher and self.model == "hog_svm":
+            raise ConfigError("hog_svm fits hard labels; a teacher needs a network model")
         if self.teacher_weight > 1:
             raise ConfigError(f"teacher_weight must be between 0 and 1, got {self.teacher_weight!r}")
         if self.teacher.endswith(".onnx") and not Path(self.teacher).is_file():

@@ -349,9 +349,7 @@ def _predict_known(
     try:
         for i in range(0, len(images), config.batch_size):
             batch = images[i : i + config.batch_size]
-            p = clf.predict(batch, config.batch_size)
-            if config.tta:  # (N, S, S[, 3]): axis 2 is x
-                p = (p + clf.predict(np.ascontiguousarray(batch[:, :, ::-1]), config.batch_size)) / 2
+            p = clf.predict_mirrored(batch, config.batch_size) if config.tta else clf.predict(batch, config.batch_size)
             out.append(p)
             progress.update(i + len(batch), i + len(batch))
     finally:

@@ -200,17 +200,6 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
     targets = (
         tr.soft_targets()[keep] if cfg.labels == "soft" else np.eye(len(data.labels), dtype=np.float32)[tr.labels[keep]]
     )
-    if cfg.teacher:
-        if cfg.model == "hog_svm":
-            raise ConfigError("hog_svm fits hard labels; a teacher needs a network model")
-        soft = teacher_probabilities(cfg.teacher, images, data.labels, cfg.teacher_temperature, cfg.threads)
-        agree = float((soft.argmax(1) == targets.argmax(1)).mean())
-        log.info(
-            "teacher agrees with %.1f %% of the training labels; its weight in the targets: %g",
-            100 * agree,
-            cfg.teacher_weight,
-        )
-        targets = mix_targets(targets, soft, cfg.teacher_weight)
     batch_size = min(cfg.batch_size, len(images))  # a small fine-tuning set still makes one step an epoch
     if batch_size < rt.world:
         raise ConfigError(f"batch_size {batch_size} is smaller than the {rt.world} processes sharing each batch")
@@ -258,6 +247,16 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
             model, device_ids=[rt.device] if rt.device.type == "cuda" else None
         )
     scaler = torch.amp.GradScaler("cuda", enabled=rt.amp_dtype == torch.float16)
+
+    if cfg.teacher:  # after the resume checks: this pass takes a minute on FER+
+        soft = teacher_probabilities(cfg.teacher, images, data.labels, cfg.teacher_temperature, cfg.threads)
+        agree = float((soft.argmax(1) == targets.argmax(1)).mean())
+        log.info(
+            "teacher agrees with %.1f %% of the training labels; its weight in the targets: %g",
+            100 * agree,
+            cfg.teacher_weight,
+        )
+        targets = mix_targets(targets, soft, cfg.teacher_weight)
 
     class_weights = None
     if cfg.class_weights == "balanced":
@@ -477,10 +476,11 @@ def _load_last(out: Path, cfg: TrainConfig, data: TrainingData) -> dict[str, Any
             "use another --out"
         )
     for key in ("teacher", "teacher_weight", "teacher_temperature"):
-        if theirs.get(key, _DEFAULTS[key].default) != getattr(cfg, key):
+        trained_with = theirs.get(key, _DEFAULTS[key].default)
+        if trained_with != getattr(cfg, key):
             raise ConfigError(
-                f"{out / 'last.pt'} was trained with {key} {theirs.get(key, _DEFAULTS[key].default)!r}, "
-                f"not {getattr(cfg, key)!r}; use another --out"
+                f"{out / 'last.pt'} was trained with {key} {trained_with!r}, not {getattr(cfg, key)!r}; "
+                "use another --out"
             )
     if theirs.get("input", cfg.input) != cfg.input:
         raise ConfigError(f"{out / 'last.pt'} takes input {theirs.get('input')}, not {cfg.input}; use another --out")
