@@ -125,3 +125,17 @@ def test_bundled_model_is_trained(shared: Path) -> None:
     probs = EmotionClassifier().predict(np.stack(faces))
     accuracy = float((probs.argmax(1) == np.array(labels)).mean())
     assert accuracy > 0.75, accuracy
+
+
+def test_predict_many_batches_and_mirrors_like_predict(shared: Path) -> None:
+    from PIL import Image
+
+    files = sorted((shared / "data" / "ferplus" / "FER2013Test").glob("*.png"))[:20]
+    faces = np.stack([np.asarray(Image.open(f).convert("L")) for f in files])
+    clf = EmotionClassifier()
+    plain = clf.predict(faces)
+    np.testing.assert_allclose(clf.predict_many(faces, batch_size=7), plain, atol=1e-6)
+    mirrored = clf.predict_many(faces, batch_size=7, mirrored=True)
+    np.testing.assert_allclose(mirrored, (plain + clf.predict(faces[:, :, ::-1].copy())) / 2, atol=1e-6)
+    assert not np.allclose(mirrored, plain, atol=1e-3)
+    assert clf.predict_many(faces[:0]).shape == (0, len(FERPLUS7))

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -97,6 +101,22 @@ def test_teacher_weight_zero_is_the_plain_run_and_a_teacher_changes_it(
     assert not torch.equal(plain["stem.0.weight"], half["stem.0.weight"])
     saved = json.loads((tmp_path / "half" / "config.json").read_text())
     assert (saved["teacher"], saved["teacher_weight"], saved["teacher_temperature"]) == (str(teacher), 0.5, 1.0)
+
+
+def test_under_torchrun_process_0_asks_the_teacher_and_shares_its_answers(
+    prepared_aihub_32: Path, teacher: Path, tmp_path: Path
+) -> None:
+    args = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "maeum", "train",
+            "--data", str(prepared_aihub_32), "--out", str(tmp_path / "ddp"), "--model", "mini_xception",
+            "--batch-size", "8", "--size", "32", "--no-bf16", "--threads", "1", "--epochs", "1",
+            "--teacher", str(teacher)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("classifying") == 1  # one teacher pass, not one per process
+    # Process 1 measures its agreement on what it received: the same answers give the same share.
+    agreement = re.findall(r"teacher agrees with ([\d.]+) %", done.stderr)
+    assert len(agreement) == 2 and agreement[0] == agreement[1], agreement
 
 
 def test_resume_with_another_teacher_is_refused(prepared_aihub_32: Path, teacher: Path, tmp_path: Path) -> None:

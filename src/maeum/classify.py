@@ -21,6 +21,7 @@ import numpy as np
 from maeum.errors import ModelError, UnknownNameError
 from maeum.onnx_session import create_session
 from maeum.preprocess import InputSpec, to_model_input
+from maeum.progress import Progress
 from maeum.results import Emotion
 
 METADATA_KEY = "maeum"
@@ -132,6 +133,19 @@ class EmotionClassifier:
         """The mean of ``predict`` on the crops and on their mirror images (flip test-time augmentation)."""
         mirrored = np.ascontiguousarray(faces[:, :, ::-1])  # (N, S, S[, 3]): axis 2 is x
         return (self.predict(faces, batch_size) + self.predict(mirrored, batch_size)) / 2
+
+    def predict_many(self, faces: np.ndarray, batch_size: int = 256, mirrored: bool = False) -> np.ndarray:
+        """``predict`` (``predict_mirrored`` when ``mirrored``) batch by batch, with a progress bar on a terminal."""
+        predict = self.predict_mirrored if mirrored else self.predict
+        progress = Progress(len(faces), "faces")
+        out = [np.zeros((0, len(self.labels)), np.float32)]
+        try:
+            for i in range(0, len(faces), batch_size):
+                out.append(predict(faces[i : i + batch_size], batch_size))
+                progress.update(i + len(out[-1]), i + len(out[-1]))
+        finally:
+            progress.close()
+        return np.concatenate(out)
 
     def classify(self, faces: np.ndarray) -> list[Emotion]:
         return [Emotion.from_probs(self.labels, p.tolist()) for p in self.predict(faces)]

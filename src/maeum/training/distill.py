@@ -43,7 +43,7 @@ def teacher_probabilities(
     if images.shape[1] != size:
         images = np.stack([square_crop(c, size) for c in images])
     log.info("teacher %s: classifying %d training crops and their mirrors", clf.info.name, len(images))
-    probs = clf.predict_mirrored(images)
+    probs = clf.predict_many(images, mirrored=True)
     probs = probs[:, [clf.labels.index(name) for name in labels]]
     if temperature != 1.0:
         probs = np.exp(np.log(np.maximum(probs, 1e-12)) / temperature)

@@ -30,7 +30,6 @@ from maeum.data.manifest import MANIFEST_NAME, read_manifest
 from maeum.data.records import DataError
 from maeum.errors import MaeumError
 from maeum.labels import FERPLUS7, display_name
-from maeum.progress import Progress
 from maeum.training import ferplus
 from maeum.training.datasets import is_manifest, load_crop
 
@@ -343,19 +342,7 @@ def _predict_known(
         )
     if dropped:
         log.info("left out %d images whose label the model lacks: %s", sum(dropped.values()), dropped)
-    images = data.images[keep]
-    progress = Progress(len(images), "faces")
-    out = []
-    try:
-        for i in range(0, len(images), config.batch_size):
-            batch = images[i : i + config.batch_size]
-            p = clf.predict_mirrored(batch, config.batch_size) if config.tta else clf.predict(batch, config.batch_size)
-            out.append(p)
-            progress.update(i + len(batch), i + len(batch))
-    finally:
-        progress.close()
-    probs = np.concatenate(out) if out else np.zeros((0, len(clf.labels)), np.float32)
-    return probs, y[keep], dropped, keep
+    return clf.predict_many(data.images[keep], config.batch_size, config.tta), y[keep], dropped, keep
 
 
 def _load_split(config: EvalConfig, split: str, clf: EmotionClassifier) -> _Split:

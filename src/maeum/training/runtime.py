@@ -12,6 +12,7 @@ import logging
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -37,11 +38,15 @@ class Runtime:
 
     def broadcast(self, value: float) -> float:
         """Process 0's ``value`` in every process (the value itself when not distributed)."""
+        return float(self.broadcast_array(np.array([value], np.float64))[0])
+
+    def broadcast_array(self, array: np.ndarray) -> np.ndarray:
+        """Process 0's ``array`` in every process; the others pass one of the same shape and dtype."""
         if not self.distributed:
-            return value
-        t = torch.tensor([value], dtype=torch.float64, device=self.device if self.device.type == "cuda" else "cpu")
+            return array
+        t = torch.from_numpy(np.ascontiguousarray(array)).to(self.device if self.device.type == "cuda" else "cpu")
         dist.broadcast(t, src=0)
-        return float(t.item())
+        return t.cpu().numpy()
 
     def close(self) -> None:
         if self.distributed and dist.is_initialized():

@@ -249,7 +249,11 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
     scaler = torch.amp.GradScaler("cuda", enabled=rt.amp_dtype == torch.float16)
 
     if cfg.teacher:  # after the resume checks: this pass takes a minute on FER+
-        soft = teacher_probabilities(cfg.teacher, images, data.labels, cfg.teacher_temperature, cfg.threads)
+        # Process 0 asks the teacher and hands its answers to the other processes.
+        soft = np.empty(targets.shape, np.float32)
+        if rt.is_main:
+            soft = teacher_probabilities(cfg.teacher, images, data.labels, cfg.teacher_temperature, cfg.threads)
+        soft = rt.broadcast_array(soft)
         agree = float((soft.argmax(1) == targets.argmax(1)).mean())
         log.info(
             "teacher agrees with %.1f %% of the training labels; its weight in the targets: %g",
