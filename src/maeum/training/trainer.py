@@ -168,16 +168,18 @@ _SAMPLERS: dict[str, Callable[[np.ndarray, torch.Generator], np.ndarray]] = {
 }
 
 
-def train(cfg: TrainConfig) -> Path:
+def train(cfg: TrainConfig, runtime: Runtime | None = None) -> Path:
     """Train, keeping the checkpoint that is best on the val split; resumes from ``out/last.pt``.
 
     Writes ``config.json`` (the settings; ``maeum train --config`` repeats the run from it),
     ``metrics.csv`` (one row per epoch, also as TensorBoard events in ``tensorboard/``),
     ``best.pt``, ``last.pt`` and ``summary.json`` (best epoch, epochs run, whether early
     stopping ended the run). Everything that can be checked is checked before the first epoch.
+    ``runtime`` overrides where and in which precision it computes (by default: the config's
+    ``device``, ``gpu`` and ``bf16``, and torchrun's processes).
     """
     check_model_name(cfg.model)
-    rt = start_runtime(cfg.device, cfg.gpu, cfg.bf16)
+    rt = runtime or start_runtime(cfg.device, cfg.gpu, cfg.bf16)
     try:
         return _train(cfg, rt)
     finally:
@@ -246,7 +248,10 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[rt.device] if rt.device.type == "cuda" else None
         )
-    scaler = torch.amp.GradScaler("cuda", enabled=rt.amp_dtype == torch.float16)
+    # float16 (GPUs without bfloat16) scales the loss so small gradients survive; the scale resumes too.
+    scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype == torch.float16)
+    if resumed and scaler.is_enabled() and "scaler" in resumed:
+        scaler.load_state_dict(resumed["scaler"])
 
     if cfg.teacher:  # after the resume checks: this pass takes a minute on FER+
         # Process 0 asks the teacher and hands its answers to the other processes.
@@ -336,7 +341,10 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
                 "seconds": seconds,
                 "images_per_s": steps_per_epoch * batch_size / seconds,
             }
-            log_.epoch(row, _checkpoint(cfg, data, model, opt.state_dict(), epoch, best, best_epoch), improved)
+            state = _checkpoint(cfg, data, model, opt.state_dict(), epoch, best, best_epoch)
+            if scaler.is_enabled():
+                state["scaler"] = scaler.state_dict()
+            log_.epoch(row, state, improved)
             log.info(
                 "epoch %d: valid accuracy %.4f (best %.4f), %.0f s, %.0f images/s",
                 epoch,
@@ -398,7 +406,7 @@ def _checkpoint(
     best: float,
     best_epoch: int,
 ) -> dict[str, Any]:
-    """What ``last.pt`` holds (``best.pt``: the same without the optimizer); ``load_checkpoint`` reads it."""
+    """What ``last.pt`` holds (``best.pt``: without the optimizer and loss scale); ``load_checkpoint`` reads it."""
     return {
         "model_name": cfg.model,
         "labels": list(data.labels),
@@ -456,7 +464,7 @@ class _RunLog:
                 self.board.add_scalar(key, row[key], row["epoch"])
             self.board.flush()
         if improved:
-            torch.save({k: v for k, v in state.items() if k != "optimizer"}, self.out / "best.pt")
+            torch.save({k: v for k, v in state.items() if k not in ("optimizer", "scaler")}, self.out / "best.pt")
         torch.save(state, self.out / "last.tmp")
         (self.out / "last.tmp").replace(self.out / "last.pt")  # atomic: a kill never leaves a broken checkpoint
 
