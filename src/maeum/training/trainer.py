@@ -183,7 +183,8 @@ def train(cfg: TrainConfig, runtime: Runtime | None = None) -> Path:
     try:
         return _train(cfg, rt)
     finally:
-        rt.close()
+        if runtime is None:  # a runtime passed in stays its caller's to close
+            rt.close()
 
 
 def _train(cfg: TrainConfig, rt: Runtime) -> Path:
