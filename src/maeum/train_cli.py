@@ -25,6 +25,7 @@ _FIELD_FLAGS = (
     "data", "out", "model", "labels", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
     "schedule", "warmup_epochs", "early_stopping", "class_weights", "sampler", "seed", "threads", "workers",
     "device", "gpu", "bf16", "tensorboard", "svm_c", "init", "teacher", "teacher_weight", "teacher_temperature",
+    "ema",
 )  # fmt: skip
 
 
@@ -107,6 +108,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         "--teacher-temperature",
         type=float,
         help=_help("soften the teacher's answers: softmax(logits / T)", "teacher_temperature"),
+    )
+    t.add_argument(
+        "--ema",
+        type=float,
+        metavar="DECAY",
+        help=_help("validate and ship an average of the weights over the steps, e.g. 0.999; 0: off", "ema"),
     )
     t.set_defaults(run=_train)
 

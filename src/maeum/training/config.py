@@ -47,6 +47,7 @@ _AT_LEAST: dict[str, float] = {
     "svm_c": 1e-9,
     "teacher_weight": 0,
     "teacher_temperature": 0.01,
+    "ema": 0,
 }
 _INPUT_KEYS = ("size", "color", "mean", "std")
 _TYPES: dict[str, tuple[type, str]] = {
@@ -91,6 +92,9 @@ class TrainConfig:
     teacher: str = ""
     teacher_weight: float = 0.5
     teacher_temperature: float = 1.0
+    # Weight averaging: after every step ema = decay * ema + (1 - decay) * weights (batch-norm statistics
+    # too); the averaged weights are validated and shipped in best.pt. 0: off.
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -124,6 +128,10 @@ class TrainConfig:
             raise FileNotFoundError(f"data {self.data} not found: pass a FER+ folder or a prepared manifest")
         if self.teacher and self.model == "hog_svm":
             raise ConfigError("hog_svm fits hard labels; a teacher needs a network model")
+        if self.ema >= 1:
+            raise ConfigError(f"ema must be below 1 (a decay such as 0.999), got {self.ema!r}")
+        if self.ema and self.model == "hog_svm":
+            raise ConfigError("hog_svm is one fit, with no steps to average; set ema to 0")
         if self.teacher_weight > 1:
             raise ConfigError(f"teacher_weight must be between 0 and 1, got {self.teacher_weight!r}")
         if self.teacher.endswith(".onnx") and not Path(self.teacher).is_file():

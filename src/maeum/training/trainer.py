@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from maeum.errors import ConfigError
 from maeum.labels import FERPLUS7
@@ -253,6 +254,11 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype == torch.float16)
     if resumed and scaler.is_enabled() and "scaler" in resumed:
         scaler.load_state_dict(resumed["scaler"])
+    ema = None
+    if cfg.ema:
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True).eval()
+        if resumed:
+            ema.load_state_dict(resumed["ema"])
 
     if cfg.teacher:  # after the resume checks: this pass takes a minute on FER+
         # Process 0 asks the teacher and hands its answers to the other processes.
@@ -320,6 +326,8 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
+            if ema:
+                ema.update_parameters(model)
             loss_sum += loss.item()
             if progress and progress.enabled:
                 progress.update((i + 1) * batch_size, (i + 1) * batch_size)
@@ -328,7 +336,8 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
         if progress:
             progress.close()
         seconds = time.perf_counter() - t0
-        acc = rt.broadcast(_majority_accuracy(predict(model, va.images, spec), va.labels) if rt.is_main else 0.0)
+        shipped = ema.module if ema else model  # what is validated and goes into best.pt
+        acc = rt.broadcast(_majority_accuracy(predict(shipped, va.images, spec), va.labels) if rt.is_main else 0.0)
         improved = acc > best
         if improved:
             best, best_epoch = acc, epoch
@@ -345,7 +354,9 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
             state = _checkpoint(cfg, data, model, opt.state_dict(), epoch, best, best_epoch)
             if scaler.is_enabled():
                 state["scaler"] = scaler.state_dict()
-            log_.epoch(row, state, improved)
+            if ema:
+                state["ema"] = ema.state_dict()
+            log_.epoch(row, state, improved, shipped.state_dict())
             log.info(
                 "epoch %d: valid accuracy %.4f (best %.4f), %.0f s, %.0f images/s",
                 epoch,
@@ -407,7 +418,11 @@ def _checkpoint(
     best: float,
     best_epoch: int,
 ) -> dict[str, Any]:
-    """What ``last.pt`` holds (``best.pt``: without the optimizer and loss scale); ``load_checkpoint`` reads it."""
+    """What ``last.pt`` holds; ``load_checkpoint`` reads it.
+
+    ``best.pt`` holds the same without the optimizer, the loss scale and the averaged weights, whose
+    ``model`` is the weights that were validated (the averaged ones when ``ema`` is on).
+    """
     return {
         "model_name": cfg.model,
         "labels": list(data.labels),
@@ -448,7 +463,10 @@ class _RunLog:
             # purge_step drops events a killed run wrote after its last checkpoint.
             self.board = SummaryWriter(str(out / "tensorboard"), purge_step=start_epoch or None)
 
-    def epoch(self, row: dict[str, Any], state: dict[str, Any], improved: bool) -> None:
+    def epoch(
+        self, row: dict[str, Any], state: dict[str, Any], improved: bool, shipped: dict[str, Any] | None = None
+    ) -> None:
+        """Append the metrics; save ``state`` as last.pt, and as best.pt with the ``shipped`` weights when improved."""
         with self.metrics.open("a", newline="") as f:
             csv.writer(f).writerow(
                 [
@@ -465,7 +483,8 @@ class _RunLog:
                 self.board.add_scalar(key, row[key], row["epoch"])
             self.board.flush()
         if improved:
-            torch.save({k: v for k, v in state.items() if k not in ("optimizer", "scaler")}, self.out / "best.pt")
+            best = {k: v for k, v in state.items() if k not in ("optimizer", "scaler", "ema")}
+            torch.save({**best, "model": state["model"] if shipped is None else shipped}, self.out / "best.pt")
         torch.save(state, self.out / "last.tmp")
         (self.out / "last.tmp").replace(self.out / "last.pt")  # atomic: a kill never leaves a broken checkpoint
 
@@ -488,7 +507,7 @@ def _load_last(out: Path, cfg: TrainConfig, data: TrainingData) -> dict[str, Any
             f"{out / 'last.pt'} was trained with {theirs.get('optimizer', 'sgd')}, not {cfg.optimizer}; "
             "use another --out"
         )
-    for key in ("teacher", "teacher_weight", "teacher_temperature"):
+    for key in ("teacher", "teacher_weight", "teacher_temperature", "ema"):
         trained_with = theirs.get(key, _DEFAULTS[key].default)
         if trained_with != getattr(cfg, key):
             raise ConfigError(
