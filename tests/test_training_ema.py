@@ -69,3 +69,20 @@ def test_an_averaged_run_exports_and_classifies(prepared_aihub_32: Path, tmp_pat
 def test_bad_ema_settings_are_refused(prepared_aihub_32: Path, tmp_path: Path, settings: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         tiny_config(prepared_aihub_32, tmp_path / "run", **settings)
+
+
+def test_the_decay_warms_up_so_the_random_start_fades_fast() -> None:
+    from maeum.training.trainer import _ema_update
+
+    update = _ema_update(0.999)
+    averaged, current = [torch.zeros(3)], [torch.ones(3)]
+    for n in range(1, 101):
+        update(averaged, current, torch.tensor(n))
+    # A fixed decay of 0.999 would still hold 0.999 ** 100 = 90 % of the start after 100 steps.
+    assert averaged[0].min() > 0.9
+    late = [torch.zeros(3)]
+    update(late, current, torch.tensor(10**6))  # warmed up: the decay itself
+    assert torch.allclose(late[0], torch.full((3,), 0.001))
+    counters = [torch.tensor(5)]
+    update(counters, [torch.tensor(9)], torch.tensor(3))
+    assert int(counters[0]) == 9

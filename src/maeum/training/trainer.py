@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from maeum.errors import ConfigError
 from maeum.labels import FERPLUS7
@@ -58,6 +58,24 @@ def predict(model: torch.nn.Module, images: np.ndarray, spec: InputSpec, batch: 
         for i in range(0, len(images), batch)
     ]
     return torch.cat(out).numpy()
+
+
+def _ema_update(decay: float) -> Callable[[list[torch.Tensor], list[torch.Tensor], torch.Tensor], None]:
+    """The averaging step of ``--ema``, with the decay warmed up: ``min(decay, (1 + n) / (10 + n))`` after n steps.
+
+    Without the warm-up, the random initial weights keep a large share of the average for
+    thousands of steps (0.999 ** 1000 = 37 %), and such a mix of far-apart weights classifies nothing.
+    """
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], steps: torch.Tensor) -> None:
+        if not torch.is_floating_point(averaged[0]):  # counters such as batch norm's num_batches_tracked
+            torch._foreach_copy_(averaged, current)
+            return
+        n = float(steps)
+        torch._foreach_lerp_(averaged, current, 1.0 - min(decay, (1.0 + n) / (10.0 + n)))
+
+    return update
 
 
 def _majority_accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -256,7 +274,7 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
         scaler.load_state_dict(resumed["scaler"])
     ema = None
     if cfg.ema:
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True).eval()
+        ema = AveragedModel(model, multi_avg_fn=_ema_update(cfg.ema), use_buffers=True).eval()
         if resumed:
             ema.load_state_dict(resumed["ema"])
 
