@@ -148,7 +148,7 @@ def main() -> None:
     n_ours = len(analyzer.analyze(load_image(group)))
     n_fer = len(fer.analyze(group))
 
-    colds = [cold_start(str(args.model), args.threads, small_path, group_path) for _ in range(3)]
+    colds = [cold_start(args.model, args.threads, small_path, group_path) for _ in range(3)]
     cold = statistics.median(c for c, _ in colds)
     rss = max(r for _, r in colds)
 
