@@ -8,6 +8,7 @@ validates, writes the run folder and tells the others the validation accuracy.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from dataclasses import dataclass
@@ -48,8 +49,17 @@ class Runtime:
         dist.broadcast(t, src=0)
         return t.cpu().numpy()
 
-    def close(self) -> None:
+    def close(self, completed: bool = True) -> None:
+        """Leave the process group.
+
+        After a completed run every process first waits for the others (a process tearing gloo
+        down while process 0 still writes its checkpoints can abort it at exit), and what still
+        holds the group (DistributedDataParallel's reducer) is freed while the interpreter is alive.
+        """
         if self.distributed and dist.is_initialized():
+            if completed:
+                dist.barrier()
+            gc.collect()
             dist.destroy_process_group()
 
 

@@ -199,11 +199,14 @@ def train(cfg: TrainConfig, runtime: Runtime | None = None) -> Path:
     """
     check_model_name(cfg.model)
     rt = runtime or start_runtime(cfg.device, cfg.gpu, cfg.bf16)
+    completed = False
     try:
-        return _train(cfg, rt)
+        best = _train(cfg, rt)
+        completed = True
+        return best
     finally:
         if runtime is None:  # a runtime passed in stays its caller's to close
-            rt.close()
+            rt.close(completed)
 
 
 def _train(cfg: TrainConfig, rt: Runtime) -> Path:
