@@ -14,6 +14,7 @@ from conftest import read_metrics, tiny_config
 from maeum.cli import main
 from maeum.errors import ConfigError
 from maeum.training.config import CHOICES, KNOWN_KEYS, TrainConfig, load_config_file, parse_set, resolve_config
+from maeum.training.nets import check_model_name
 
 pytest.importorskip("yaml")
 
@@ -46,6 +47,14 @@ def test_the_bundled_recipe_is_the_default_config(data: Path, tmp_path: Path) ->
     assert set(loaded) == set(KNOWN_KEYS) - {"data", "out"}  # the recipe spells every setting out
     run = str(tmp_path / "run")
     assert resolve_config(loaded, {"data": str(data), "out": run}) == TrainConfig(str(data), run)
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPE.parent.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_committed_recipe_resolves(recipe: Path, data: Path, tmp_path: Path) -> None:
+    """A typo, an unknown key or a wrong type in a committed recipe fails here, not at a user's start."""
+    cfg = resolve_config(load_config_file(recipe), {"data": str(data), "out": str(tmp_path / "run")})
+    check_model_name(cfg.model)
+    assert cfg.model in recipe.read_text(encoding="utf-8")  # named, not left to the default
 
 
 def test_flags_override_the_file_and_set_overrides_both(data: Path, tmp_path: Path, capsys) -> None:
