@@ -40,7 +40,8 @@ __all__ = ["TrainConfig", "build_model", "load_checkpoint", "predict", "train"]
 log = logging.getLogger(__name__)
 
 _DEFAULTS = TrainConfig.__dataclass_fields__  # what a checkpoint from before a setting existed was trained with
-METRICS_HEADER = ("epoch", "lr", "train_loss", "valid_acc", "seconds", "images_per_s")
+# valid_acc: of the weights that go into best.pt (the average with --ema); raw_valid_acc: of the weights trained.
+METRICS_HEADER = ("epoch", "lr", "train_loss", "valid_acc", "seconds", "images_per_s", "raw_valid_acc")
 
 
 def build_model(name: str, labels: tuple[str, ...], spec: InputSpec) -> torch.nn.Module:
@@ -83,18 +84,56 @@ def _majority_accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
     return float((probs[keep].argmax(1) == labels[keep]).mean())
 
 
-def _initial_weights(path: Path, cfg: TrainConfig, labels: tuple[str, ...]) -> dict[str, torch.Tensor]:
+def _initial_weights(path: Path, cfg: TrainConfig, model: torch.nn.Module, labels: tuple[str, ...]) -> dict:
+    """The weights of ``--init`` checkpoint ``path`` for ``model``, which is to learn ``labels``.
+
+    A checkpoint trained on other labels (FER+ before AI Hub, say) gives everything but the
+    classifier; of the classifier, each class the two label sets share keeps its learned
+    row and the other classes keep ``model``'s fresh ones.
+    """
     state = torch.load(path, map_location="cpu")
     if state.get("model_name") != cfg.model:
         raise ValueError(f"--init {path} holds a {state.get('model_name')} model, not {cfg.model}; pass --model")
-    if tuple(state.get("labels", ())) != labels:
-        raise ValueError(f"--init {path} was trained on labels {state.get('labels')}, the data has {list(labels)}")
     theirs = state.get("config", {}).get("input", {})
     if (theirs.get("size"), theirs.get("color")) != (cfg.input["size"], cfg.input["color"]):
         raise ValueError(
             f"--init {path} takes {theirs.get('size')}px {theirs.get('color')} input; pass the same --size and --color"
         )
-    return state["model"]
+    weights, old = state["model"], tuple(state.get("labels", ()))
+    if old == labels:
+        return weights
+    shared = [label for label in labels if label in old]
+    fresh = model.state_dict()
+    for key, axis in _class_axes(cfg.model, len(labels), InputSpec.from_dict(cfg.input)).items():
+        row = fresh[key].clone()
+        for label in shared:
+            row.select(axis, labels.index(label)).copy_(weights[key].select(axis, old.index(label)))
+        weights[key] = row
+    log.info(
+        "--init %s was trained on %s: its classifier rows for %s carried over, %s start fresh",
+        path,
+        ", ".join(old),
+        ", ".join(shared) or "no class",
+        ", ".join(label for label in labels if label not in old) or "no class",
+    )
+    return weights
+
+
+def _class_axes(name: str, classes: int, spec: InputSpec) -> dict[str, int]:
+    """The weights of architecture ``name`` whose shape follows the class count, with the axis it sets.
+
+    Found by building the architecture for one class more (under a forked random state, so
+    the run's own initialisation stays as seeded).
+    """
+    with torch.random.fork_rng():
+        a = create_model(name, num_classes=classes, in_chans=spec.channels, img_size=spec.size).state_dict()
+        b = create_model(name, num_classes=classes + 1, in_chans=spec.channels, img_size=spec.size).state_dict()
+    axes = {}
+    for key, t in a.items():
+        differ = [i for i, (m, n) in enumerate(zip(t.shape, b[key].shape, strict=True)) if m != n]
+        if differ:
+            axes[key] = differ[0]
+    return axes
 
 
 # Optimizers: weight decay on the `decay` group only (not on biases and norm weights).
@@ -259,7 +298,7 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
         best_epoch = resumed.get("best_epoch", resumed["epoch"])  # runs before early stopping: assume the latest
         log.info("resuming after epoch %d (best valid %.4f)", start_epoch - 1, best)
     elif cfg.init:
-        model.load_state_dict(_initial_weights(Path(cfg.init), cfg, data.labels))
+        model.load_state_dict(_initial_weights(Path(cfg.init), cfg, model, data.labels))
         log.info("fine-tuning from %s", cfg.init)
     # channels_last is what makes bfloat16 fast on CPU; in float32 it gains little, and the
     # depthwise-convolution backward of some torch CPU builds crashes on it (mini_xception, RGB).
@@ -359,6 +398,9 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
         seconds = time.perf_counter() - t0
         shipped = ema.module if ema else model  # what is validated and goes into best.pt
         acc = rt.broadcast(_majority_accuracy(predict(shipped, va.images, spec), va.labels) if rt.is_main else 0.0)
+        raw_acc = acc  # without averaging, the shipped weights are the trained ones
+        if ema and rt.is_main:
+            raw_acc = _majority_accuracy(predict(model, va.images, spec), va.labels)  # process 0 alone logs it
         improved = acc > best
         if improved:
             best, best_epoch = acc, epoch
@@ -371,6 +413,7 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
                 "valid_acc": acc,
                 "seconds": seconds,
                 "images_per_s": steps_per_epoch * batch_size / seconds,
+                "raw_valid_acc": raw_acc,
             }
             state = _checkpoint(cfg, data, model, opt.state_dict(), epoch, best, best_epoch)
             if scaler.is_enabled():
@@ -421,9 +464,10 @@ def _fit_svm(cfg: TrainConfig, data: TrainingData, spec: InputSpec) -> Path:
     seconds = time.perf_counter() - t0
     acc = _majority_accuracy(predict(model, va.images, spec), va.labels)
     run = _RunLog(Path(cfg.out), cfg, 0)
-    row = {"epoch": 0, "lr": 0.0, "train_loss": float("nan"), "valid_acc": acc, "seconds": seconds}
+    row = {"epoch": 0, "lr": 0.0, "train_loss": float("nan"), "valid_acc": acc, "raw_valid_acc": acc}
+    row.update(seconds=seconds, images_per_s=int((tr.labels >= 0).sum()) / seconds)
     state = _checkpoint(cfg, data, model, {}, 0, acc, 0)
-    run.epoch({**row, "images_per_s": int((tr.labels >= 0).sum()) / seconds}, state, improved=True)
+    run.epoch(row, state, improved=True)
     run.close({"best_epoch": 0, "best_valid_acc": round(acc, 4), "last_epoch": 0, "epochs": 1,
                "stopped_early": False, "processes": 1, "device": "cpu"})  # fmt: skip
     log.info("hog_svm: valid accuracy %.4f, fitted in %.0f s", acc, seconds)
@@ -497,10 +541,11 @@ class _RunLog:
                     f"{row['valid_acc']:.4f}",
                     f"{row['seconds']:.1f}",
                     f"{row['images_per_s']:.1f}",
+                    f"{row['raw_valid_acc']:.4f}",
                 ]
             )
         if self.board:
-            for key in ("lr", "train_loss", "valid_acc", "images_per_s"):
+            for key in ("lr", "train_loss", "valid_acc", "images_per_s", "raw_valid_acc"):
                 self.board.add_scalar(key, row[key], row["epoch"])
             self.board.flush()
         if improved:
