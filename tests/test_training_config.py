@@ -133,6 +133,9 @@ def test_an_unknown_key_is_refused_with_the_closest_one(
         ({"batch_size": 0}, "batch_size must be at least 1"),
         ({"early_stopping": -1}, "early_stopping must be at least 0"),
         ({"momentum": 1}, "momentum must be below 1"),
+        ({"label_smoothing": 1.0}, "label_smoothing must be below 1"),
+        ({"label_smoothing": -0.1}, "label_smoothing must be at least 0"),
+        ({"label_smoothing": 0.1, "model": "hog_svm"}, "hog_svm fits hard labels; set label_smoothing to 0"),
         ({"bf16": "sometimes"}, "bf16 must be true or false"),
         ({"model": 3}, "model must be a string"),
         ({"input": {"color": "rgb", "mean": [0.5]}}, "mean/std need 3 values"),
@@ -273,6 +276,19 @@ def test_balanced_class_weights_change_the_loss(manifest: Path, tmp_path: Path) 
         train(tiny_config(manifest, tmp_path / weights, epochs=1, lr=0.0, class_weights=weights))
         losses[weights] = float(read_metrics(tmp_path / weights)[0]["train_loss"])
     assert losses["none"] != losses["balanced"]
+
+
+def test_label_smoothing_mixes_a_uniform_share_into_the_targets(manifest: Path, tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from maeum.training.trainer import train
+
+    losses = {}
+    for eps in (0.0, 0.25, 0.5):  # lr=0: the same model sees the same batches; only the targets differ
+        train(tiny_config(manifest, tmp_path / str(eps), epochs=1, lr=0.0, label_smoothing=eps))
+        losses[eps] = float(read_metrics(tmp_path / str(eps))[0]["train_loss"])
+    # Cross-entropy is linear in the target: halfway between no smoothing and 0.5 lies 0.25.
+    assert losses[0.5] != pytest.approx(losses[0.0], abs=1e-3)
+    assert losses[0.25] == pytest.approx((losses[0.0] + losses[0.5]) / 2, abs=2e-4)
 
 
 def test_config_json_round_trips(manifest: Path, tmp_path: Path, capsys) -> None:

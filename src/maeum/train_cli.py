@@ -25,7 +25,7 @@ _FIELD_FLAGS = (
     "data", "out", "model", "labels", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
     "schedule", "warmup_epochs", "early_stopping", "class_weights", "sampler", "seed", "threads", "workers",
     "device", "gpu", "bf16", "tensorboard", "svm_c", "init", "teacher", "teacher_weight", "teacher_temperature",
-    "ema",
+    "ema", "label_smoothing",
 )  # fmt: skip
 
 
@@ -114,6 +114,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         metavar="DECAY",
         help=_help("validate and ship an average of the weights over the steps, e.g. 0.999; 0: off", "ema"),
+    )
+    t.add_argument(
+        "--label-smoothing",
+        type=float,
+        metavar="EPS",
+        help=_help("move this share of every target evenly onto all classes, e.g. 0.1", "label_smoothing"),
     )
     t.set_defaults(run=_train)
 

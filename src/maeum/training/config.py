@@ -48,6 +48,7 @@ _AT_LEAST: dict[str, float] = {
     "teacher_weight": 0,
     "teacher_temperature": 0.01,
     "ema": 0,
+    "label_smoothing": 0,
 }
 _INPUT_KEYS = ("size", "color", "mean", "std")
 _TYPES: dict[str, tuple[type, str]] = {
@@ -86,7 +87,7 @@ class TrainConfig:
     tensorboard: bool = True  # also log the metrics as TensorBoard events in OUT/tensorboard
     input: dict[str, object] = field(default_factory=lambda: {"size": 48, "color": "gray", "mean": [0.5], "std": [0.5]})
     svm_c: float = 0.001  # hog_svm only: the SVM's C (smaller: wider margin); see maeum.training.svm
-    init: str = ""  # fine-tune: start from this checkpoint's weights (same architecture, labels and input)
+    init: str = ""  # fine-tune from this checkpoint (same architecture and input; of other labels, the shared classes)
     # Distillation (maeum.training.distill): a model name or .onnx, e.g. an ensemble, whose answers on the
     # training crops are mixed into the targets with this weight, softened by this temperature.
     teacher: str = ""
@@ -95,6 +96,8 @@ class TrainConfig:
     # Weight averaging: after every step ema = decay * ema + (1 - decay) * weights (batch-norm statistics
     # too); the averaged weights are validated and shipped in best.pt. 0: off.
     ema: float = 0.0
+    # Every target becomes (1 - label_smoothing) * target + label_smoothing / classes. 0: off.
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -132,6 +135,10 @@ class TrainConfig:
             raise ConfigError(f"ema must be below 1 (a decay such as 0.999), got {self.ema!r}")
         if self.ema and self.model == "hog_svm":
             raise ConfigError("hog_svm is one fit, with no steps to average; set ema to 0")
+        if self.label_smoothing >= 1:
+            raise ConfigError(f"label_smoothing must be below 1 (e.g. 0.1), got {self.label_smoothing!r}")
+        if self.label_smoothing and self.model == "hog_svm":
+            raise ConfigError("hog_svm fits hard labels; set label_smoothing to 0")
         if self.teacher_weight > 1:
             raise ConfigError(f"teacher_weight must be between 0 and 1, got {self.teacher_weight!r}")
         if self.teacher.endswith(".onnx") and not Path(self.teacher).is_file():

@@ -333,6 +333,8 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
             cfg.teacher_weight,
         )
         targets = mix_targets(targets, soft, cfg.teacher_weight)
+    if cfg.label_smoothing:
+        targets = mix_targets(targets, np.full_like(targets, 1 / targets.shape[1]), cfg.label_smoothing)
 
     class_weights = None
     if cfg.class_weights == "balanced":
@@ -573,7 +575,7 @@ def _load_last(out: Path, cfg: TrainConfig, data: TrainingData) -> dict[str, Any
             f"{out / 'last.pt'} was trained with {theirs.get('optimizer', 'sgd')}, not {cfg.optimizer}; "
             "use another --out"
         )
-    for key in ("teacher", "teacher_weight", "teacher_temperature", "ema"):
+    for key in ("teacher", "teacher_weight", "teacher_temperature", "ema", "label_smoothing"):
         trained_with = theirs.get(key, _DEFAULTS[key].default)
         if trained_with != getattr(cfg, key):
             raise ConfigError(
