@@ -629,9 +629,9 @@ def test_dictation_adds_what_was_said_to_the_diary(
     """Dictate into the new-entry page: Chromium's microphone plays Korean speech (espeak-ng), the
     browser's own recogniser has no speech service here, so the page records and the server's Whisper
     model transcribes; the words join the typed text and the draft."""
-    from test_app_dictation import HEARD, SPOKEN, samples_of, speak, wav_of
+    from test_app_dictation import BROWSER_HEARD, BROWSER_SPOKEN, samples_of, speak, wav_of
 
-    rate, pcm = samples_of(speak(SPOKEN))  # written again below with a whole header, for Chromium
+    rate, pcm = samples_of(speak(BROWSER_SPOKEN))  # written again below with a whole header, for Chromium
     pause = np.zeros(rate // 2, np.int16)
     microphone = Path(diary_settings.data_dir).parent / "microphone.wav"
     microphone.write_bytes(wav_of(np.concatenate([pause, pcm, pause, pause]), rate))
@@ -662,7 +662,7 @@ def test_dictation_adds_what_was_said_to_the_diary(
         written = page.locator("#text").input_value()
         # the live capture (the browser's echo cancelling, noise suppression and gain) blurs espeak-ng's
         # synthetic voice more than the files in test_app_dictation.py, so one word is asked for here
-        assert written.startswith("오늘 일기: ") and HEARD[0] in written, written
+        assert written.startswith("오늘 일기: ") and BROWSER_HEARD in written, written
         assert draft(page) == written
         site.shot(page, "dictation")
     finally:
