@@ -114,7 +114,7 @@ class Recognizer:
         self.model_dir = model_dir
         self.max_seconds = max_seconds
         self.threads = threads or 0  # 0: CTranslate2 picks
-        self.compute_type = compute_type  # CTranslate2's: "int8" (default), "float32" (no better here, slower)
+        self.compute_type = compute_type  # CTranslate2's: "int8" (default) or "float32" (docs/benchmarks.md)
         # whether faster-whisper and a model are installed (``pip install 'maeum[speech]'``): found once
         self.available = importlib.util.find_spec("faster_whisper") is not None and (
             model_dir is not None or all(importlib.util.find_spec(part) is not None for part in WHISPER_PARTS)
