@@ -99,12 +99,12 @@ def _initial_weights(path: Path, cfg: TrainConfig, model: torch.nn.Module, label
         raise ValueError(
             f"--init {path} takes {theirs.get('size')}px {theirs.get('color')} input; pass the same --size and --color"
         )
-    weights, old = state["model"], tuple(state.get("labels", ()))
+    weights, old = state["model"], tuple(state.get("labels", FERPLUS7))  # as load_checkpoint reads them
     if old == labels:
         return weights
     shared = [label for label in labels if label in old]
     fresh = model.state_dict()
-    for key, axis in _class_axes(cfg.model, len(labels), InputSpec.from_dict(cfg.input)).items():
+    for key, axis in _class_axes(cfg.model, fresh, len(labels), InputSpec.from_dict(cfg.input)).items():
         row = fresh[key].clone()
         for label in shared:
             row.select(axis, labels.index(label)).copy_(weights[key].select(axis, old.index(label)))
@@ -119,18 +119,18 @@ def _initial_weights(path: Path, cfg: TrainConfig, model: torch.nn.Module, label
     return weights
 
 
-def _class_axes(name: str, classes: int, spec: InputSpec) -> dict[str, int]:
-    """The weights of architecture ``name`` whose shape follows the class count, with the axis it sets.
+def _class_axes(name: str, weights: dict[str, torch.Tensor], classes: int, spec: InputSpec) -> dict[str, int]:
+    """Of ``weights`` (architecture ``name`` for ``classes`` classes), the tensors whose shape follows the
+    class count, with the axis it sets.
 
     Found by building the architecture for one class more (under a forked random state, so
     the run's own initialisation stays as seeded).
     """
     with torch.random.fork_rng():
-        a = create_model(name, num_classes=classes, in_chans=spec.channels, img_size=spec.size).state_dict()
-        b = create_model(name, num_classes=classes + 1, in_chans=spec.channels, img_size=spec.size).state_dict()
+        more = create_model(name, num_classes=classes + 1, in_chans=spec.channels, img_size=spec.size).state_dict()
     axes = {}
-    for key, t in a.items():
-        differ = [i for i, (m, n) in enumerate(zip(t.shape, b[key].shape, strict=True)) if m != n]
+    for key, t in weights.items():
+        differ = [i for i, (m, n) in enumerate(zip(t.shape, more[key].shape, strict=True)) if m != n]
         if differ:
             axes[key] = differ[0]
     return axes
