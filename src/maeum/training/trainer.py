@@ -41,7 +41,16 @@ log = logging.getLogger(__name__)
 
 _DEFAULTS = TrainConfig.__dataclass_fields__  # what a checkpoint from before a setting existed was trained with
 # valid_acc: of the weights that go into best.pt (the average with --ema); raw_valid_acc: of the weights trained.
-METRICS_HEADER = ("epoch", "lr", "train_loss", "valid_acc", "seconds", "images_per_s", "raw_valid_acc")
+METRICS_FORMAT = {
+    "epoch": "{}",
+    "lr": "{:.5f}",
+    "train_loss": "{:.4f}",
+    "valid_acc": "{:.4f}",
+    "seconds": "{:.1f}",
+    "images_per_s": "{:.1f}",
+    "raw_valid_acc": "{:.4f}",
+}
+METRICS_HEADER = tuple(METRICS_FORMAT)
 
 
 def build_model(name: str, labels: tuple[str, ...], spec: InputSpec) -> torch.nn.Module:
@@ -521,8 +530,7 @@ class _RunLog:
         self.out = out
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))  # once a resume is known to fit
         self.metrics = out / "metrics.csv"
-        if start_epoch == 0 or not self.metrics.exists():
-            self.metrics.write_text(",".join(METRICS_HEADER) + "\n")
+        _start_metrics(self.metrics, start_epoch)
         self.board = None
         if cfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -535,17 +543,7 @@ class _RunLog:
     ) -> None:
         """Append the metrics; save ``state`` as last.pt, and as best.pt with the ``shipped`` weights when improved."""
         with self.metrics.open("a", newline="") as f:
-            csv.writer(f).writerow(
-                [
-                    row["epoch"],
-                    f"{row['lr']:.5f}",
-                    f"{row['train_loss']:.4f}",
-                    f"{row['valid_acc']:.4f}",
-                    f"{row['seconds']:.1f}",
-                    f"{row['images_per_s']:.1f}",
-                    f"{row['raw_valid_acc']:.4f}",
-                ]
-            )
+            csv.writer(f).writerow([fmt.format(row[key]) for key, fmt in METRICS_FORMAT.items()])
         if self.board:
             for key in ("lr", "train_loss", "valid_acc", "images_per_s", "raw_valid_acc"):
                 self.board.add_scalar(key, row[key], row["epoch"])
@@ -560,6 +558,27 @@ class _RunLog:
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if self.board:
             self.board.close()
+
+
+def _start_metrics(path: Path, start_epoch: int) -> None:
+    """Start ``metrics.csv``, or on a resume keep the rows of the epochs ``last.pt`` holds.
+
+    Rows a killed run wrote after its last checkpoint go (those epochs run again). A log from
+    before ``raw_valid_acc`` gets the column: such runs had no averaging, so it is ``valid_acc``.
+    """
+    rows: list[dict[str, str]] = []
+    if start_epoch and path.exists():
+        with path.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("epoch", "").isdigit() and int(r["epoch"]) < start_epoch]
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(METRICS_HEADER)
+        for r in rows:
+            beyond_header = r.pop(None, None)  # a 7th value an earlier resume appended under the old header
+            r.setdefault("raw_valid_acc", beyond_header[0] if beyond_header else r.get("valid_acc", ""))
+            writer.writerow([r.get(key) or "" for key in METRICS_HEADER])
+    tmp.replace(path)
 
 
 def _load_last(out: Path, cfg: TrainConfig, data: TrainingData) -> dict[str, Any]:
