@@ -50,7 +50,7 @@ bench: setup-test
 # Reproduces the bundled default model from FER+ (about 40 min on a 2-core CPU).
 default-model: setup-train
 	$(BIN)/maeum train --data $(SHARED)/data/ferplus --out runs/ferplus-resnet-s
-	$(BIN)/maeum export runs/ferplus-resnet-s/best.pt --out src/maeum/models/ferplus_resnet_s.onnx
+	$(BIN)/maeum export runs/ferplus-resnet-s/best.pt --out src/maeum/models/ferplus_resnet_s.onnx --tta --int8
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache src/*.egg-info

@@ -6,7 +6,11 @@ import os
 import re
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MAEUM_SHARED", REPO.parent / "shared"))
@@ -58,3 +62,13 @@ def table(rows: list[list[object]], header: list[str]) -> str:
 def out(text: str = "") -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+def throughput(fn: Callable[[np.ndarray], object], faces: np.ndarray, seconds: float = 3.0) -> float:
+    """Faces per second of ``fn`` called on the batch ``faces`` again and again for ``seconds`` (after one call)."""
+    fn(faces)
+    n, t = 0, time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        fn(faces)
+        n += len(faces)
+    return n / (time.perf_counter() - t)

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import CACHE, REPO, out, table
+from _common import CACHE, REPO, out, table, throughput
 from _fer_reference import fer_preprocess, load_fer_session
 from _photos import real_photos
 from maeum import Analyzer, load_image
@@ -39,15 +39,6 @@ def median_ms(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return 1000 * statistics.median(times)
-
-
-def throughput(fn: Callable[[np.ndarray], object], faces: np.ndarray, seconds: float = 3.0) -> float:
-    fn(faces)
-    n, t = 0, time.perf_counter()
-    while time.perf_counter() - t < seconds:
-        fn(faces)
-        n += len(faces)
-    return n / (time.perf_counter() - t)
 
 
 def jpeg(image: np.ndarray) -> bytes:

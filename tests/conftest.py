@@ -11,10 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper
 from PIL import Image
 
 from maeum.analyzer import Analyzer
+from maeum.classify import METADATA_KEY, EmotionClassifier, ModelInfo
+from maeum.labels import FERPLUS7
+from maeum.preprocess import InputSpec
 from maeum.results import Box
 
 REPO = Path(__file__).resolve().parents[1]
@@ -249,3 +254,40 @@ def read_metrics(run: Path) -> list[dict[str, str]]:
     """The rows of a run's metrics.csv."""
     with (run / "metrics.csv").open() as f:
         return list(csv.DictReader(f))
+
+
+def tiny_model(
+    path: Path,
+    labels: tuple[str, ...] | None = FERPLUS7,
+    template: np.ndarray | None = None,
+    opset: int = 13,
+) -> Path:
+    """A 48 px gray model emitting logits: a 4x4 average pool, flattened, times fixed weights
+    (so, unlike the bundled model, a mirror image changes its answer).
+
+    ``labels=None`` writes it without maeum metadata.
+    """
+    k, cells = 7, 12 * 12
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 48, 48])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", k])
+    w = np.random.default_rng(2).normal(0, 3, (cells, k)).astype(np.float32)
+    nodes = [
+        helper.make_node("AveragePool", ["x"], ["p"], kernel_shape=[4, 4], strides=[4, 4]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("MatMul", ["f", "w"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "tiny", [x], [y], [onnx.numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    if labels is not None:
+        info = ModelInfo(
+            "tiny",
+            labels,
+            InputSpec(48, "gray", (0.4,), (0.25,)),
+            EmotionClassifier().info.template if template is None else template,
+            "logits",
+        )
+        entry = model.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, info.to_metadata()
+    onnx.save(model, str(path))
+    return path

@@ -8,6 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from conftest import tiny_model
 from maeum.classify import DEFAULT_MODEL, METADATA_KEY, EmotionClassifier, ModelInfo, list_models
 from maeum.errors import ModelError, UnknownNameError
 from maeum.labels import FERPLUS7
@@ -127,15 +128,26 @@ def test_bundled_model_is_trained(shared: Path) -> None:
     assert accuracy > 0.75, accuracy
 
 
-def test_predict_many_batches_and_mirrors_like_predict(shared: Path) -> None:
+def test_predict_many_batches_and_mirrors_like_predict(shared: Path, tmp_path: Path) -> None:
     from PIL import Image
 
     files = sorted((shared / "data" / "ferplus" / "FER2013Test").glob("*.png"))[:20]
     faces = np.stack([np.asarray(Image.open(f).convert("L")) for f in files])
-    clf = EmotionClassifier()
+    clf = EmotionClassifier(tiny_model(tmp_path / "tiny.onnx"))  # a mirror changes its answers
     plain = clf.predict(faces)
     np.testing.assert_allclose(clf.predict_many(faces, batch_size=7), plain, atol=1e-6)
     mirrored = clf.predict_many(faces, batch_size=7, mirrored=True)
     np.testing.assert_allclose(mirrored, (plain + clf.predict(faces[:, :, ::-1].copy())) / 2, atol=1e-6)
     assert not np.allclose(mirrored, plain, atol=1e-3)
     assert clf.predict_many(faces[:0]).shape == (0, len(FERPLUS7))
+
+
+def test_the_bundled_model_averages_each_face_with_its_mirror(shared: Path) -> None:
+    from PIL import Image
+
+    files = sorted((shared / "data" / "ferplus" / "FER2013Test").glob("*.png"))[:20]
+    faces = np.stack([np.asarray(Image.open(f).convert("L")) for f in files])
+    clf = EmotionClassifier()
+    assert clf.info.extra["tta"] == "flip"
+    np.testing.assert_allclose(clf.predict(faces[:, :, ::-1].copy()), clf.predict(faces), atol=1e-6)
+    np.testing.assert_allclose(clf.predict(faces).sum(1), 1, atol=1e-5)

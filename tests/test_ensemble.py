@@ -12,12 +12,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper
 from PIL import Image
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, tiny_model
 from maeum.analyzer import Analyzer
-from maeum.classify import DEFAULT_MODEL, METADATA_KEY, EmotionClassifier, ModelInfo, resolve_model
+from maeum.classify import DEFAULT_MODEL, EmotionClassifier, ModelInfo, resolve_model
 from maeum.cli import main
 from maeum.errors import MaeumError, ModelError
 from maeum.imageio import load_image
@@ -67,42 +66,6 @@ def mini64(tmp_path_factory: pytest.TempPathFactory) -> Path:
     check = np.random.default_rng(1).integers(0, 256, (8, 64, 64, 3), dtype=np.uint8)
     path = tmp_path_factory.mktemp("members") / "mini64.onnx"
     export_onnx(model, info, path, check_faces=check)
-    return path
-
-
-def _tiny(
-    path: Path,
-    labels: tuple[str, ...] | None = FERPLUS7,
-    template: np.ndarray | None = None,
-    opset: int = 13,
-) -> Path:
-    """A 48 px gray model emitting logits: a 4x4 average pool, flattened, times fixed weights.
-
-    ``labels=None`` writes it without maeum metadata.
-    """
-    k, cells = 7, 12 * 12
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 48, 48])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", k])
-    w = np.random.default_rng(2).normal(0, 3, (cells, k)).astype(np.float32)
-    nodes = [
-        helper.make_node("AveragePool", ["x"], ["p"], kernel_shape=[4, 4], strides=[4, 4]),
-        helper.make_node("Flatten", ["p"], ["f"]),
-        helper.make_node("MatMul", ["f", "w"], ["y"]),
-    ]
-    graph = helper.make_graph(nodes, "tiny", [x], [y], [onnx.numpy_helper.from_array(w, "w")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
-    if labels is not None:
-        info = ModelInfo(
-            "tiny",
-            labels,
-            InputSpec(48, "gray", (0.4,), (0.25,)),
-            BUNDLED.template if template is None else template,
-            "logits",
-        )
-        entry = model.metadata_props.add()
-        entry.key, entry.value = METADATA_KEY, info.to_metadata()
-    onnx.save(model, str(path))
     return path
 
 
@@ -206,7 +169,7 @@ def test_weights_one_zero_give_the_first_member(tmp_path: Path, mini64: Path, ph
 
 def test_logit_member_of_an_older_opset_is_soft_maxed(tmp_path: Path, fer_faces: np.ndarray) -> None:
     """A logits model at opset 13 next to the bundled one (opset 17): no resize, so exact."""
-    tiny = _tiny(tmp_path / "tiny.onnx")
+    tiny = tiny_model(tmp_path / "tiny.onnx")
     build_ensemble([DEFAULT_MODEL, tiny], tmp_path / "e.onnx", weights=[1, 1])
     got = EmotionClassifier(tmp_path / "e.onnx").predict(fer_faces)
     logits = _run_float(tiny, ((fer_faces.astype(np.float32) / 255 - 0.4) / 0.25)[:, None])
@@ -216,12 +179,12 @@ def test_logit_member_of_an_older_opset_is_soft_maxed(tmp_path: Path, fer_faces:
 
 
 def test_a_member_framing_faces_differently_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    shifted = _tiny(tmp_path / "shifted.onnx", template=BUNDLED.template + np.array([0, 4]))  # 4 px of 48: over 5 %
+    shifted = tiny_model(tmp_path / "shifted.onnx", template=BUNDLED.template + np.array([0, 4]))  # 4 of 48 px: > 5 %
     with caplog.at_level(logging.WARNING, logger="maeum"):
         build_ensemble([DEFAULT_MODEL, shifted], tmp_path / "e.onnx")
     assert "frames faces differently" in caplog.text
     caplog.clear()
-    close = _tiny(tmp_path / "close.onnx", template=BUNDLED.template + np.array([0, 1]))
+    close = tiny_model(tmp_path / "close.onnx", template=BUNDLED.template + np.array([0, 1]))
     with caplog.at_level(logging.WARNING, logger="maeum"):
         build_ensemble([DEFAULT_MODEL, close], tmp_path / "e2.onnx")
     assert "frames faces differently" not in caplog.text
@@ -242,7 +205,7 @@ def test_bad_weights_are_refused(tmp_path: Path, weights: list[float], match: st
 
 
 def test_other_label_sets_are_refused(tmp_path: Path) -> None:
-    other = _tiny(tmp_path / "other.onnx", labels=(*FERPLUS7[:6], "contempt"))
+    other = tiny_model(tmp_path / "other.onnx", labels=(*FERPLUS7[:6], "contempt"))
     with pytest.raises(EnsembleError, match=r"other\.onnx.*lacks \['fear'\], adds \['contempt'\]"):
         build_ensemble([DEFAULT_MODEL, other], tmp_path / "e.onnx")
 
@@ -250,7 +213,7 @@ def test_other_label_sets_are_refused(tmp_path: Path) -> None:
 def test_unusable_members_are_refused_naming_the_file(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"member 2 .*nope\.onnx.*not found"):
         build_ensemble([DEFAULT_MODEL, tmp_path / "nope.onnx"], tmp_path / "e.onnx")
-    bare = _tiny(tmp_path / "bare.onnx", labels=None)
+    bare = tiny_model(tmp_path / "bare.onnx", labels=None)
     with pytest.raises(ModelError, match=r"bare\.onnx has no 'maeum' metadata"):
         build_ensemble([bare, DEFAULT_MODEL], tmp_path / "e.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"\x00 not a protobuf \xff" * 10)

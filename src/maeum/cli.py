@@ -113,6 +113,14 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--template-samples", type=int, default=1500, help="training crops used to measure the alignment template"
     )
+    e.add_argument(
+        "--tta",
+        action="store_true",
+        help="build flip test-time augmentation into the model: the mean over each face and its mirror (2x compute)",
+    )
+    e.add_argument(
+        "--int8", action="store_true", help="quantize to int8, calibrated on the run's training crops (faster on CPUs)"
+    )
     e.set_defaults(run=_export)
 
     add_evaluate_parser(sub)
@@ -280,7 +288,7 @@ def _export(args: argparse.Namespace) -> int:
     if not args.checkpoint.is_file():
         raise MaeumError(f"{args.checkpoint}: no such checkpoint; train first with `maeum train`")
     name = args.name or args.checkpoint.resolve().parent.name or "model"
-    export_checkpoint(args.checkpoint, args.out, name, args.template_samples)
+    export_checkpoint(args.checkpoint, args.out, name, args.template_samples, tta=args.tta, int8=args.int8)
     return EXIT_OK
 
 

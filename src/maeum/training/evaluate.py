@@ -342,6 +342,10 @@ def _predict_known(
         )
     if dropped:
         log.info("left out %d images whose label the model lacks: %s", sum(dropped.values()), dropped)
+    if config.tta and clf.info.extra.get("tta") == "flip":
+        log.warning(
+            "%s already averages each face with its mirror (exported with --tta): --tta changes nothing", clf.info.name
+        )
     return clf.predict_many(data.images[keep], config.batch_size, config.tta), y[keep], dropped, keep
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from maeum.classify import ModelInfo
+from maeum.classify import EmotionClassifier, ModelInfo
 from maeum.detect import create_detector
 from maeum.labels import FERPLUS7
 from maeum.training.datasets import load_training_data
-from maeum.training.export import export_onnx
+from maeum.training.export import QUANTIZE_CROPS, export_onnx, write_metadata
 from maeum.training.template import measure_template
-from maeum.training.trainer import load_checkpoint, predict
+from maeum.training.trainer import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,11 @@ _LICENCES = {
 }
 
 
-def export_checkpoint(checkpoint: Path, out: Path, name: str, template_samples: int = 1500) -> ModelInfo:
+def export_checkpoint(
+    checkpoint: Path, out: Path, name: str, template_samples: int = 1500, tta: bool = False, int8: bool = False
+) -> ModelInfo:
+    """Export ``checkpoint`` to ``out``; ``tta`` builds flip test-time augmentation into the graph,
+    ``int8`` quantizes it on the run's training crops. The metrics recorded are the written file's."""
     model, spec, state = load_checkpoint(checkpoint)
     cfg = state["config"]
     labels = tuple(state.get("labels", FERPLUS7))
@@ -38,16 +42,13 @@ def export_checkpoint(checkpoint: Path, out: Path, name: str, template_samples: 
     rng = np.random.default_rng(0)
     sample = train[rng.choice(len(train), min(template_samples, len(train)), replace=False)]
     template, used = measure_template(sample, create_detector("retinaface"))
-
-    scores = {}
-    for split, split_data in data.splits.items():
-        if split == "train":
-            continue
-        keep = split_data.labels >= 0
-        probs = predict(model, split_data.images[keep], spec)
-        accuracy = float((probs.argmax(1) == split_data.labels[keep]).mean())
-        named = _SPLIT_NAMES.get(data.name, {}).get(split, split)
-        scores[f"{data.name}_{named}_{'majority_' if data.name != 'fer2013' else ''}accuracy"] = round(accuracy, 4)
+    served: dict[str, object] = {}
+    if tta:
+        served["tta"] = "flip"
+    if int8:
+        served["quantization"] = (
+            f"int8 (static, QDQ): weights per output channel, activations calibrated on {QUANTIZE_CROPS} training crops"
+        )
     info = ModelInfo(
         name=name,
         labels=labels,
@@ -64,9 +65,23 @@ def export_checkpoint(checkpoint: Path, out: Path, name: str, template_samples: 
             "licence": _LICENCES.get(
                 data.name, f"weights follow the terms of the {data.name} data they were trained on"
             ),
-            **scores,
+            **served,
         },
     )
-    log.info("metrics at export: %s", json.dumps(scores))
-    export_onnx(model, info, out, check_faces=train[:256])
+    calibration = train[np.random.default_rng(1).permutation(len(train))[:QUANTIZE_CROPS]] if int8 else None
+    export_onnx(model, info, out, check_faces=train[:256], flip=tta, int8_faces=calibration)
+
+    written = EmotionClassifier(out)
+    scores = {}
+    for split, split_data in data.splits.items():
+        if split == "train":
+            continue
+        keep = split_data.labels >= 0
+        probs = written.predict(split_data.images[keep])
+        accuracy = float((probs.argmax(1) == split_data.labels[keep]).mean())
+        named = _SPLIT_NAMES.get(data.name, {}).get(split, split)
+        scores[f"{data.name}_{named}_{'majority_' if data.name != 'fer2013' else ''}accuracy"] = round(accuracy, 4)
+    log.info("metrics of %s: %s", out, json.dumps(scores))
+    info.extra.update(scores)
+    write_metadata(out, info)
     return info

@@ -1,0 +1,104 @@
+"""`maeum export --tta --int8`: flip test-time augmentation inside the graph, and int8 quantization."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maeum.classify import EmotionClassifier, ModelInfo
+from maeum.cli import main
+from maeum.labels import FERPLUS7
+from maeum.preprocess import InputSpec
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+
+GRAY48 = InputSpec.from_dict({"size": 48, "color": "gray", "mean": [0.5], "std": [0.5]})
+PHOTO = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
+
+
+@pytest.fixture(scope="module")
+def faces(small_ferplus: Path) -> dict[str, np.ndarray]:
+    from maeum.training import ferplus
+
+    return {split: ferplus.load_split(small_ferplus, split).images for split in ("train", "valid")}
+
+
+def _decisive_net() -> torch.nn.Module:
+    """An untrained resnet_s whose classifier is scaled up, so its answers differ clearly from face to face."""
+    from maeum.training.nets import create_model
+
+    torch.manual_seed(0)
+    net = create_model("resnet_s", num_classes=len(FERPLUS7), in_chans=1, img_size=48).eval()
+    with torch.no_grad():
+        net.head[3].weight.mul_(1000)
+    return net
+
+
+def _info() -> ModelInfo:
+    return ModelInfo(name="net", labels=FERPLUS7, input=GRAY48, template=np.zeros((5, 2)), output="probabilities")
+
+
+def test_flip_tta_in_the_graph_is_the_mean_over_the_face_and_its_mirror(faces, tmp_path: Path) -> None:
+    from maeum.training.export import export_onnx
+
+    net, valid = _decisive_net(), faces["valid"]
+    export_onnx(net, _info(), tmp_path / "plain.onnx", valid)
+    export_onnx(net, _info(), tmp_path / "flip.onnx", valid, flip=True)
+    plain, flip = EmotionClassifier(tmp_path / "plain.onnx"), EmotionClassifier(tmp_path / "flip.onnx")
+    mirrored = np.ascontiguousarray(valid[:, :, ::-1])
+    np.testing.assert_allclose(flip.predict(valid), plain.predict_mirrored(valid), atol=1e-5)
+    np.testing.assert_allclose(flip.predict(mirrored), flip.predict(valid), atol=1e-5)
+    assert np.abs(plain.predict(mirrored) - plain.predict(valid)).max() > 0.1  # without it, a mirror changes answers
+
+
+def test_an_int8_export_agrees_with_torch_and_a_badly_calibrated_one_is_refused(faces, tmp_path: Path) -> None:
+    from maeum.training.export import export_onnx
+
+    net = _decisive_net()
+    report = export_onnx(net, _info(), tmp_path / "int8.onnx", faces["valid"], int8_faces=faces["train"])
+    assert report["clear_top1_agreement"] >= 0.95 and report["max_abs_diff"] > 1e-4  # rounded, yet the same answers
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in onnx.load(tmp_path / "int8.onnx").graph.node}
+
+    # Activation ranges measured on blank crops clip real faces: the check fails and writes nothing.
+    blank = np.zeros((64, 48, 48), np.uint8)
+    with pytest.raises(RuntimeError, match="disagrees with torch"):
+        export_onnx(net, _info(), tmp_path / "blank.onnx", faces["valid"], int8_faces=blank)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["int8.onnx"]
+
+
+def test_train_export_tta_int8_evaluate_card_and_analyze(small_ferplus: Path, tmp_path: Path, capsys) -> None:
+    run, model = tmp_path / "run", tmp_path / "served.onnx"
+    args = ["train", "--data", str(small_ferplus), "--out", str(run), "--model", "resnet_s", "--epochs", "3",
+            "--batch-size", "16", "--threads", "1", "--no-bf16", "--no-tensorboard"]  # fmt: skip
+    assert main(args) == 0
+    assert main(["export", str(run / "best.pt"), "--out", str(tmp_path / "float.onnx")]) == 0
+    assert main(["export", str(run / "best.pt"), "--out", str(model), "--tta", "--int8"]) == 0
+    assert "clear answers" in capsys.readouterr().err
+
+    served = EmotionClassifier(model)
+    assert served.info.extra["tta"] == "flip" and "int8" in served.info.extra["quantization"]
+    assert model.stat().st_size < 0.4 * (tmp_path / "float.onnx").stat().st_size
+    # The accuracy in the metadata is the written file's own.
+    from maeum.training import ferplus
+
+    valid = ferplus.load_split(small_ferplus, "valid")
+    keep = valid.majority() >= 0
+    accuracy = float((served.predict(valid.images[keep]).argmax(1) == valid.majority()[keep]).mean())
+    assert served.info.extra["ferplus_valid_majority_accuracy"] == round(accuracy, 4)
+
+    report = tmp_path / "eval"
+    assert main(["evaluate", str(model), "--data", str(small_ferplus), "--split", "test", "--out", str(report)]) == 0
+    card = tmp_path / "CARD.md"
+    assert main(["card", str(model), "--report", str(report), "--run", str(run), "--out", str(card)]) == 0
+    text = card.read_text(encoding="utf-8")
+    assert "flip test-time augmentation in the graph" in text and "int8 (static, QDQ)" in text
+    assert f"--out {model} --name run --tta --int8" in text
+
+    capsys.readouterr()
+    assert main(["analyze", str(PHOTO), "--model", str(model)]) == 0
+    (found,) = json.loads(capsys.readouterr().out).values()
+    assert len(found) == 1 and set(found[0]["probs"]) == set(FERPLUS7)
