@@ -102,3 +102,22 @@ def test_train_export_tta_int8_evaluate_card_and_analyze(small_ferplus: Path, tm
     assert main(["analyze", str(PHOTO), "--model", str(model)]) == 0
     (found,) = json.loads(capsys.readouterr().out).values()
     assert len(found) == 1 and set(found[0]["probs"]) == set(FERPLUS7)
+
+
+def test_hog_svm_exports_in_int8_with_its_epsilons_kept_float(small_ferplus: Path, tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    run, model = tmp_path / "svm", tmp_path / "svm.onnx"
+    args = ["train", "--data", str(small_ferplus), "--out", str(run), "--model", "hog_svm", "--labels", "majority",
+            "--no-tensorboard"]  # fmt: skip
+    assert main(args) == 0
+    # HOG's block norm divides by sqrt(sum + epsilon): an epsilon rounded to 0 in int8 gave NaN.
+    args = ["export", str(run / "best.pt"), "--out", str(model), "--int8", "--template-samples", "60"]
+    assert main(args) == 0
+    from maeum.training import ferplus
+
+    blank_and_faces = np.concatenate(
+        [np.zeros((1, 48, 48), np.uint8), ferplus.load_split(small_ferplus, "test").images]
+    )
+    probs = EmotionClassifier(model).predict(blank_and_faces)
+    assert np.isfinite(probs).all()
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
