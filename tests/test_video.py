@@ -467,7 +467,14 @@ def test_ctrl_c_leaves_valid_partial_outputs(tmp_path: Path, faces: dict[str, np
     clip = write_clip(tmp_path / "long.mp4", frames)
     out_csv, out_mp4 = tmp_path / "t.csv", tmp_path / "t.mp4"
     argv = ["video", str(clip), "--csv", str(out_csv), "--out", str(out_mp4), "--detect-every", "1", "--threads", "1"]
-    proc = subprocess.Popen([sys.executable, "-m", "maeum.cli", *argv], stderr=subprocess.PIPE, text=True)
+    # SIGINT back to its default in the child: a shell that starts the tests in the background
+    # ignores it, and a child that starts with it ignored never sees Ctrl-C.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "maeum.cli", *argv],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         if out_csv.exists() and out_csv.read_text().count("\n") > 20:
