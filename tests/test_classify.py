@@ -128,11 +128,17 @@ def test_bundled_model_is_trained(shared: Path) -> None:
     assert accuracy > 0.75, accuracy
 
 
-def test_predict_many_batches_and_mirrors_like_predict(shared: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def ferplus_test_faces(shared: Path) -> np.ndarray:
+    """The first 20 FER+ Test crops (48x48 gray uint8)."""
     from PIL import Image
 
     files = sorted((shared / "data" / "ferplus" / "FER2013Test").glob("*.png"))[:20]
-    faces = np.stack([np.asarray(Image.open(f).convert("L")) for f in files])
+    return np.stack([np.asarray(Image.open(f).convert("L")) for f in files])
+
+
+def test_predict_many_batches_and_mirrors_like_predict(ferplus_test_faces: np.ndarray, tmp_path: Path) -> None:
+    faces = ferplus_test_faces
     clf = EmotionClassifier(tiny_model(tmp_path / "tiny.onnx"))  # a mirror changes its answers
     plain = clf.predict(faces)
     np.testing.assert_allclose(clf.predict_many(faces, batch_size=7), plain, atol=1e-6)
@@ -142,12 +148,9 @@ def test_predict_many_batches_and_mirrors_like_predict(shared: Path, tmp_path: P
     assert clf.predict_many(faces[:0]).shape == (0, len(FERPLUS7))
 
 
-def test_the_bundled_model_averages_each_face_with_its_mirror(shared: Path) -> None:
-    from PIL import Image
-
-    files = sorted((shared / "data" / "ferplus" / "FER2013Test").glob("*.png"))[:20]
-    faces = np.stack([np.asarray(Image.open(f).convert("L")) for f in files])
+def test_the_bundled_model_averages_each_face_with_its_mirror(ferplus_test_faces: np.ndarray) -> None:
+    faces = ferplus_test_faces
     clf = EmotionClassifier()
-    assert clf.info.extra["tta"] == "flip"
+    assert clf.info.mirrored
     np.testing.assert_allclose(clf.predict(faces[:, :, ::-1].copy()), clf.predict(faces), atol=1e-6)
     np.testing.assert_allclose(clf.predict(faces).sum(1), 1, atol=1e-5)

@@ -42,6 +42,11 @@ class ModelInfo:
     output: str  # "probabilities" or "logits"
     extra: dict[str, object] = field(default_factory=dict)
 
+    @property
+    def mirrored(self) -> bool:
+        """Whether the graph averages each face with its mirror image (``maeum export --tta``)."""
+        return self.extra.get("tta") == "flip"
+
     def to_metadata(self) -> str:
         data = dict(self.extra)
         data.update(

@@ -159,7 +159,7 @@ def _header(info: ModelInfo, path: Path) -> list[str]:
     size = f"{params:,} parameters, " if isinstance(params, int) else "parameters not stated in the metadata, "
     size += f"{path.stat().st_size / 1e6:.1f} MB ONNX (`{path.name}`)"
     architecture = f"`{extra['architecture']}`" if extra.get("architecture") else NOT_STATED
-    if extra.get("tta") == "flip":
+    if info.mirrored:
         output += "; the mean over the face and its mirror image (flip test-time augmentation in the graph)"
     if extra.get("quantization"):
         size += f"; {extra['quantization']}"
@@ -248,7 +248,7 @@ def _recipe(info: ModelInfo, path: Path, run: Path | None, config: dict[str, Any
 
 def _export_flags(info: ModelInfo) -> str:
     """The ``maeum export`` options that wrote a file with this metadata."""
-    return (" --tta" if info.extra.get("tta") == "flip" else "") + (" --int8" if info.extra.get("quantization") else "")
+    return (" --tta" if info.mirrored else "") + (" --int8" if info.extra.get("quantization") else "")
 
 
 def _metrics(reports: list[tuple[Path, dict[str, Any]]], link_from: Path | None) -> list[str]:

@@ -342,7 +342,7 @@ def _predict_known(
         )
     if dropped:
         log.info("left out %d images whose label the model lacks: %s", sum(dropped.values()), dropped)
-    if config.tta and clf.info.extra.get("tta") == "flip":
+    if config.tta and clf.info.mirrored:
         log.warning(
             "%s already averages each face with its mirror (exported with --tta): --tta changes nothing", clf.info.name
         )
