@@ -96,7 +96,10 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         help="also write the metrics as TensorBoard events in OUT/tensorboard (default)",
     )
     t.add_argument("--svm-c", type=float, help=_help("hog_svm only: the SVM's C", "svm_c"))
-    t.add_argument("--init", help="fine-tune: start from this best.pt (same model, labels and input)")
+    t.add_argument(
+        "--init",
+        help="fine-tune: start from this best.pt, exported .onnx or bundled model name (same model and input)",
+    )
     t.add_argument(
         "--teacher",
         help="distil: a model name or .onnx (e.g. from `maeum ensemble`) whose answers join the training targets",

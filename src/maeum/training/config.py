@@ -143,8 +143,15 @@ class TrainConfig:
             raise ConfigError(f"teacher_weight must be between 0 and 1, got {self.teacher_weight!r}")
         if self.teacher.endswith(".onnx") and not Path(self.teacher).is_file():
             raise FileNotFoundError(f"teacher {self.teacher}: no such model; pass an exported .onnx or a model name")
-        if self.init and not Path(self.init).is_file():
-            raise FileNotFoundError(f"--init {self.init}: no such checkpoint; pass a best.pt from `maeum train`")
+        from maeum.classify import BUNDLED_MODELS  # here: importing the config stays light
+
+        if self.init and not (Path(self.init).is_file() or self.init in BUNDLED_MODELS):
+            raise FileNotFoundError(
+                f"--init {self.init}: no such checkpoint or model; pass a best.pt from `maeum train`, "
+                f"an exported .onnx, or a bundled model ({', '.join(BUNDLED_MODELS)})"
+            )
+        if self.init and self.model == "hog_svm":
+            raise ConfigError("hog_svm is one fit from its features, with nothing to fine-tune; drop --init")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -23,7 +23,7 @@ CLEAR_MARGIN = 0.1  # a clear answer: its top-1 probability leads the runner-up 
 QUANTIZED_OPS = ["Conv", "MatMul", "Add", "Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool"]
 
 
-class _Served(torch.nn.Module):
+class Served(torch.nn.Module):
     """The network as served: softmax probabilities; with ``flip``, the mean over the crop and its mirror."""
 
     def __init__(self, net: torch.nn.Module, flip: bool = False) -> None:
@@ -58,7 +58,7 @@ def export_onnx(
     """
     if info.output != "probabilities":
         raise ValueError("export_onnx writes a softmax output; set info.output='probabilities'")
-    model = _Served(model, flip).eval()
+    model = Served(model, flip).eval()
     spec = info.input
     dummy = torch.zeros(2, spec.channels, spec.size, spec.size)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 
+from maeum.classify import EmotionClassifier
 from maeum.errors import ConfigError
 from maeum.labels import FERPLUS7
 from maeum.preprocess import InputSpec
@@ -33,6 +34,7 @@ from maeum.training.datasets import TrainingData, load_training_data
 from maeum.training.distill import mix_targets, teacher_probabilities
 from maeum.training.loader import EpochBatches, batch_loader, to_batch
 from maeum.training.nets import check_model_name, create_model
+from maeum.training.onnx_weights import is_onnx_model, read_onnx_weights
 from maeum.training.runtime import Runtime, start_runtime
 
 __all__ = ["TrainConfig", "build_model", "load_checkpoint", "predict", "train"]
@@ -93,22 +95,37 @@ def _majority_accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
     return float((probs[keep].argmax(1) == labels[keep]).mean())
 
 
-def _initial_weights(path: Path, cfg: TrainConfig, model: torch.nn.Module, labels: tuple[str, ...]) -> dict:
-    """The weights of ``--init`` checkpoint ``path`` for ``model``, which is to learn ``labels``.
+def _initial_weights(
+    init: str, cfg: TrainConfig, model: torch.nn.Module, labels: tuple[str, ...], images: np.ndarray
+) -> dict:
+    """The weights of ``--init`` for ``model``, which is to learn ``labels``.
 
-    A checkpoint trained on other labels (FER+ before AI Hub, say) gives everything but the
-    classifier; of the classifier, each class the two label sets share keeps its learned
-    row and the other classes keep ``model``'s fresh ones.
+    ``init`` is a ``best.pt``, or an ONNX model (an exported file or a bundled name) read back by
+    ``maeum.training.onnx_weights`` with the training crops ``images``. A model trained on other
+    labels (FER+ before AI Hub, say) gives everything but the classifier; of the classifier,
+    each class the two label sets share keeps its learned row and the other classes keep
+    ``model``'s fresh ones.
     """
-    state = torch.load(path, map_location="cpu")
-    if state.get("model_name") != cfg.model:
-        raise ValueError(f"--init {path} holds a {state.get('model_name')} model, not {cfg.model}; pass --model")
-    theirs = state.get("config", {}).get("input", {})
+    if is_onnx_model(init):
+        info = EmotionClassifier(init).info
+        arch, theirs, old = info.extra.get("architecture"), info.input.to_dict(), info.labels
+    else:
+        state = torch.load(init, map_location="cpu")
+        arch, theirs = state.get("model_name"), state.get("config", {}).get("input", {})
+        old = tuple(state.get("labels", FERPLUS7))  # as load_checkpoint reads them
+    if arch != cfg.model and arch not in ("ensemble", "hog_svm"):  # those two: refused below, saying why
+        raise ConfigError(f"--init {init} holds a {arch} model, not {cfg.model}; pass --model {arch}")
     if (theirs.get("size"), theirs.get("color")) != (cfg.input["size"], cfg.input["color"]):
-        raise ValueError(
-            f"--init {path} takes {theirs.get('size')}px {theirs.get('color')} input; pass the same --size and --color"
+        raise ConfigError(
+            f"--init {init} takes {theirs.get('size')}px {theirs.get('color')} input; pass the same --size and --color"
         )
-    weights, old = state["model"], tuple(state.get("labels", FERPLUS7))  # as load_checkpoint reads them
+    ours = InputSpec.from_dict(cfg.input)
+    if [theirs.get("mean"), theirs.get("std")] != [list(ours.mean), list(ours.std)]:
+        raise ConfigError(
+            f"--init {init} takes input normalised with mean {theirs.get('mean')} and std {theirs.get('std')}; "
+            "set the same input.mean and input.std in the config (or with --set)"
+        )
+    weights = read_onnx_weights(init, images)[0] if is_onnx_model(init) else state["model"]
     if old == labels:
         return weights
     shared = [label for label in labels if label in old]
@@ -120,7 +137,7 @@ def _initial_weights(path: Path, cfg: TrainConfig, model: torch.nn.Module, label
         weights[key] = row
     log.info(
         "--init %s was trained on %s: its classifier rows for %s carried over, %s start fresh",
-        path,
+        init,
         ", ".join(old),
         ", ".join(shared) or "no class",
         ", ".join(label for label in labels if label not in old) or "no class",
@@ -307,7 +324,7 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
         best_epoch = resumed.get("best_epoch", resumed["epoch"])  # runs before early stopping: assume the latest
         log.info("resuming after epoch %d (best valid %.4f)", start_epoch - 1, best)
     elif cfg.init:
-        model.load_state_dict(_initial_weights(Path(cfg.init), cfg, model, data.labels))
+        model.load_state_dict(_initial_weights(cfg.init, cfg, model, data.labels, images))
         log.info("fine-tuning from %s", cfg.init)
     # channels_last is what makes bfloat16 fast on CPU; in float32 it gains little, and the
     # depthwise-convolution backward of some torch CPU builds crashes on it (mini_xception, RGB).
