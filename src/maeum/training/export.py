@@ -80,22 +80,15 @@ def export_onnx(
         with torch.no_grad():
             ref = model(torch.from_numpy(to_model_input(check_faces, spec))).numpy()
         got = EmotionClassifier(partial).predict(check_faces)
-        agree = ref.argmax(1) == got.argmax(1)
-        top2 = np.sort(ref, axis=1)[:, -2:]
-        clear = top2[:, 1] - top2[:, 0] >= CLEAR_MARGIN
-        report = {
-            "max_abs_diff": float(np.abs(ref - got).max()),
-            "top1_agreement": float(agree.mean()),
-            "clear_top1_agreement": float(agree[clear].mean()) if clear.any() else float("nan"),
-        }
+        report = compare(ref, got)
         log.info(
             "exported %s: max |onnx - torch| %.2e, top-1 agreement %.4f (%.4f on the %d of %d clear answers)",
             out,
             report["max_abs_diff"],
             report["top1_agreement"],
             report["clear_top1_agreement"],
-            clear.sum(),
-            len(clear),
+            report["clear_answers"],
+            len(ref),
         )
         if not np.isfinite(got).all():
             raise RuntimeError(f"ONNX export of {info.name} gives non-finite probabilities on the check crops")
@@ -103,7 +96,7 @@ def export_onnx(
             failed = report["max_abs_diff"] > 1e-3
         else:
             failed = report["clear_top1_agreement"] < INT8_MIN_AGREEMENT  # nan (no clear answer): not judged
-            if not clear.any():
+            if not report["clear_answers"]:
                 log.warning("no clear answer among %d check crops: the int8 file's agreement is not judged", len(ref))
         if failed:
             raise RuntimeError(f"ONNX export of {info.name} disagrees with torch: {report}")
@@ -111,6 +104,20 @@ def export_onnx(
     finally:
         partial.unlink(missing_ok=True)
     return report
+
+
+def compare(ref: np.ndarray, got: np.ndarray) -> dict[str, float]:
+    """How closely probabilities ``got`` (N, K) follow ``ref``: max |difference|, top-1 agreement, and
+    top-1 agreement on ``ref``'s clear answers (top-1 ahead by ``CLEAR_MARGIN``; nan when none is)."""
+    agree = ref.argmax(1) == got.argmax(1)
+    top2 = np.sort(ref, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] >= CLEAR_MARGIN
+    return {
+        "max_abs_diff": float(np.abs(ref - got).max()),
+        "top1_agreement": float(agree.mean()),
+        "clear_top1_agreement": float(agree[clear].mean()) if clear.any() else float("nan"),
+        "clear_answers": int(clear.sum()),
+    }
 
 
 def write_metadata(path: Path, info: ModelInfo) -> None:

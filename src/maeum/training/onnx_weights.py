@@ -33,7 +33,7 @@ from onnx import numpy_helper
 from maeum.classify import BUNDLED_MODELS, EmotionClassifier, ModelInfo, resolve_model
 from maeum.errors import ConfigError
 from maeum.preprocess import to_model_input
-from maeum.training.export import CLEAR_MARGIN, INT8_MIN_AGREEMENT, Served
+from maeum.training.export import INT8_MIN_AGREEMENT, Served, compare
 from maeum.training.nets import create_model
 
 __all__ = ["CALIBRATION_CROPS", "is_onnx_model", "read_onnx_weights"]
@@ -91,11 +91,8 @@ def read_onnx_weights(model: str | Path, crops: np.ndarray) -> tuple[dict[str, t
         ours = Served(net, flip=info.mirrored).eval()(x).numpy()
     theirs = clf.predict(crops)
     quantized = any(n.op_type == "DequantizeLinear" for n in proto.graph.node)
-    agree = ours.argmax(1) == theirs.argmax(1)
-    top2 = np.sort(theirs, axis=1)[:, -2:]
-    clear = top2[:, 1] - top2[:, 0] >= CLEAR_MARGIN
-    diff = float(np.abs(ours - theirs).max())
-    clear_agreement = float(agree[clear].mean()) if clear.any() else 1.0
+    report = compare(theirs, ours)
+    diff, clear_agreement = report["max_abs_diff"], report["clear_top1_agreement"]
     log.info(
         "--init %s: %s read back into %s (%d layers, %d batch norms unfolded); on %d training crops "
         "max |file - network| %.2e, top-1 agreement %.4f (%.4f on clear answers)",
@@ -106,9 +103,10 @@ def read_onnx_weights(model: str | Path, crops: np.ndarray) -> tuple[dict[str, t
         len(folded),
         len(crops),
         diff,
-        agree.mean(),
+        report["top1_agreement"],
         clear_agreement,
     )
+    # Without a clear answer (an untrained file) an int8 read is not judged, as `maeum export` does.
     if (clear_agreement < INT8_MIN_AGREEMENT) if quantized else (diff > FLOAT_TOLERANCE):
         raise ConfigError(
             f"--init {model}: the weights read back do not reproduce the file (max difference {diff:.2e}, "
