@@ -521,9 +521,11 @@ def test_confirmed_emotions_export_as_a_training_dataset(diary_app, diary_settin
     # maeum train learns from it, and fine-tunes a model on it with --init.
     base = ["train", "--data", str(tmp_path / "mine"), "--epochs", "1", "--threads", "1", "--no-bf16"]
     assert main([*base, "--out", str(tmp_path / "run")]) == 0
-    assert main([*base, "--out", str(tmp_path / "tuned"), "--init", str(tmp_path / "run" / "best.pt")]) == 0
+    run = str(tmp_path / "run" / "best.pt")
+    assert main([*base, "--out", str(tmp_path / "tuned"), "--init", run]) == 0
     assert (tmp_path / "tuned" / "best.pt").is_file()
-    assert main([*base, "--out", str(tmp_path / "x"), "--init", str(tmp_path / "run" / "best.pt"), "--size", "64"]) == 2
+    assert main([*base, "--out", str(tmp_path / "x"), "--init", run, "--model", "vgg13"]) == 2
+    assert main([*base, "--out", str(tmp_path / "bundled"), "--init", "ferplus-resnet-s"]) == 0  # as docs/app.md says
 
     # The operator's export takes only users who agreed to share.
     args = ["app", "export-dataset", "--data-dir", str(diary_settings.data_dir), "--database-url", diary_settings.url]

@@ -105,19 +105,25 @@ def test_the_bundled_int8_mirrored_model_reads_back_with_its_answers(faces) -> N
     assert np.abs(ours - theirs).max() < 0.2  # int8 activations are rounded; the weights are the file's
 
 
+@pytest.mark.parametrize("size, color", [(48, "gray"), (64, "rgb")])
 def test_the_bundled_model_fine_tunes_onto_aihub_classes(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    size: int, color: str, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from maeum.training.trainer import train
 
-    aihub = prepare_aihub(tmp_path_factory, 48, "gray")
-    cfg = tiny_config(aihub, tmp_path / "aihub", model="resnet_s", init="ferplus-resnet-s", input=GRAY48, epochs=1)
+    aihub = prepare_aihub(tmp_path_factory, size, color)
+    channels = 1 if color == "gray" else 3
+    spec = {"size": size, "color": color, "mean": [0.5] * channels, "std": [0.5] * channels}
+    cfg = tiny_config(aihub, tmp_path / "aihub", model="resnet_s", init="ferplus-resnet-s", input=spec, epochs=1)
     with caplog.at_level(logging.INFO, logger="maeum.training"):
         train(cfg)
     assert "--init ferplus-resnet-s: int8 weights read back into resnet_s" in caplog.text
     assert "rows for happiness, anger, sadness, neutral carried over, embarrassment, anxiety, hurt start fresh" in (
         caplog.text
     )
+    if color == "rgb":  # the bundled model is 48 px gray
+        assert "input convolution features.0.0.weight converted from gray to rgb" in caplog.text
+        assert "takes 48px gray, this run 64px rgb" in caplog.text
     tuned = torch.load(tmp_path / "aihub" / "best.pt", map_location="cpu", weights_only=False)
     assert tuned["labels"] == list(AIHUB7) and tuned["config"]["init"] == "ferplus-resnet-s"
 
@@ -150,8 +156,6 @@ def test_models_that_cannot_be_read_back_are_refused_before_training(
     aihub = prepared_aihub_32
     with pytest.raises(ConfigError, match="holds a resnet_s model, not mini_xception; pass --model resnet_s"):
         train(tiny_config(aihub, tmp_path / "a", init="ferplus-resnet-s", **gray48))
-    with pytest.raises(ConfigError, match="takes 48px gray input"):
-        train(tiny_config(aihub, tmp_path / "b", model="resnet_s", init="ferplus-resnet-s"))
     other_norm = {"input": {**GRAY48, "mean": [0.4]}}
     with pytest.raises(ConfigError, match=r"normalised with mean \[0.5\] and std \[0.5\]"):
         train(tiny_config(aihub, tmp_path / "n", model="resnet_s", init="ferplus-resnet-s", **other_norm))

@@ -30,6 +30,7 @@ import onnx
 import torch
 from onnx import numpy_helper
 
+from maeum.align import square_crop
 from maeum.classify import BUNDLED_MODELS, EmotionClassifier, ModelInfo, resolve_model
 from maeum.errors import ConfigError
 from maeum.preprocess import to_model_input
@@ -55,10 +56,10 @@ def read_onnx_weights(model: str | Path, crops: np.ndarray) -> tuple[dict[str, t
     """The weights of ONNX ``model`` (a bundled name or an exported file) as a ``state_dict`` of the
     architecture its metadata names, with that metadata and the architecture's name.
 
-    ``crops`` (N, S, S[, 3]) uint8 face crops at the model's input size, typically the training
-    images, measure the unfolded batch norms and check the result; up to ``CALIBRATION_CROPS``
-    of them, spread evenly, are used. Raises ``ConfigError`` saying what to pass instead when
-    the file cannot be read back.
+    ``crops`` (N, S, S[, 3]) uint8 face crops, typically the training images (resized to the
+    model's input when they are not), measure the unfolded batch norms and check the result;
+    up to ``CALIBRATION_CROPS`` of them, spread evenly, are used. Raises ``ConfigError`` saying
+    what to pass instead when the file cannot be read back.
     """
     path = resolve_model(model)
     clf = EmotionClassifier(path, threads=torch.get_num_threads())
@@ -74,9 +75,11 @@ def read_onnx_weights(model: str | Path, crops: np.ndarray) -> tuple[dict[str, t
             "pass the best.pt it was trained as"
         )
     spec = info.input
-    if len(crops) == 0 or crops.shape[1:3] != (spec.size, spec.size):
-        raise ConfigError(f"--init {model} needs training crops of {spec.size}x{spec.size} to read its batch norms")
+    if len(crops) == 0:
+        raise ConfigError(f"--init {model} needs training crops to read its batch norms back; the run has none")
     crops = crops[np.linspace(0, len(crops) - 1, min(len(crops), CALIBRATION_CROPS)).astype(int)]
+    if crops.shape[1:3] != (spec.size, spec.size):  # a run at another size: the crops as the file takes them
+        crops = np.stack([square_crop(c, spec.size) for c in crops])
 
     with torch.random.fork_rng():  # building the network must not move the run's seeded random state
         net = create_model(arch, num_classes=len(info.labels), in_chans=spec.channels, img_size=spec.size).eval()

@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 
-from maeum.classify import EmotionClassifier
 from maeum.errors import ConfigError
 from maeum.labels import FERPLUS7
 from maeum.preprocess import InputSpec
@@ -34,8 +33,8 @@ from maeum.training.datasets import TrainingData, load_training_data
 from maeum.training.distill import mix_targets, teacher_probabilities
 from maeum.training.loader import EpochBatches, batch_loader, to_batch
 from maeum.training.nets import check_model_name, create_model
-from maeum.training.onnx_weights import is_onnx_model, read_onnx_weights
 from maeum.training.runtime import Runtime, start_runtime
+from maeum.training.warm_start import initial_weights
 
 __all__ = ["TrainConfig", "build_model", "load_checkpoint", "predict", "train"]
 
@@ -93,73 +92,6 @@ def _ema_update(decay: float) -> Callable[[list[torch.Tensor], list[torch.Tensor
 def _majority_accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
     keep = labels >= 0
     return float((probs[keep].argmax(1) == labels[keep]).mean())
-
-
-def _initial_weights(
-    init: str, cfg: TrainConfig, model: torch.nn.Module, labels: tuple[str, ...], images: np.ndarray
-) -> dict:
-    """The weights of ``--init`` for ``model``, which is to learn ``labels``.
-
-    ``init`` is a ``best.pt``, or an ONNX model (an exported file or a bundled name) read back by
-    ``maeum.training.onnx_weights`` with the training crops ``images``. A model trained on other
-    labels (FER+ before AI Hub, say) gives everything but the classifier; of the classifier,
-    each class the two label sets share keeps its learned row and the other classes keep
-    ``model``'s fresh ones.
-    """
-    if is_onnx_model(init):
-        info = EmotionClassifier(init).info
-        arch, theirs, old = info.extra.get("architecture"), info.input.to_dict(), info.labels
-    else:
-        state = torch.load(init, map_location="cpu")
-        arch, theirs = state.get("model_name"), state.get("config", {}).get("input", {})
-        old = tuple(state.get("labels", FERPLUS7))  # as load_checkpoint reads them
-    if arch != cfg.model and arch not in ("ensemble", "hog_svm"):  # those two: refused below, saying why
-        raise ConfigError(f"--init {init} holds a {arch} model, not {cfg.model}; pass --model {arch}")
-    if (theirs.get("size"), theirs.get("color")) != (cfg.input["size"], cfg.input["color"]):
-        raise ConfigError(
-            f"--init {init} takes {theirs.get('size')}px {theirs.get('color')} input; pass the same --size and --color"
-        )
-    ours = InputSpec.from_dict(cfg.input)
-    if [theirs.get("mean"), theirs.get("std")] != [list(ours.mean), list(ours.std)]:
-        raise ConfigError(
-            f"--init {init} takes input normalised with mean {theirs.get('mean')} and std {theirs.get('std')}; "
-            "set the same input.mean and input.std in the config (or with --set)"
-        )
-    weights = read_onnx_weights(init, images)[0] if is_onnx_model(init) else state["model"]
-    if old == labels:
-        return weights
-    shared = [label for label in labels if label in old]
-    fresh = model.state_dict()
-    for key, axis in _class_axes(cfg.model, fresh, len(labels), InputSpec.from_dict(cfg.input)).items():
-        row = fresh[key].clone()
-        for label in shared:
-            row.select(axis, labels.index(label)).copy_(weights[key].select(axis, old.index(label)))
-        weights[key] = row
-    log.info(
-        "--init %s was trained on %s: its classifier rows for %s carried over, %s start fresh",
-        init,
-        ", ".join(old),
-        ", ".join(shared) or "no class",
-        ", ".join(label for label in labels if label not in old) or "no class",
-    )
-    return weights
-
-
-def _class_axes(name: str, weights: dict[str, torch.Tensor], classes: int, spec: InputSpec) -> dict[str, int]:
-    """Of ``weights`` (architecture ``name`` for ``classes`` classes), the tensors whose shape follows the
-    class count, with the axis it sets.
-
-    Found by building the architecture for one class more (under a forked random state, so
-    the run's own initialisation stays as seeded).
-    """
-    with torch.random.fork_rng():
-        more = create_model(name, num_classes=classes + 1, in_chans=spec.channels, img_size=spec.size).state_dict()
-    axes = {}
-    for key, t in weights.items():
-        differ = [i for i, (m, n) in enumerate(zip(t.shape, more[key].shape, strict=True)) if m != n]
-        if differ:
-            axes[key] = differ[0]
-    return axes
 
 
 # Optimizers: weight decay on the `decay` group only (not on biases and norm weights).
@@ -324,7 +256,7 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
         best_epoch = resumed.get("best_epoch", resumed["epoch"])  # runs before early stopping: assume the latest
         log.info("resuming after epoch %d (best valid %.4f)", start_epoch - 1, best)
     elif cfg.init:
-        model.load_state_dict(_initial_weights(cfg.init, cfg, model, data.labels, images))
+        model.load_state_dict(initial_weights(cfg.init, cfg, model, data.labels, images))
         log.info("fine-tuning from %s", cfg.init)
     # channels_last is what makes bfloat16 fast on CPU; in float32 it gains little, and the
     # depthwise-convolution backward of some torch CPU builds crashes on it (mini_xception, RGB).

@@ -1,0 +1,178 @@
+"""The weights a fine-tune starts from (``maeum train --init``).
+
+``--init`` names a run's ``best.pt``, an ONNX file from ``maeum export`` or a bundled model
+(read back by ``maeum.training.onnx_weights``). Its architecture must be the run's; besides,
+
+- the labels may differ: everything but the classifier comes over, and of the classifier each
+  class both label sets have keeps its learned row while the others keep the new run's fresh
+  ones (FER+ to AI Hub: happiness, anger, sadness and neutral carry over);
+- the colour may differ: the input convolution is converted. Gray to RGB spreads each kernel
+  over the three channels by the luma weights maeum turns RGB into gray with, so a colour face
+  gets the answer the gray model gives for its gray version; RGB to gray sums the channels,
+  so a gray face gets the answer the RGB model gives for it. Both scale by the two
+  normalisations' standard deviations; they are exact when the means agree (``sum(luma * rgb
+  mean) == gray mean``, as with every channel at 0.5), and otherwise leave a constant offset
+  for the first batch norm to absorb;
+- the input size may differ for architectures whose weights do not depend on it
+  (convolutions and a global pooling: resnet_s, mini_xception, ResNet, EfficientNet). A weight
+  that does (a fully connected layer after a flatten, a transformer's position embedding) is
+  refused by name.
+
+With the same colour, the normalisation (mean and std) must be the same.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from maeum.classify import EmotionClassifier
+from maeum.errors import ConfigError
+from maeum.labels import FERPLUS7
+from maeum.preprocess import LUMA, InputSpec
+from maeum.training.config import TrainConfig
+from maeum.training.nets import create_model
+from maeum.training.onnx_weights import is_onnx_model, read_onnx_weights
+
+__all__ = ["initial_weights"]
+
+log = logging.getLogger(__name__)
+
+
+def initial_weights(
+    init: str, cfg: TrainConfig, model: torch.nn.Module, labels: tuple[str, ...], images: np.ndarray
+) -> dict[str, torch.Tensor]:
+    """The weights of ``--init`` for ``model`` (architecture ``cfg.model``, input ``cfg.input``), which
+    is to learn ``labels``. ``images`` are the run's uint8 training crops (an ONNX file's batch norms
+    are measured on them). Raises ``ConfigError`` saying what to change when they cannot fit."""
+    if is_onnx_model(init):
+        info = EmotionClassifier(init).info
+        arch, theirs, old = info.extra.get("architecture"), info.input, info.labels
+        state = None
+    else:
+        state = torch.load(init, map_location="cpu")
+        arch, old = state.get("model_name"), tuple(state.get("labels", FERPLUS7))  # as load_checkpoint reads them
+        try:
+            theirs = InputSpec.from_dict(state["config"]["input"])
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(f"--init {init} does not say what input it takes; pass a `maeum train` best.pt") from None
+    if arch != cfg.model and arch not in ("ensemble", "hog_svm"):  # those two: refused when read, saying why
+        raise ConfigError(f"--init {init} holds a {arch} model, not {cfg.model}; pass --model {arch}")
+    ours = InputSpec.from_dict(cfg.input)
+    if theirs.color == ours.color and (theirs.mean, theirs.std) != (ours.mean, ours.std):
+        raise ConfigError(
+            f"--init {init} takes input normalised with mean {list(theirs.mean)} and std {list(theirs.std)}; "
+            "set the same input.mean and input.std in the config (or with --set)"
+        )
+    weights = read_onnx_weights(init, images)[0] if state is None else state["model"]
+    fresh = model.state_dict()
+    if theirs.color != ours.color:
+        weights = _convert_colour(weights, fresh, theirs, ours, init)
+    classes = _class_axes(cfg.model, fresh, len(labels), ours)
+    _check_shapes(weights, fresh, classes, theirs, ours, init)
+    if theirs.size != ours.size or theirs.color != ours.color:
+        log.info("--init %s takes %dpx %s, this run %dpx %s", init, theirs.size, theirs.color, ours.size, ours.color)
+    if old == labels:
+        return weights
+    shared = [label for label in labels if label in old]
+    for key, axis in classes.items():
+        row = fresh[key].clone()
+        for label in shared:
+            row.select(axis, labels.index(label)).copy_(weights[key].select(axis, old.index(label)))
+        weights[key] = row
+    log.info(
+        "--init %s was trained on %s: its classifier rows for %s carried over, %s start fresh",
+        init,
+        ", ".join(old),
+        ", ".join(shared) or "no class",
+        ", ".join(label for label in labels if label not in old) or "no class",
+    )
+    return weights
+
+
+def _convert_colour(
+    weights: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor], theirs: InputSpec, ours: InputSpec, init: str
+) -> dict[str, torch.Tensor]:
+    """``weights`` with the input convolution converted from ``theirs`` colour and normalisation to ``ours``."""
+    inputs = [
+        key
+        for key, w in weights.items()
+        if w.ndim == 4
+        and fresh[key].ndim == 4
+        and (w.shape[1], fresh[key].shape[1]) == (theirs.channels, ours.channels)
+        and (w.shape[0], *w.shape[2:]) == (fresh[key].shape[0], *fresh[key].shape[2:])
+    ]
+    if len(inputs) != 1:
+        raise ConfigError(
+            f"--init {init}: found {len(inputs)} input convolutions to convert from {theirs.color} to {ours.color}, "
+            f"not one; train with --color {theirs.color}"
+        )
+    w = weights[inputs[0]].float()  # (out, in, kh, kw)
+    luma = torch.from_numpy(LUMA)
+    if ours.color == "rgb":  # each RGB channel c: the gray kernel * luma[c] * std[c] / gray std
+        scale = luma * torch.tensor(ours.std) / theirs.std[0]
+        converted = w * scale[None, :, None, None]
+    else:  # gray: the RGB kernels summed, each * gray std / its std
+        converted = (w / torch.tensor(theirs.std)[None, :, None, None]).sum(1, keepdim=True) * ours.std[0]
+    offset = float((luma * torch.tensor(ours.mean if ours.color == "rgb" else theirs.mean)).sum())
+    gray_mean = theirs.mean[0] if ours.color == "rgb" else ours.mean[0]
+    if abs(offset - gray_mean) > 1e-6:
+        log.warning(
+            "--init %s: the gray mean %.3f is not the luma-weighted RGB mean %.3f; the converted input "
+            "convolution is off by a constant, which the first steps absorb",
+            init,
+            gray_mean,
+            offset,
+        )
+    log.info("--init %s: input convolution %s converted from %s to %s", init, inputs[0], theirs.color, ours.color)
+    return {**weights, inputs[0]: converted.to(weights[inputs[0]].dtype)}
+
+
+def _check_shapes(
+    weights: dict[str, torch.Tensor],
+    fresh: dict[str, torch.Tensor],
+    classes: dict[str, int],
+    theirs: InputSpec,
+    ours: InputSpec,
+    init: str,
+) -> None:
+    """Refuse weights whose shapes differ from the run's model other than along a class axis."""
+
+    def shape(t: torch.Tensor, key: str) -> list[int]:
+        dims = list(t.shape)
+        if key in classes:
+            dims.pop(classes[key])
+        return dims
+
+    missing = sorted(set(fresh) - set(weights))
+    differ = sorted(k for k in fresh if k in weights and shape(weights[k], k) != shape(fresh[k], k))
+    if not missing and not differ:
+        return
+    if theirs.size != ours.size:
+        raise ConfigError(
+            f"--init {init}: {', '.join(differ or missing)} depend(s) on the input size ({theirs.size}px there, "
+            f"{ours.size}px here); pass --size {theirs.size}, or train {ours.size}px from random weights"
+        )
+    raise ConfigError(
+        f"--init {init}: its weights do not fit {', '.join(differ or missing)} of this model; "
+        "pass a checkpoint of the same architecture"
+    )
+
+
+def _class_axes(name: str, weights: dict[str, torch.Tensor], classes: int, spec: InputSpec) -> dict[str, int]:
+    """Of ``weights`` (architecture ``name`` for ``classes`` classes), the tensors whose shape follows the
+    class count, with the axis it sets.
+
+    Found by building the architecture for one class more (under a forked random state, so
+    the run's own initialisation stays as seeded).
+    """
+    with torch.random.fork_rng():
+        more = create_model(name, num_classes=classes + 1, in_chans=spec.channels, img_size=spec.size).state_dict()
+    axes = {}
+    for key, t in weights.items():
+        differ = [i for i, (m, n) in enumerate(zip(t.shape, more[key].shape, strict=True)) if m != n]
+        if differ:
+            axes[key] = differ[0]
+    return axes
