@@ -1,12 +1,17 @@
 """How faithfully `maeum train --init MODEL` reads an ONNX model back into torch, on FER+ Valid.
 
     python benchmarks/init_from_onnx.py [--model ferplus-resnet-s] [--shared ../shared]
+                                        [--checkpoint runs/ferplus-resnet-s/best.pt]
 
 Reads the model back as ``--init`` does (batch norms unfolded on 1,024 FER+ training crops),
 then scores on FER+ Valid (majority vote): the file itself through onnxruntime; the network
 read back in eval mode, with the file's mirror pass and without it; and the network with
 its batch norms in training mode (batches of 512, as the first steps of a fine-tune see
 them). The closer the last rows are to the first, the less a fine-tune loses at its start.
+
+With ``--checkpoint`` (the ``best.pt`` the file was exported from), it also prints, per
+convolution, the norm of the weights read back over the checkpoint's: the same function, but
+a batch-normed convolution's gradient step shrinks with the square of its norm.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ def main() -> None:
     p.add_argument("--model", default="ferplus-resnet-s", help="bundled model name or .onnx file")
     p.add_argument("--shared", type=Path, default=SHARED)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--checkpoint", type=Path, help="the best.pt the file was exported from: compare weight norms")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
@@ -62,6 +68,15 @@ def main() -> None:
     rows.append(["read back, batch norms in training mode", f"{accuracy(net, x, labels):.4f}"])
     out(f"{args.model} ({arch}) on FER+ Valid, {len(labels):,} faces (majority vote)")
     out(table(rows, ["network", "FER+ Valid"]))
+    if args.checkpoint:
+        original = torch.load(args.checkpoint, map_location="cpu", weights_only=False)["model"]
+        ratios = [
+            [key, f"{original[key].norm():.2f}", f"{w.norm():.2f}", f"{w.norm() / original[key].norm():.2f}"]
+            for key, w in weights.items()
+            if w.ndim == 4
+        ]
+        out()
+        out(table(ratios, ["convolution", f"norm in {args.checkpoint}", "norm read back", "ratio"]))
 
 
 if __name__ == "__main__":
