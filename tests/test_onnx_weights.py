@@ -46,11 +46,15 @@ def _trained_looking(arch: str) -> torch.nn.Module:
     return net.eval()
 
 
-def _export(net: torch.nn.Module, arch: str, out: Path, faces: np.ndarray, **kwargs: object) -> Path:
+def _export(net: torch.nn.Module, arch: str, out: Path, faces: np.ndarray, record: bool = False, **kwargs) -> Path:
+    """``net`` exported as ``arch``; ``record``: with its batch norms in the metadata, as ``maeum export`` writes."""
     from maeum.training.export import export_onnx
+    from maeum.training.onnx_weights import batch_norm_record
 
     info = ModelInfo("net", FERPLUS7, InputSpec.from_dict(GRAY48), np.zeros((5, 2)), "probabilities")
     info.extra["architecture"] = arch
+    if record:
+        info.extra["batch_norms"] = batch_norm_record(net, info.input)
     export_onnx(net, info, out, faces, **kwargs)
     return out
 
@@ -86,6 +90,35 @@ def test_a_float_export_reads_back_into_its_architecture(arch: str, faces, tmp_p
         # by exactly the statistics they hold: still the same network.
         xs = torch.from_numpy(to_model_input(crops, info.input))
         np.testing.assert_allclose(_only_batch_norms_training(back)(xs).numpy(), net(xs).numpy(), atol=1e-2)
+
+
+@pytest.mark.parametrize("arch", ["resnet_s", "mini_xception"])
+def test_a_file_with_its_batch_norms_recorded_reads_back_to_the_exported_weights(arch: str, faces, tmp_path) -> None:
+    from maeum.training.onnx_weights import read_onnx_weights
+
+    net = _trained_looking(arch)
+    path = _export(net, arch, tmp_path / "recorded.onnx", faces["valid"], record=True)
+    weights, _, _ = read_onnx_weights(path, faces["train"])
+    for key, value in net.state_dict().items():  # not an equivalent network: the same weights
+        torch.testing.assert_close(weights[key], value, atol=1e-5, rtol=1e-4, msg=key)
+
+
+def test_maeum_export_records_the_batch_norms_and_init_restores_the_checkpoint(small_ferplus: Path, tmp_path) -> None:
+    from maeum.training import ferplus
+    from maeum.training.onnx_weights import read_onnx_weights
+
+    run = tmp_path / "run"
+    args = ["train", "--data", str(small_ferplus), "--out", str(run), "--model", "resnet_s", "--epochs", "1",
+            "--batch-size", "16", "--threads", "1", "--no-bf16", "--no-tensorboard"]  # fmt: skip
+    assert main(args) == 0
+    assert main(["export", str(run / "best.pt"), "--out", str(tmp_path / "model.onnx")]) == 0
+    assert len(EmotionClassifier(tmp_path / "model.onnx").info.extra["batch_norms"]) == 17  # resnet_s
+    weights, _, _ = read_onnx_weights(tmp_path / "model.onnx", ferplus.load_split(small_ferplus, "train").images)
+    checkpoint = torch.load(run / "best.pt", map_location="cpu", weights_only=False)["model"]
+    for key, value in checkpoint.items():
+        if key.endswith("num_batches_tracked"):  # a step counter, read only with momentum None
+            continue
+        torch.testing.assert_close(weights[key], value, atol=1e-5, rtol=1e-4, msg=key)
 
 
 def test_the_bundled_int8_mirrored_model_reads_back_with_its_answers(faces) -> None:

@@ -9,11 +9,15 @@ a file back into the architecture its metadata names:
 - each ``Conv`` and ``Gemm`` node of the file goes to the ``Conv2d`` or ``Linear`` module
   whose name its node name carries (the exporter names nodes after modules), and every pair
   must agree in shape, with no module or node left over;
-- a batch norm right after a convolution is unfolded. The per-channel mean ``m`` and variance
-  ``v`` of the convolution's output are measured on training crops, and the norm is set to
-  running statistics ``m``, ``v``, weight ``sqrt(v + eps)`` and bias ``m + b'``. In eval mode
-  it then adds exactly ``b'`` (the file's answer); in training mode, normalising by batch
-  statistics close to ``m`` and ``v``, nearly so.
+- a batch norm right after a convolution is unfolded. Where the file records it (``batch_norms``
+  in the metadata, written by ``maeum export`` since it records them), the norm gets its own
+  parameters back and the convolution ``W = W' * sigma / gamma``: the exported network's own
+  weights. Otherwise the per-channel mean ``m`` and variance ``v`` of the convolution's output
+  are measured on training crops, and the norm is set to running statistics ``m``, ``v``,
+  weight ``sqrt(v + eps)`` and bias ``m + b'``. In eval mode it then adds exactly ``b'`` (the
+  file's answer); in training mode, normalising by batch statistics close to ``m`` and ``v``,
+  nearly so. The network is the same, but not its weights: ``W'`` keeps the scale
+  ``gamma / sigma`` folding gave it, which changes how fast a fine-tune moves it.
 
 The network is then checked against the file on those crops, as ``maeum export`` checks a
 new file against torch. Networks with other parameters (attention, layer norms, a batch norm
@@ -22,6 +26,7 @@ not after a convolution) are refused: fine-tune those from their ``best.pt``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
 
@@ -33,11 +38,11 @@ from onnx import numpy_helper
 from maeum.align import square_crop
 from maeum.classify import BUNDLED_MODELS, EmotionClassifier, ModelInfo, resolve_model
 from maeum.errors import ConfigError
-from maeum.preprocess import to_model_input
+from maeum.preprocess import InputSpec, to_model_input
 from maeum.training.export import INT8_MIN_AGREEMENT, Served, compare
 from maeum.training.nets import create_model
 
-__all__ = ["CALIBRATION_CROPS", "is_onnx_model", "read_onnx_weights"]
+__all__ = ["CALIBRATION_CROPS", "batch_norm_record", "is_onnx_model", "read_onnx_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +50,35 @@ CALIBRATION_CROPS = 1024  # training crops that measure the unfolded batch norms
 FLOAT_TOLERANCE = 1e-3  # max |file - network| for a float file, as `maeum export` requires
 
 _WEIGHTED = (torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.Linear)
+_NORM_KEYS = ("weight", "bias", "running_mean", "running_var")
 
 
 def is_onnx_model(init: str) -> bool:
     """Whether ``--init`` names an ONNX model (bundled name or ``.onnx`` file) rather than a ``best.pt``."""
     return init.lower().endswith(".onnx") or (init in BUNDLED_MODELS and not Path(init).exists())
+
+
+def batch_norm_record(net: torch.nn.Module, spec: InputSpec) -> dict[str, dict[str, object]]:
+    """What folding loses, per convolution followed by a batch norm: the norm's ``weight``, ``bias``,
+    ``running_mean``, ``running_var`` and ``eps``, by the convolution's module name.
+
+    ``maeum export`` stores it in the file's metadata (``batch_norms``), so that reading the file
+    back restores the network's own weights instead of measuring an equivalent. Empty for
+    networks that cannot be read back.
+    """
+    try:
+        calls = _weighted_calls(net, type(net).__name__, torch.zeros(1, spec.channels, spec.size, spec.size))
+    except ConfigError:
+        return {}
+
+    def floats(t: torch.Tensor) -> list[float]:
+        return [float(f"{v:.9g}") for v in t.tolist()]  # 9 digits: float32 exactly
+
+    record: dict[str, dict[str, object]] = {}
+    for (name, conv), (_, norm) in itertools.pairwise(calls):
+        if isinstance(conv, torch.nn.Conv2d) and isinstance(norm, torch.nn.BatchNorm2d):
+            record[name] = {key: floats(getattr(norm, key)) for key in _NORM_KEYS} | {"eps": norm.eps}
+    return record
 
 
 def read_onnx_weights(model: str | Path, crops: np.ndarray) -> tuple[dict[str, torch.Tensor], ModelInfo, str]:
@@ -88,7 +117,9 @@ def read_onnx_weights(model: str | Path, crops: np.ndarray) -> tuple[dict[str, t
     layers = _onnx_layers(proto, model)
     folded = _load_layers(net, calls, layers, model)
     x = torch.from_numpy(to_model_input(crops, spec))
-    _unfold_batch_norms(net, folded, x)
+    record = info.extra.get("batch_norms")
+    restored = _restore_batch_norms(folded, record if isinstance(record, dict) else {})
+    _unfold_batch_norms(net, [f for f in folded if f[0] not in restored], x)
 
     with torch.no_grad():
         ours = Served(net, flip=info.mirrored).eval()(x).numpy()
@@ -97,13 +128,14 @@ def read_onnx_weights(model: str | Path, crops: np.ndarray) -> tuple[dict[str, t
     report = compare(theirs, ours)
     diff, clear_agreement = report["max_abs_diff"], report["clear_top1_agreement"]
     log.info(
-        "--init %s: %s read back into %s (%d layers, %d batch norms unfolded); on %d training crops "
-        "max |file - network| %.2e, top-1 agreement %.4f (%.4f on clear answers)",
+        "--init %s: %s read back into %s (%d layers; %d batch norms restored from the file's record, "
+        "%d measured); on %d training crops max |file - network| %.2e, top-1 agreement %.4f (%.4f on clear answers)",
         model,
         "int8 weights" if quantized else "weights",
         arch,
         len(layers),
-        len(folded),
+        len(restored),
+        len(folded) - len(restored),
         len(crops),
         diff,
         report["top1_agreement"],
@@ -170,6 +202,7 @@ def _constants(proto: onnx.ModelProto) -> dict[str, np.ndarray]:
 
 
 _Layer = tuple[np.ndarray, "np.ndarray | None", int]  # weight ((out, in, kh, kw) or (out, in)), bias, groups
+_Folded = tuple[str, torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.Tensor]  # name, convolution, its norm, folded bias
 
 
 def _onnx_layers(proto: onnx.ModelProto, model: str | Path) -> dict[str, _Layer]:
@@ -221,8 +254,8 @@ def _module_name(scopes: list[str]) -> str:
 
 def _load_layers(
     net: torch.nn.Module, calls: list[tuple[str, torch.nn.Module]], layers: dict[str, _Layer], model: str | Path
-) -> list[tuple[torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.Tensor]]:
-    """Copy the file's layers into ``net``; return (convolution, its batch norm, folded bias) per folded pair."""
+) -> list[_Folded]:
+    """Copy the file's layers into ``net``; return (name, convolution, its batch norm, folded bias) per folded pair."""
     norm_after: dict[int, torch.nn.BatchNorm2d] = {}
     for i, (name, m) in enumerate(calls):
         if not isinstance(m, torch.nn.BatchNorm2d):
@@ -257,7 +290,7 @@ def _load_layers(
             if id(layer) in norm_after:
                 if layer.bias is not None:
                     layer.bias.zero_()
-                folded.append((layer, norm_after[id(layer)], b))
+                folded.append((name, layer, norm_after[id(layer)], b))
             elif layer.bias is not None:
                 layer.bias.copy_(b)
             elif b.abs().max() > 0:
@@ -266,11 +299,9 @@ def _load_layers(
 
 
 @torch.no_grad()
-def _unfold_batch_norms(
-    net: torch.nn.Module, folded: list[tuple[torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.Tensor]], x: torch.Tensor
-) -> None:
+def _unfold_batch_norms(net: torch.nn.Module, folded: list[_Folded], x: torch.Tensor) -> None:
     """Set each batch norm after a folded convolution from the statistics of that convolution's output on ``x``."""
-    for _, norm, b in folded:  # first: adding b' exactly, so every later layer sees the file's activations
+    for _, _, norm, b in folded:  # first: adding b' exactly, so every later layer sees the file's activations
         norm.running_mean.zero_()
         norm.running_var.fill_(1.0 - norm.eps)
         norm.weight.fill_(1.0)
@@ -282,7 +313,7 @@ def _unfold_batch_norms(
         s, s2, n = sums.get(id(conv), (0.0, 0.0, 0))
         sums[id(conv)] = (s + y.sum(1), s2 + (y * y).sum(1), n + y.shape[1])
 
-    hooks = [conv.register_forward_hook(measure) for conv, _, _ in folded]
+    hooks = [conv.register_forward_hook(measure) for _, conv, _, _ in folded]
     try:
         net.eval()
         for i in range(0, len(x), 256):
@@ -290,7 +321,7 @@ def _unfold_batch_norms(
     finally:
         for h in hooks:
             h.remove()
-    for conv, norm, b in folded:
+    for _, conv, norm, b in folded:
         s, s2, n = sums[id(conv)]
         mean = s / n
         var = (s2 / n - mean * mean).clamp(min=0)
@@ -298,3 +329,25 @@ def _unfold_batch_norms(
         norm.running_var.copy_(var.float())
         norm.weight.copy_((var + norm.eps).sqrt().float())
         norm.bias.copy_(mean.float() + b)
+
+
+@torch.no_grad()
+def _restore_batch_norms(folded: list[_Folded], record: dict[str, object]) -> set[str]:
+    """Undo the folding where ``record`` (``batch_norm_record`` of the exported network) has the norm:
+    the convolution gets back ``W = W' * sigma / gamma`` and the norm its own parameters. Returns the
+    names restored."""
+    restored = set()
+    for name, conv, norm, _ in folded:
+        entry = record.get(name)
+        if not isinstance(entry, dict) or any(len(entry.get(k) or []) != norm.num_features for k in _NORM_KEYS):
+            continue
+        values = {key: torch.tensor(entry[key], dtype=torch.float32) for key in _NORM_KEYS}
+        sigma = (values["running_var"] + float(entry.get("eps", norm.eps))).sqrt()
+        gamma = values["weight"]
+        # A channel with gamma 0 answers its bias whatever its kernel; its kernel was lost in the folding.
+        scale = torch.where(gamma.abs() > 0, sigma / torch.where(gamma.abs() > 0, gamma, 1.0), 0.0)
+        conv.weight.mul_(scale.view(-1, *[1] * (conv.weight.ndim - 1)))
+        for key in _NORM_KEYS:
+            getattr(norm, key).copy_(values[key])
+        restored.add(name)
+    return restored

@@ -13,6 +13,7 @@ from maeum.detect import create_detector
 from maeum.labels import FERPLUS7
 from maeum.training.datasets import load_training_data
 from maeum.training.export import QUANTIZE_CROPS, export_onnx, write_metadata
+from maeum.training.onnx_weights import batch_norm_record
 from maeum.training.template import measure_template
 from maeum.training.trainer import load_checkpoint
 
@@ -66,6 +67,8 @@ def export_checkpoint(
                 data.name, f"weights follow the terms of the {data.name} data they were trained on"
             ),
             **served,
+            # what folding the batch norms into the convolutions loses: `maeum train --init` restores it
+            "batch_norms": batch_norm_record(model, spec),
         },
     )
     calibration = train[np.random.default_rng(1).permutation(len(train))[:QUANTIZE_CROPS]] if int8 else None
