@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 QUANTIZE_CROPS = 1024  # training crops that set the int8 activation ranges
 INT8_MIN_AGREEMENT = 0.95  # on torch's clear answers: below it an int8 export fails
+FLOAT_TOLERANCE = 1e-3  # max |onnx - torch| probability: above it a float export fails
 CLEAR_MARGIN = 0.1  # a clear answer: its top-1 probability leads the runner-up by this much
 # The operators int8 computes: the heavy ones. The classifier, softmax and mirror mean stay float,
 # so probabilities keep their resolution and sum to 1.
@@ -53,8 +54,8 @@ def export_onnx(
     ONNX runtime reads). ``check_faces`` (N, S, S) uint8 crops are run through torch and through
     maeum's own ``EmotionClassifier`` on the written file; returns max |difference|, top-1
     agreement, and top-1 agreement on torch's clear answers (top-1 ahead by ``CLEAR_MARGIN``).
-    A float file must agree within 1e-3, an int8 one on ``INT8_MIN_AGREEMENT`` of the clear
-    answers (int8 rounding may flip a near tie). Nothing is left at ``out`` when a check fails.
+    A float file must agree within ``FLOAT_TOLERANCE``, an int8 one on ``INT8_MIN_AGREEMENT`` of
+    the clear answers (int8 rounding may flip a near tie). Nothing is left at ``out`` when a check fails.
     """
     if info.output != "probabilities":
         raise ValueError("export_onnx writes a softmax output; set info.output='probabilities'")
@@ -92,13 +93,9 @@ def export_onnx(
         )
         if not np.isfinite(got).all():
             raise RuntimeError(f"ONNX export of {info.name} gives non-finite probabilities on the check crops")
-        if int8_faces is None:
-            failed = report["max_abs_diff"] > 1e-3
-        else:
-            failed = report["clear_top1_agreement"] < INT8_MIN_AGREEMENT  # nan (no clear answer): not judged
-            if not report["clear_answers"]:
-                log.warning("no clear answer among %d check crops: the int8 file's agreement is not judged", len(ref))
-        if failed:
+        if int8_faces is not None and not report["clear_answers"]:
+            log.warning("no clear answer among %d check crops: the int8 file's agreement is not judged", len(ref))
+        if disagrees(report, int8=int8_faces is not None):
             raise RuntimeError(f"ONNX export of {info.name} disagrees with torch: {report}")
         partial.replace(out)
     finally:
@@ -118,6 +115,14 @@ def compare(ref: np.ndarray, got: np.ndarray) -> dict[str, float]:
         "clear_top1_agreement": float(agree[clear].mean()) if clear.any() else float("nan"),
         "clear_answers": int(clear.sum()),
     }
+
+
+def disagrees(report: dict[str, float], int8: bool) -> bool:
+    """Whether a ``compare`` report fails the export check: a float file beyond ``FLOAT_TOLERANCE``, an
+    int8 one below ``INT8_MIN_AGREEMENT`` on the clear answers (not judged without a clear answer)."""
+    if int8:
+        return report["clear_top1_agreement"] < INT8_MIN_AGREEMENT  # nan compares False
+    return report["max_abs_diff"] > FLOAT_TOLERANCE
 
 
 def write_metadata(path: Path, info: ModelInfo) -> None:

@@ -26,7 +26,6 @@ not after a convolution) are refused: fine-tune those from their ``best.pt``.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from maeum.align import square_crop
 from maeum.classify import BUNDLED_MODELS, EmotionClassifier, ModelInfo, resolve_model
 from maeum.errors import ConfigError
 from maeum.preprocess import InputSpec, to_model_input
-from maeum.training.export import INT8_MIN_AGREEMENT, Served, compare
+from maeum.training.export import Served, compare, disagrees
 from maeum.training.nets import create_model
 
 __all__ = ["CALIBRATION_CROPS", "batch_norm_record", "is_onnx_model", "read_onnx_weights"]
@@ -47,7 +46,6 @@ __all__ = ["CALIBRATION_CROPS", "batch_norm_record", "is_onnx_model", "read_onnx
 log = logging.getLogger(__name__)
 
 CALIBRATION_CROPS = 1024  # training crops that measure the unfolded batch norms' statistics
-FLOAT_TOLERANCE = 1e-3  # max |file - network| for a float file, as `maeum export` requires
 
 _WEIGHTED = (torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.Linear)
 _NORM_KEYS = ("weight", "bias", "running_mean", "running_var")
@@ -68,17 +66,14 @@ def batch_norm_record(net: torch.nn.Module, spec: InputSpec) -> dict[str, dict[s
     """
     try:
         calls = _weighted_calls(net, type(net).__name__, torch.zeros(1, spec.channels, spec.size, spec.size))
+        pairs = _norms_after_convolutions(calls).items()
     except ConfigError:
         return {}
 
     def floats(t: torch.Tensor) -> list[float]:
         return [float(f"{v:.9g}") for v in t.tolist()]  # 9 digits: float32 exactly
 
-    record: dict[str, dict[str, object]] = {}
-    for (name, conv), (_, norm) in itertools.pairwise(calls):
-        if isinstance(conv, torch.nn.Conv2d) and isinstance(norm, torch.nn.BatchNorm2d):
-            record[name] = {key: floats(getattr(norm, key)) for key in _NORM_KEYS} | {"eps": norm.eps}
-    return record
+    return {name: {key: floats(getattr(norm, key)) for key in _NORM_KEYS} | {"eps": norm.eps} for name, norm in pairs}
 
 
 def read_onnx_weights(model: str | Path, crops: np.ndarray) -> tuple[dict[str, torch.Tensor], ModelInfo, str]:
@@ -141,8 +136,7 @@ def read_onnx_weights(model: str | Path, crops: np.ndarray) -> tuple[dict[str, t
         report["top1_agreement"],
         clear_agreement,
     )
-    # Without a clear answer (an untrained file) an int8 read is not judged, as `maeum export` does.
-    if (clear_agreement < INT8_MIN_AGREEMENT) if quantized else (diff > FLOAT_TOLERANCE):
+    if disagrees(report, int8=quantized):  # the check `maeum export` makes of a new file
         raise ConfigError(
             f"--init {model}: the weights read back do not reproduce the file (max difference {diff:.2e}, "
             f"clear top-1 agreement {clear_agreement:.4f}); fine-tune from the best.pt it was exported from"
@@ -175,6 +169,23 @@ def _weighted_calls(net: torch.nn.Module, arch: str, dummy: torch.Tensor) -> lis
     if len({id(m) for _, m in calls}) != len(calls):
         raise ConfigError(f"--init from ONNX: {arch} calls a layer twice per pass; fine-tune it from its best.pt")
     return calls
+
+
+def _norms_after_convolutions(calls: list[tuple[str, torch.nn.Module]]) -> dict[str, torch.nn.BatchNorm2d]:
+    """The batch norm each convolution is followed by (the pairs export folds), by the convolution's name.
+    A batch norm after anything else was not folded, and is refused."""
+    pairs = {}
+    for i, (name, m) in enumerate(calls):
+        if not isinstance(m, torch.nn.BatchNorm2d):
+            continue
+        before_name, before = calls[i - 1] if i else ("", None)
+        if not isinstance(before, torch.nn.Conv2d) or before.out_channels != m.num_features:
+            raise ConfigError(
+                f"--init from ONNX: batch norm {name} does not follow a convolution, so it was not folded "
+                "into one; fine-tune from the best.pt"
+            )
+        pairs[before_name] = m
+    return pairs
 
 
 def _constants(proto: onnx.ModelProto) -> dict[str, np.ndarray]:
@@ -256,17 +267,7 @@ def _load_layers(
     net: torch.nn.Module, calls: list[tuple[str, torch.nn.Module]], layers: dict[str, _Layer], model: str | Path
 ) -> list[_Folded]:
     """Copy the file's layers into ``net``; return (name, convolution, its batch norm, folded bias) per folded pair."""
-    norm_after: dict[int, torch.nn.BatchNorm2d] = {}
-    for i, (name, m) in enumerate(calls):
-        if not isinstance(m, torch.nn.BatchNorm2d):
-            continue
-        before = calls[i - 1][1] if i else None
-        if not isinstance(before, torch.nn.Conv2d) or before.out_channels != m.num_features:
-            raise ConfigError(
-                f"--init from ONNX: batch norm {name} does not follow a convolution, so it was not folded "
-                "into one; fine-tune from the best.pt"
-            )
-        norm_after[id(before)] = m
+    norm_after = _norms_after_convolutions(calls)
     ours = [(n, m) for n, m in calls if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     unmatched = sorted(set(layers) - {n for n, _ in ours})
     missing = [n for n, _ in ours if n not in layers]
@@ -287,10 +288,10 @@ def _load_layers(
                 )
             layer.weight.copy_(torch.tensor(weight))
             b = torch.tensor(bias, dtype=torch.float32) if bias is not None else torch.zeros(layer.weight.shape[0])
-            if id(layer) in norm_after:
+            if name in norm_after:
                 if layer.bias is not None:
                     layer.bias.zero_()
-                folded.append((name, layer, norm_after[id(layer)], b))
+                folded.append((name, layer, norm_after[name], b))
             elif layer.bias is not None:
                 layer.bias.copy_(b)
             elif b.abs().max() > 0:
@@ -301,6 +302,8 @@ def _load_layers(
 @torch.no_grad()
 def _unfold_batch_norms(net: torch.nn.Module, folded: list[_Folded], x: torch.Tensor) -> None:
     """Set each batch norm after a folded convolution from the statistics of that convolution's output on ``x``."""
+    if not folded:  # every norm restored from the file's record: nothing to measure
+        return
     for _, _, norm, b in folded:  # first: adding b' exactly, so every later layer sees the file's activations
         norm.running_mean.zero_()
         norm.running_var.fill_(1.0 - norm.eps)

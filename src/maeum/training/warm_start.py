@@ -28,7 +28,6 @@ import logging
 import numpy as np
 import torch
 
-from maeum.classify import EmotionClassifier
 from maeum.errors import ConfigError
 from maeum.labels import FERPLUS7
 from maeum.preprocess import LUMA, InputSpec
@@ -45,12 +44,12 @@ def initial_weights(
     init: str, cfg: TrainConfig, model: torch.nn.Module, labels: tuple[str, ...], images: np.ndarray
 ) -> dict[str, torch.Tensor]:
     """The weights of ``--init`` for ``model`` (architecture ``cfg.model``, input ``cfg.input``), which
-    is to learn ``labels``. ``images`` are the run's uint8 training crops (an ONNX file's batch norms
-    are measured on them). Raises ``ConfigError`` saying what to change when they cannot fit."""
-    if is_onnx_model(init):
-        info = EmotionClassifier(init).info
-        arch, theirs, old = info.extra.get("architecture"), info.input, info.labels
-        state = None
+    is to learn ``labels``. ``images`` are the run's uint8 training crops: an ONNX file is checked on
+    them, and its batch norms measured on them where it has no record of them. Raises
+    ``ConfigError`` saying what to change when the weights cannot fit."""
+    if is_onnx_model(init):  # ensembles, HOG + SVM and non-convolutional files are refused here, saying why
+        weights, info, arch = read_onnx_weights(init, images)
+        theirs, old = info.input, info.labels
     else:
         state = torch.load(init, map_location="cpu")
         arch, old = state.get("model_name"), tuple(state.get("labels", FERPLUS7))  # as load_checkpoint reads them
@@ -58,7 +57,8 @@ def initial_weights(
             theirs = InputSpec.from_dict(state["config"]["input"])
         except (KeyError, TypeError, ValueError):
             raise ConfigError(f"--init {init} does not say what input it takes; pass a `maeum train` best.pt") from None
-    if arch != cfg.model and arch not in ("ensemble", "hog_svm"):  # those two: refused when read, saying why
+        weights = state["model"]
+    if arch != cfg.model:
         raise ConfigError(f"--init {init} holds a {arch} model, not {cfg.model}; pass --model {arch}")
     ours = InputSpec.from_dict(cfg.input)
     if theirs.color == ours.color and (theirs.mean, theirs.std) != (ours.mean, ours.std):
@@ -66,7 +66,6 @@ def initial_weights(
             f"--init {init} takes input normalised with mean {list(theirs.mean)} and std {list(theirs.std)}; "
             "set the same input.mean and input.std in the config (or with --set)"
         )
-    weights = read_onnx_weights(init, images)[0] if state is None else state["model"]
     fresh = model.state_dict()
     if theirs.color != ours.color:
         weights = _convert_colour(weights, fresh, theirs, ours, init)
