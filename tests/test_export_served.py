@@ -70,6 +70,31 @@ def test_an_int8_export_agrees_with_torch_and_a_badly_calibrated_one_is_refused(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["int8.onnx"]
 
 
+def test_the_scores_of_the_written_file_reach_its_metadata_and_a_failed_scoring_leaves_nothing(
+    faces, tmp_path: Path
+) -> None:
+    from maeum.training.export import export_onnx
+
+    net, valid = _decisive_net(), faces["valid"]
+    seen: list[np.ndarray] = []
+
+    def score(written: EmotionClassifier) -> dict[str, float]:
+        seen.append(written.predict(valid))
+        return {"valid_agreement": 0.5}
+
+    export_onnx(net, _info(), tmp_path / "scored.onnx", valid, int8_faces=faces["train"], score=score)
+    written = EmotionClassifier(tmp_path / "scored.onnx")
+    assert written.info.extra["valid_agreement"] == 0.5
+    np.testing.assert_array_equal(seen[0], written.predict(valid))  # scored: the int8 file as written
+
+    def broken(written: EmotionClassifier) -> dict[str, float]:
+        raise KeyError("valid")
+
+    with pytest.raises(KeyError):
+        export_onnx(net, _info(), tmp_path / "unscored.onnx", valid, score=broken)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scored.onnx"]
+
+
 def test_train_export_tta_int8_evaluate_card_and_analyze(small_ferplus: Path, tmp_path: Path, capsys) -> None:
     run, model = tmp_path / "run", tmp_path / "served.onnx"
     args = ["train", "--data", str(small_ferplus), "--out", str(run), "--model", "resnet_s", "--epochs", "3",

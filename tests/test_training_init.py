@@ -113,3 +113,33 @@ def test_another_input_size_is_refused_only_where_a_weight_depends_on_it(
     )
     with pytest.raises(ValueError, match=r"head.1.weight depend\(s\) on the input size \(32px there, 40px here\)"):
         train(emotionnet)
+
+
+def test_a_vision_transformer_starts_at_another_size_with_its_position_embedding_resampled(
+    prepared_aihub_32: Path, tmp_path: Path
+) -> None:
+    from timm.layers import resample_abs_pos_embed
+
+    from maeum.training.trainer import build_model, train
+    from maeum.training.warm_start import initial_weights
+
+    deit = "deit_tiny_patch16_224"
+    train(tiny_config(prepared_aihub_32, tmp_path / "x32", model=deit, epochs=1))  # a 2x2 patch grid
+    first = torch.load(tmp_path / "x32" / "best.pt", map_location="cpu")["model"]
+    cfg = tiny_config(
+        prepared_aihub_32,
+        tmp_path / "x48",
+        model=deit,
+        init=str(tmp_path / "x32" / "best.pt"),
+        input={"size": 48, **GRAY},
+    )
+    spec = InputSpec.from_dict(cfg.input)
+    weights = initial_weights(cfg.init, cfg, build_model(deit, AIHUB7, spec), AIHUB7, np.zeros((0, 48, 48), np.uint8))
+    assert first["pos_embed"].shape[1] == 1 + 2 * 2 and weights["pos_embed"].shape[1] == 1 + 3 * 3
+    torch.testing.assert_close(weights["pos_embed"][:, :1], first["pos_embed"][:, :1])  # the class token's, as it was
+    torch.testing.assert_close(weights["pos_embed"], resample_abs_pos_embed(first["pos_embed"], [3, 3], [2, 2]))
+    assert not torch.allclose(weights["pos_embed"][:, 1:5], weights["pos_embed"][:, 5:9])  # patches differ by place
+    for key in ("patch_embed.proj.weight", "blocks.0.attn.qkv.weight"):
+        torch.testing.assert_close(weights[key], first[key])  # everything else comes over as it was
+    train(cfg)
+    assert (tmp_path / "x48" / "best.pt").is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,7 @@ def export_onnx(
     check_faces: np.ndarray,
     flip: bool = False,
     int8_faces: np.ndarray | None = None,
+    score: Callable[[EmotionClassifier], dict[str, float]] | None = None,
 ) -> dict[str, float]:
     """Write ``model`` (logits) as an ONNX file returning probabilities, with ``info`` in its metadata.
 
@@ -55,7 +57,9 @@ def export_onnx(
     maeum's own ``EmotionClassifier`` on the written file; returns max |difference|, top-1
     agreement, and top-1 agreement on torch's clear answers (top-1 ahead by ``CLEAR_MARGIN``).
     A float file must agree within ``FLOAT_TOLERANCE``, an int8 one on ``INT8_MIN_AGREEMENT`` of
-    the clear answers (int8 rounding may flip a near tie). Nothing is left at ``out`` when a check fails.
+    the clear answers (int8 rounding may flip a near tie). ``score`` measures the checked file (its
+    metrics join ``info.extra`` and the metadata) before it takes the place of ``out``. Nothing is
+    left at ``out`` when a check or the scoring fails, and ``out`` never holds a file without its scores.
     """
     if info.output != "probabilities":
         raise ValueError("export_onnx writes a softmax output; set info.output='probabilities'")
@@ -80,7 +84,8 @@ def export_onnx(
         write_metadata(partial, info)
         with torch.no_grad():
             ref = model(torch.from_numpy(to_model_input(check_faces, spec))).numpy()
-        got = EmotionClassifier(partial).predict(check_faces)
+        written = EmotionClassifier(partial)
+        got = written.predict(check_faces)
         report = compare(ref, got)
         log.info(
             "exported %s: max |onnx - torch| %.2e, top-1 agreement %.4f (%.4f on the %d of %d clear answers)",
@@ -97,6 +102,9 @@ def export_onnx(
             log.warning("no clear answer among %d check crops: the int8 file's agreement is not judged", len(ref))
         if disagrees(report, int8=int8_faces is not None):
             raise RuntimeError(f"ONNX export of {info.name} disagrees with torch: {report}")
+        if score is not None:
+            info.extra.update(score(written))
+            write_metadata(partial, info)
         partial.replace(out)
     finally:
         partial.unlink(missing_ok=True)

@@ -107,6 +107,12 @@ def resnet_s(num_classes: int = 7, in_chans: int = 1, img_size: int = 48, **kwar
     return ResNetS(num_classes, in_chans, **kwargs)  # type: ignore[arg-type]
 
 
+@register
+def resnet_m(num_classes: int = 7, in_chans: int = 1, img_size: int = 48, **kwargs: object) -> nn.Module:
+    """``resnet_s`` one and a half times as wide: 3.6 M parameters, about 2.3 times its multiply-adds."""
+    return ResNetS(num_classes, in_chans, widths=(48, 96, 192, 384), stem=24, **kwargs)  # type: ignore[arg-type]
+
+
 class _SeparableConv(nn.Sequential):
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__(nn.Conv2d(cin, cin, 3, 1, 1, groups=cin, bias=False), nn.Conv2d(cin, cout, 1, bias=False))

@@ -12,7 +12,7 @@ from maeum.classify import EmotionClassifier, ModelInfo
 from maeum.detect import create_detector
 from maeum.labels import FERPLUS7
 from maeum.training.datasets import load_training_data
-from maeum.training.export import QUANTIZE_CROPS, export_onnx, write_metadata
+from maeum.training.export import QUANTIZE_CROPS, export_onnx
 from maeum.training.onnx_weights import batch_norm_record
 from maeum.training.template import measure_template
 from maeum.training.trainer import load_checkpoint
@@ -72,19 +72,20 @@ def export_checkpoint(
         },
     )
     calibration = train[np.random.default_rng(1).permutation(len(train))[:QUANTIZE_CROPS]] if int8 else None
-    export_onnx(model, info, out, check_faces=train[:256], flip=tta, int8_faces=calibration)
 
-    written = EmotionClassifier(out)
-    scores = {}
-    for split, split_data in data.splits.items():
-        if split == "train":
-            continue
-        keep = split_data.labels >= 0
-        probs = written.predict(split_data.images[keep])
-        accuracy = float((probs.argmax(1) == split_data.labels[keep]).mean())
-        named = _SPLIT_NAMES.get(data.name, {}).get(split, split)
-        scores[f"{data.name}_{named}_{'majority_' if data.name != 'fer2013' else ''}accuracy"] = round(accuracy, 4)
-    log.info("metrics of %s: %s", out, json.dumps(scores))
-    info.extra.update(scores)
-    write_metadata(out, info)
+    def score(written: EmotionClassifier) -> dict[str, float]:
+        """Majority accuracy of the file as written on each held-out split."""
+        scores = {}
+        for split, split_data in data.splits.items():
+            if split == "train":
+                continue
+            keep = split_data.labels >= 0
+            probs = written.predict(split_data.images[keep])
+            accuracy = float((probs.argmax(1) == split_data.labels[keep]).mean())
+            named = _SPLIT_NAMES.get(data.name, {}).get(split, split)
+            scores[f"{data.name}_{named}_{'majority_' if data.name != 'fer2013' else ''}accuracy"] = round(accuracy, 4)
+        log.info("metrics of %s: %s", out, json.dumps(scores))
+        return scores
+
+    export_onnx(model, info, out, check_faces=train[:256], flip=tta, int8_faces=calibration, score=score)
     return info

@@ -14,9 +14,10 @@
   mean) == gray mean``, as with every channel at 0.5), and otherwise leave a constant offset
   for the first batch norm to absorb;
 - the input size may differ for architectures whose weights do not depend on it
-  (convolutions and a global pooling: resnet_s, mini_xception, ResNet, EfficientNet). A weight
-  that does (a fully connected layer after a flatten, a transformer's position embedding) is
-  refused by name.
+  (convolutions and a global pooling: resnet_s, mini_xception, ResNet, EfficientNet). A vision
+  transformer's (ViT, DeiT) position embedding is resampled from its patch grid to the new one
+  (bicubic, as timm does when it loads weights at another size). Any other weight that depends
+  on the size (a fully connected layer after a flatten: emotionnet, vgg13_ferplus) is refused by name.
 
 With the same colour, the normalisation (mean and std) must be the same.
 """
@@ -70,6 +71,8 @@ def initial_weights(
     if theirs.color != ours.color:
         weights = _convert_colour(weights, fresh, theirs, ours, init)
     classes = _class_axes(cfg.model, fresh, len(labels), ours)
+    if theirs.size != ours.size:
+        weights = _resample_position_embedding(weights, fresh, model, init)
     _check_shapes(weights, fresh, classes, theirs, ours, init)
     if theirs.size != ours.size or theirs.color != ours.color:
         log.info("--init %s takes %dpx %s, this run %dpx %s", init, theirs.size, theirs.color, ours.size, ours.color)
@@ -127,6 +130,26 @@ def _convert_colour(
         )
     log.info("--init %s: input convolution %s converted from %s to %s", init, inputs[0], theirs.color, ours.color)
     return {**weights, inputs[0]: converted.to(weights[inputs[0]].dtype)}
+
+
+def _resample_position_embedding(
+    weights: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor], model: torch.nn.Module, init: str
+) -> dict[str, torch.Tensor]:
+    """``weights`` with a vision transformer's ``pos_embed`` resampled to ``model``'s patch grid."""
+    key = "pos_embed"
+    grid = getattr(getattr(model, "patch_embed", None), "grid_size", None)
+    if key not in fresh or key not in weights or grid is None or weights[key].shape == fresh[key].shape:
+        return weights
+    from timm.layers import resample_abs_pos_embed  # a transformer is a timm model: timm is installed
+
+    prefix = int(getattr(model, "num_prefix_tokens", 1))
+    old = weights[key].shape[1] - prefix
+    side = round(old**0.5)
+    if side * side != old:
+        raise ConfigError(f"--init {init}: its {key} holds {old} patches, not a square grid; pass --size of its run")
+    resampled = resample_abs_pos_embed(weights[key], list(grid), [side, side], num_prefix_tokens=prefix)
+    log.info("--init %s: %s resampled from a %dx%d to a %dx%d patch grid", init, key, side, side, *grid)
+    return {**weights, key: resampled}
 
 
 def _check_shapes(
