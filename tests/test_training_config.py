@@ -58,6 +58,11 @@ def test_every_committed_recipe_resolves(recipe: Path, data: Path, tmp_path: Pat
         assert str(loaded["init"]).endswith("best.pt")
         where["init"] = str(tmp_path / "best.pt")
         (tmp_path / "best.pt").touch()
+    if loaded.get("teacher"):  # likewise the teachers' checkpoints of a distillation recipe
+        teachers = [tmp_path / f"teacher{i}.pt" for i, _ in enumerate(str(loaded["teacher"]).split(","))]
+        for teacher in teachers:
+            teacher.touch()
+        where["teacher"] = ",".join(map(str, teachers))
     cfg = resolve_config(loaded, where)
     check_model_name(cfg.model)
     assert cfg.model in recipe.read_text(encoding="utf-8")  # named, not left to the default

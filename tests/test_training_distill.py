@@ -85,6 +85,27 @@ def test_a_teacher_without_the_data_classes_is_refused_before_training(
     assert not (run / "last.pt").exists()
 
 
+def test_a_checkpoint_teaches_as_its_export_does_and_several_teachers_are_averaged(
+    prepared_aihub_32: Path, teacher: Path
+) -> None:
+    from maeum.training.datasets import load_training_data
+    from maeum.training.distill import teacher_probabilities
+
+    spec = InputSpec.from_dict({"size": 32, "color": "gray", "mean": [0.5], "std": [0.5]})
+    data = load_training_data(prepared_aihub_32, spec)
+    crops, labels = data.splits["train"].images, data.labels
+    checkpoint = teacher.parent / "run" / "best.pt"  # what `teacher` was exported from
+    from_onnx = teacher_probabilities(str(teacher), crops, labels)
+    from_torch = teacher_probabilities(str(checkpoint), crops, labels)
+    np.testing.assert_allclose(from_torch, from_onnx, atol=1e-3)
+    # Two teachers: the mean of their answers. The bundled model knows other classes: refused by name.
+    both = teacher_probabilities(f"{checkpoint}, {teacher}", crops, labels, temperature=2.0)
+    mean = np.sqrt((from_torch + from_onnx) / 2)
+    np.testing.assert_allclose(both, mean / mean.sum(1, keepdims=True), atol=1e-6)
+    with pytest.raises(ConfigError, match="teacher ferplus-resnet-s does not know"):
+        teacher_probabilities(f"{checkpoint},ferplus-resnet-s", crops, labels)
+
+
 def test_teacher_weight_zero_is_the_plain_run_and_a_teacher_changes_it(
     prepared_aihub_32: Path, teacher: Path, tmp_path: Path
 ) -> None:
@@ -137,6 +158,11 @@ def test_resume_with_another_teacher_is_refused(prepared_aihub_32: Path, teacher
         ({"teacher_weight": -0.1}, ConfigError, "teacher_weight must be at least 0"),
         ({"teacher_temperature": 0.0}, ConfigError, "teacher_temperature must be at least 0.01"),
         ({"teacher": "missing.onnx"}, FileNotFoundError, "teacher missing.onnx: no such model"),
+        (
+            {"teacher": "ferplus-resnet-s,runs/missing/best.pt"},
+            FileNotFoundError,
+            "runs/missing/best.pt: no such model",
+        ),
     ],
 )
 def test_bad_teacher_settings_are_refused(

@@ -114,6 +114,12 @@ def _parser() -> argparse.ArgumentParser:
         "--template-samples", type=int, default=1500, help="training crops used to measure the alignment template"
     )
     e.add_argument(
+        "--data",
+        type=Path,
+        help="the run's data on this machine, when the checkpoint was trained elsewhere "
+        "(default: the path it trained on)",
+    )
+    e.add_argument(
         "--tta",
         action="store_true",
         help="build flip test-time augmentation into the model: the mean over each face and its mirror (2x compute)",
@@ -288,7 +294,9 @@ def _export(args: argparse.Namespace) -> int:
     if not args.checkpoint.is_file():
         raise MaeumError(f"{args.checkpoint}: no such checkpoint; train first with `maeum train`")
     name = args.name or args.checkpoint.resolve().parent.name or "model"
-    export_checkpoint(args.checkpoint, args.out, name, args.template_samples, tta=args.tta, int8=args.int8)
+    export_checkpoint(
+        args.checkpoint, args.out, name, args.template_samples, tta=args.tta, int8=args.int8, data_path=args.data
+    )
     return EXIT_OK
 
 

@@ -102,7 +102,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument(
         "--teacher",
-        help="distil: a model name or .onnx (e.g. from `maeum ensemble`) whose answers join the training targets",
+        help="distil: a model name, .onnx (e.g. from `maeum ensemble`) or best.pt whose answers join the training "
+        "targets; several, comma-separated, are averaged",
     )
     t.add_argument(
         "--teacher-weight", type=float, help=_help("share of each target from the teacher, 0 to 1", "teacher_weight")

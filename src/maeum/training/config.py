@@ -141,8 +141,11 @@ class TrainConfig:
             raise ConfigError("hog_svm fits hard labels; set label_smoothing to 0")
         if self.teacher_weight > 1:
             raise ConfigError(f"teacher_weight must be between 0 and 1, got {self.teacher_weight!r}")
-        if self.teacher.endswith(".onnx") and not Path(self.teacher).is_file():
-            raise FileNotFoundError(f"teacher {self.teacher}: no such model; pass an exported .onnx or a model name")
+        for teacher in self.teacher.split(","):
+            if teacher.strip().endswith((".onnx", ".pt")) and not Path(teacher.strip()).is_file():
+                raise FileNotFoundError(
+                    f"teacher {teacher.strip()}: no such model; pass an exported .onnx, a best.pt or a model name"
+                )
         from maeum.classify import BUNDLED_MODELS  # here: importing the config stays light
 
         if self.init and not (Path(self.init).is_file() or self.init in BUNDLED_MODELS):

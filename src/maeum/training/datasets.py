@@ -66,21 +66,31 @@ def load_training_data(
 
 
 def _from_ferplus(root: Path, spec: InputSpec, cache_dir: Path | None, original_labels: bool) -> TrainingData:
-    if spec.size != 48 or spec.channels != 1:
-        raise DataError("the FER+ folder gives 48x48 gray images; prepare a manifest for other input sizes")
     if original_labels and not (root / "fer2013_labels.csv").is_file():
         raise DataError(f"{root}: labels fer2013 needs fer2013_labels.csv beside fer2013new.csv")
     splits = {}
     for ours, theirs in (("train", "train"), ("val", "valid"), ("test", "test")):
         s = ferplus.load_split(root, theirs, cache_dir)
+        images = ferplus_at_input(s.images, spec)
         if original_labels:
             labels = ferplus.fer2013_labels(root, s.names)
             votes = np.zeros((len(labels), len(FERPLUS7)), dtype=np.float32)
             votes[labels >= 0, labels[labels >= 0]] = 1.0
-            splits[ours] = Split(s.images, votes, labels)
+            splits[ours] = Split(images, votes, labels)
         else:
-            splits[ours] = Split(s.images, s.votes[:, : len(FERPLUS7)].astype(np.float32), s.majority())
+            splits[ours] = Split(images, s.votes[:, : len(FERPLUS7)].astype(np.float32), s.majority())
     return TrainingData("fer2013" if original_labels else "ferplus", FERPLUS7, splits)
+
+
+def ferplus_at_input(images: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """FER+'s 48x48 gray crops (N, 48, 48) at the model's input: resized bilinearly, gray copied to RGB."""
+    if spec.size != images.shape[1]:
+        images = np.stack(
+            [np.asarray(Image.fromarray(im).resize((spec.size,) * 2, Image.Resampling.BILINEAR)) for im in images]
+        )
+    if spec.channels == 3:
+        images = np.repeat(images[..., None], 3, axis=-1)
+    return images
 
 
 def _from_manifest(path: Path, spec: InputSpec) -> TrainingData:

@@ -1,8 +1,8 @@
 """Knowledge distillation: a trained model's answers become part of the training targets.
 
-The teacher (a bundled model name or an exported ``.onnx``, typically an ensemble from
-``maeum ensemble``) classifies every training crop once, before the first epoch, averaged
-with its mirror image because training flips faces. Its probabilities, softened by a
+The teacher (a bundled model name, an exported ``.onnx`` such as an ensemble from ``maeum
+ensemble``, a ``best.pt``, or several of these averaged) classifies every training crop once,
+before the first epoch, averaged with its mirror image because training flips faces. Its probabilities, softened by a
 temperature, are mixed into the targets: ``(1 - weight) * labels + weight * teacher``. The
 student then trains exactly as without a teacher, at the same cost per epoch, and ships
 alone: the teacher's size and speed do not follow it.
@@ -11,8 +11,10 @@ alone: the teacher's size and speed do not follow it.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
+import torch
 
 from maeum.align import square_crop
 from maeum.classify import EmotionClassifier
@@ -24,30 +26,60 @@ log = logging.getLogger(__name__)
 
 
 def teacher_probabilities(
-    teacher: str, images: np.ndarray, labels: tuple[str, ...], temperature: float = 1.0, threads: int | None = None
+    teacher: str,
+    images: np.ndarray,
+    labels: tuple[str, ...],
+    temperature: float = 1.0,
+    threads: int | None = None,
+    device: str | torch.device = "cpu",
 ) -> np.ndarray:
     """The teacher's probabilities (N, K) for uint8 crops, columns in the order of ``labels``.
 
-    Each crop's answer is the mean over the crop and its mirror, then softened:
-    ``p ** (1 / temperature)`` renormalised, which is ``softmax(logits / temperature)``.
-    Refused when the teacher does not know one of ``labels``.
+    ``teacher`` is one model or several separated by commas, each a bundled model name, an
+    exported ``.onnx`` (run by onnxruntime with ``threads``) or a ``best.pt`` of ``maeum train``
+    (run by torch on ``device``); several teachers' probabilities are averaged. Each crop's answer
+    is the mean over the crop and its mirror, then softened: ``p ** (1 / temperature)``
+    renormalised, which is ``softmax(logits / temperature)``. Refused when a teacher does not
+    know one of ``labels``.
     """
-    clf = EmotionClassifier(teacher, threads=threads)
-    missing = [name for name in labels if name not in clf.labels]
-    if missing:
-        raise ConfigError(
-            f"teacher {teacher} does not know the class(es) {', '.join(missing)} of this data "
-            f"(its labels: {', '.join(clf.labels)}); pick a teacher trained on the same classes"
-        )
-    size = clf.info.input.size
-    if images.shape[1] != size:
-        images = np.stack([square_crop(c, size) for c in images])
-    log.info("teacher %s: classifying %d training crops and their mirrors", clf.info.name, len(images))
-    probs = clf.predict_many(images, mirrored=True)
-    probs = probs[:, [clf.labels.index(name) for name in labels]]
+    names = [name.strip() for name in teacher.split(",") if name.strip()]
+    probs = np.mean([_one_teacher(name, images, labels, threads, device) for name in names], axis=0)
     if temperature != 1.0:
         probs = np.exp(np.log(np.maximum(probs, 1e-12)) / temperature)
     return (probs / probs.sum(1, keepdims=True)).astype(np.float32)
+
+
+def _one_teacher(
+    teacher: str, images: np.ndarray, labels: tuple[str, ...], threads: int | None, device: str | torch.device
+) -> np.ndarray:
+    if teacher.endswith(".pt"):
+        from maeum.training.trainer import load_checkpoint, predict  # the trainer imports this module
+
+        model, spec, state = load_checkpoint(Path(teacher))
+        model.to(device)
+        known, name = tuple(state["labels"]), f"{state['config']['model']} ({teacher})"
+
+        def answer(crops: np.ndarray) -> np.ndarray:
+            mirrored = np.ascontiguousarray(crops[:, :, ::-1])
+            return (predict(model, crops, spec) + predict(model, mirrored, spec)) / 2
+    else:
+        clf = EmotionClassifier(teacher, threads=threads)
+        spec, known, name = clf.info.input, clf.labels, clf.info.name
+
+        def answer(crops: np.ndarray) -> np.ndarray:
+            return clf.predict_many(crops, mirrored=True)
+
+    missing = [label for label in labels if label not in known]
+    if missing:
+        raise ConfigError(
+            f"teacher {teacher} does not know the class(es) {', '.join(missing)} of this data "
+            f"(its labels: {', '.join(known)}); pick a teacher trained on the same classes"
+        )
+    if images.shape[1] != spec.size:
+        images = np.stack([square_crop(c, spec.size) for c in images])
+    log.info("teacher %s: classifying %d training crops and their mirrors", name, len(images))
+    probs = answer(images)[:, [known.index(label) for label in labels]]
+    return probs / probs.sum(1, keepdims=True)
 
 
 def mix_targets(targets: np.ndarray, teacher: np.ndarray, weight: float) -> np.ndarray:

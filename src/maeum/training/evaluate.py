@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from maeum.classify import EmotionClassifier, resolve_model
 from maeum.data.manifest import MANIFEST_NAME, read_manifest
@@ -31,7 +30,7 @@ from maeum.data.records import DataError
 from maeum.errors import MaeumError
 from maeum.labels import FERPLUS7, display_name
 from maeum.training import ferplus
-from maeum.training.datasets import is_manifest, load_crop
+from maeum.training.datasets import ferplus_at_input, is_manifest, load_crop
 
 __all__ = [
     "ClassResult",
@@ -374,12 +373,7 @@ def _load_split(config: EvalConfig, split: str, clf: EmotionClassifier) -> _Spli
         labels = [FERPLUS7[k] if k >= 0 else "(none)" for k in ferplus.fer2013_labels(path, s.names)]
     else:
         labels = [ferplus.VOTE_COLUMNS[j] for j in s.votes.argmax(axis=1)]
-    images = s.images  # (N, 48, 48) gray
-    if images.shape[1] != spec.size:
-        images = np.stack(
-            [np.asarray(Image.fromarray(im).resize((spec.size,) * 2, Image.Resampling.BILINEAR)) for im in images]
-        )
-    return _Split(images, labels, None)
+    return _Split(ferplus_at_input(s.images, spec), labels, None)
 
 
 def _manifest_splits_and_columns(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from maeum.classify import EmotionClassifier, ModelInfo
+from maeum.data.records import DataError
 from maeum.detect import create_detector
 from maeum.labels import FERPLUS7
 from maeum.training.datasets import load_training_data
@@ -29,16 +30,30 @@ _LICENCES = {
 
 
 def export_checkpoint(
-    checkpoint: Path, out: Path, name: str, template_samples: int = 1500, tta: bool = False, int8: bool = False
+    checkpoint: Path,
+    out: Path,
+    name: str,
+    template_samples: int = 1500,
+    tta: bool = False,
+    int8: bool = False,
+    data_path: Path | None = None,
 ) -> ModelInfo:
     """Export ``checkpoint`` to ``out``; ``tta`` builds flip test-time augmentation into the graph,
-    ``int8`` quantizes it on the run's training crops. The metrics recorded are the written file's."""
+    ``int8`` quantizes it on the run's training crops. The metrics recorded are the written file's.
+
+    ``data_path`` is where the run's data is on this machine, when it is not where the run read
+    it (a checkpoint trained elsewhere); by default the path in the checkpoint's config.
+    """
     model, spec, state = load_checkpoint(checkpoint)
     cfg = state["config"]
     labels = tuple(state.get("labels", FERPLUS7))
-    data = load_training_data(
-        Path(cfg["data"]), spec, Path(cfg["out"]) / "cache", original_labels=cfg.get("labels") == "fer2013"
-    )
+    data_path = Path(data_path or cfg["data"])
+    if not data_path.exists():
+        raise DataError(
+            f"{checkpoint} was trained on {data_path}, which is not on this machine; pass --data with its copy here"
+        )
+    cache = Path(cfg["out"]) / "cache" if Path(cfg["out"]).is_dir() else None
+    data = load_training_data(data_path, spec, cache, original_labels=cfg.get("labels") == "fer2013")
     train = data.splits["train"].images
     rng = np.random.default_rng(0)
     sample = train[rng.choice(len(train), min(template_samples, len(train)), replace=False)]

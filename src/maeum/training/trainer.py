@@ -282,7 +282,9 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
         # Process 0 asks the teacher and hands its answers to the other processes.
         soft = np.empty(targets.shape, np.float32)
         if rt.is_main:
-            soft = teacher_probabilities(cfg.teacher, images, data.labels, cfg.teacher_temperature, cfg.threads)
+            soft = teacher_probabilities(
+                cfg.teacher, images, data.labels, cfg.teacher_temperature, cfg.threads, rt.device
+            )
         soft = rt.broadcast_array(soft)
         agree = float((soft.argmax(1) == targets.argmax(1)).mean())
         log.info(
