@@ -98,10 +98,10 @@ def test_bundled_model_metadata() -> None:
     assert DEFAULT_MODEL in list_models()
     info = EmotionClassifier().info
     assert info.labels == FERPLUS7
-    assert info.input == InputSpec(48, "gray", (0.5,), (0.5,))
+    assert info.input == InputSpec(64, "gray", (0.5,), (0.5,))
     lm = info.template
     assert lm.shape == (5, 2) and lm[0, 1] == pytest.approx(lm[1, 1])  # level eyes
-    assert lm[0, 0] + lm[1, 0] == pytest.approx(48, abs=0.01)  # centred
+    assert lm[0, 0] + lm[1, 0] == pytest.approx(64, abs=0.01)  # centred
 
 
 def test_bundled_model_is_trained(shared: Path) -> None:
@@ -135,6 +135,17 @@ def ferplus_test_faces(shared: Path) -> np.ndarray:
 
     files = sorted((shared / "data" / "ferplus" / "FER2013Test").glob("*.png"))[:20]
     return np.stack([np.asarray(Image.open(f).convert("L")) for f in files])
+
+
+def test_crops_of_another_size_are_resized_to_the_model_s_input(ferplus_test_faces: np.ndarray) -> None:
+    from maeum.preprocess import resize_crops
+
+    clf = EmotionClassifier()  # 64 px; FER+ crops are 48 px
+    resized = resize_crops(ferplus_test_faces, 64)
+    assert resized.shape == (20, 64, 64)
+    np.testing.assert_array_equal(clf.predict(ferplus_test_faces), clf.predict(resized))
+    with pytest.raises(ValueError, match="square crops"):
+        clf.predict(ferplus_test_faces[:, :, :40])
 
 
 def test_predict_many_batches_and_mirrors_like_predict(ferplus_test_faces: np.ndarray, tmp_path: Path) -> None:

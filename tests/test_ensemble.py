@@ -21,10 +21,11 @@ from maeum.cli import main
 from maeum.errors import MaeumError, ModelError
 from maeum.imageio import load_image
 from maeum.labels import FERPLUS7
-from maeum.preprocess import InputSpec
+from maeum.preprocess import InputSpec, resize_crops
 from maeum.training.ensemble import EnsembleError, build_ensemble
 
-BUNDLED = EmotionClassifier(DEFAULT_MODEL).info  # 48 px gray, FER+ labels
+BUNDLED = EmotionClassifier(DEFAULT_MODEL).info  # gray, FER+ labels
+S = BUNDLED.input.size  # its input size in pixels
 PERMUTED = (*FERPLUS7[3:], *FERPLUS7[:3])  # the same labels in another order
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -98,7 +99,7 @@ def photo_faces(analyzer: Analyzer) -> np.ndarray:
     for name in ("astronaut.jpg", "grace_hopper.jpg"):
         image = load_image(EXAMPLES / name)
         for face in analyzer.detect(image):
-            crops.append(analyzer.aligner(image, np.asarray(face.landmarks), BUNDLED.template * (64 / 48), 64))
+            crops.append(analyzer.aligner(image, np.asarray(face.landmarks), BUNDLED.template * (64 / S), 64))
     assert len(crops) == 2
     crops += [c[:, ::-1] for c in crops]
     return np.ascontiguousarray(np.stack(crops))
@@ -111,7 +112,7 @@ def test_the_bundled_model_twice_is_the_bundled_model(tmp_path: Path, fer_faces:
     info = build_ensemble([DEFAULT_MODEL, DEFAULT_MODEL], tmp_path / "e.onnx")
     ensemble = EmotionClassifier(tmp_path / "e.onnx")
     assert ensemble.info.labels == FERPLUS7
-    assert ensemble.info.input == InputSpec(48, "gray", (0.0,), (1.0,)) == info.input
+    assert ensemble.info.input == InputSpec(S, "gray", (0.0,), (1.0,)) == info.input
     assert ensemble.info.output == "probabilities"
     np.testing.assert_allclose(ensemble.info.template, BUNDLED.template, atol=1e-3)
     extra = ensemble.info.extra
@@ -132,25 +133,25 @@ def test_the_bundled_model_twice_is_the_bundled_model(tmp_path: Path, fer_faces:
 def test_mixed_members_are_converted_resized_reordered_and_weighted(
     tmp_path: Path, mini64: Path, photo_faces: np.ndarray
 ) -> None:
-    """ferplus (48 gray) and mini64 (64 RGB, labels permuted), weights 3:1, checked by hand."""
+    """ferplus (S px gray) and mini64 (64 px RGB, labels permuted), weights 3:1, checked by hand."""
     info = build_ensemble([DEFAULT_MODEL, mini64], tmp_path / "e.onnx", weights=[3, 1], name="mixed")
     assert info.name == "mixed" and info.labels == FERPLUS7
     assert info.input == InputSpec(64, "rgb", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
-    np.testing.assert_allclose(info.template, BUNDLED.template * (64 / 48), atol=1e-9)
+    np.testing.assert_allclose(info.template, BUNDLED.template * (64 / S), atol=1e-9)
     assert [m["weight"] for m in info.extra["members"]] == [0.75, 0.25]  # type: ignore[union-attr]
     got = EmotionClassifier(tmp_path / "e.onnx").predict(photo_faces)
     order = [PERMUTED.index(label) for label in FERPLUS7]
 
-    # By hand in float: [0, 1] pixels -> gray (BT.601) -> resize 64 -> 48 (cv2 linear) -> (x - 0.5) / 0.5.
+    # By hand in float: [0, 1] pixels -> gray (BT.601) -> resize 64 -> S (cv2 linear) -> (x - 0.5) / 0.5.
     x = photo_faces.astype(np.float32) / 255
-    gray = np.stack([cv2.resize(g, (48, 48), interpolation=cv2.INTER_LINEAR) for g in x @ LUMA])
+    gray = np.stack([cv2.resize(g, (S, S), interpolation=cv2.INTER_LINEAR) for g in x @ LUMA])
     p_fer = _run_float(resolve_model(DEFAULT_MODEL), ((gray - 0.5) / 0.5)[:, None])
     p_mini = _run_float(mini64, ((x - 0.5) / 0.5).transpose(0, 3, 1, 2))[:, order]
     by_hand = 0.75 * p_fer + 0.25 * p_mini
     assert np.abs(got - by_hand).max() < 1e-4
 
     # As serving would do it: each member alone on uint8 crops resized to its size; rounding costs a little.
-    small = np.stack([cv2.resize(c, (48, 48), interpolation=cv2.INTER_LINEAR) for c in photo_faces])
+    small = np.stack([cv2.resize(c, (S, S), interpolation=cv2.INTER_LINEAR) for c in photo_faces])
     members = 0.75 * EmotionClassifier(DEFAULT_MODEL).predict(small)
     members += 0.25 * EmotionClassifier(mini64).predict(photo_faces)[:, order]
     assert np.abs(got - members).max() < 5e-2
@@ -168,23 +169,27 @@ def test_weights_one_zero_give_the_first_member(tmp_path: Path, mini64: Path, ph
 
 
 def test_logit_member_of_an_older_opset_is_soft_maxed(tmp_path: Path, fer_faces: np.ndarray) -> None:
-    """A logits model at opset 13 next to the bundled one (opset 17): no resize, so exact."""
+    """A 48 px logits model at opset 13 next to the bundled one (opset 17), at the bundled size."""
     tiny = tiny_model(tmp_path / "tiny.onnx")
     build_ensemble([DEFAULT_MODEL, tiny], tmp_path / "e.onnx", weights=[1, 1])
-    got = EmotionClassifier(tmp_path / "e.onnx").predict(fer_faces)
-    logits = _run_float(tiny, ((fer_faces.astype(np.float32) / 255 - 0.4) / 0.25)[:, None])
-    by_hand = 0.5 * EmotionClassifier(DEFAULT_MODEL).predict(fer_faces) + 0.5 * _softmax(logits)
-    assert np.abs(got - by_hand).max() < 1e-5
+    faces = resize_crops(fer_faces, S)  # the ensemble's input
+    got = EmotionClassifier(tmp_path / "e.onnx").predict(faces)
+    # The tiny member sees the crops resized to its 48 px inside the graph (cv2's linear, in float).
+    x = np.stack([cv2.resize(f, (48, 48), interpolation=cv2.INTER_LINEAR) for f in faces.astype(np.float32) / 255])
+    logits = _run_float(tiny, ((x - 0.4) / 0.25)[:, None])
+    by_hand = 0.5 * EmotionClassifier(DEFAULT_MODEL).predict(faces) + 0.5 * _softmax(logits)
+    assert np.abs(got - by_hand).max() < 1e-4
     assert onnx.load(str(tmp_path / "e.onnx")).opset_import[0].version == 17
 
 
 def test_a_member_framing_faces_differently_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    shifted = tiny_model(tmp_path / "shifted.onnx", template=BUNDLED.template + np.array([0, 4]))  # 4 of 48 px: > 5 %
+    at_48 = BUNDLED.template * (48 / S)  # the tiny model's 48 px
+    shifted = tiny_model(tmp_path / "shifted.onnx", template=at_48 + np.array([0, 4]))  # 4 of 48 px: > 5 %
     with caplog.at_level(logging.WARNING, logger="maeum"):
         build_ensemble([DEFAULT_MODEL, shifted], tmp_path / "e.onnx")
     assert "frames faces differently" in caplog.text
     caplog.clear()
-    close = tiny_model(tmp_path / "close.onnx", template=BUNDLED.template + np.array([0, 1]))
+    close = tiny_model(tmp_path / "close.onnx", template=at_48 + np.array([0, 1]))
     with caplog.at_level(logging.WARNING, logger="maeum"):
         build_ensemble([DEFAULT_MODEL, close], tmp_path / "e2.onnx")
     assert "frames faces differently" not in caplog.text

@@ -135,9 +135,10 @@ def test_evaluate_maps_labels_by_name_and_counts_dropped(manifest: Path, report:
     assert set(report.dropped) == {"embarrassment", "anxiety", "hurt"}
 
     # The same numbers, computed here from the crops by another route.
+    size = clf.info.input.size
     crops = np.stack(
         [
-            np.asarray(Image.open(manifest / r["path"]).convert("L").resize((48, 48), Image.Resampling.BILINEAR))
+            np.asarray(Image.open(manifest / r["path"]).convert("L").resize((size, size), Image.Resampling.BILINEAR))
             for r in kept
         ]
     )

@@ -15,7 +15,7 @@ from maeum.cli import main
 from maeum.data.records import AIHUB7
 from maeum.errors import ConfigError
 from maeum.labels import FERPLUS7
-from maeum.preprocess import InputSpec, to_model_input
+from maeum.preprocess import InputSpec, resize_crops, to_model_input
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
@@ -128,9 +128,9 @@ def test_the_bundled_int8_mirrored_model_reads_back_with_its_answers(faces) -> N
 
     weights, info, arch = read_onnx_weights("ferplus-resnet-s", faces["train"])
     assert arch == "resnet_s" and info.mirrored
-    back = create_model(arch, num_classes=7, in_chans=1, img_size=48)
+    back = create_model(arch, num_classes=7, in_chans=1, img_size=info.input.size)
     back.load_state_dict(weights)
-    valid = faces["valid"]  # crops the read did not see
+    valid = resize_crops(faces["valid"], info.input.size)  # crops the read did not see
     with torch.no_grad():
         ours = Served(back, flip=True).eval()(torch.from_numpy(to_model_input(valid, info.input))).numpy()
     theirs = EmotionClassifier("ferplus-resnet-s").predict(valid)
@@ -154,9 +154,11 @@ def test_the_bundled_model_fine_tunes_onto_aihub_classes(
     assert "rows for happiness, anger, sadness, neutral carried over, embarrassment, anxiety, hurt start fresh" in (
         caplog.text
     )
-    if color == "rgb":  # the bundled model is 48 px gray
+    bundled = EmotionClassifier("ferplus-resnet-s").info.input.size  # gray
+    if color == "rgb":
         assert "input convolution features.0.0.weight converted from gray to rgb" in caplog.text
-        assert "takes 48px gray, this run 64px rgb" in caplog.text
+    if (size, color) != (bundled, "gray"):
+        assert f"takes {bundled}px gray, this run {size}px {color}" in caplog.text
     tuned = torch.load(tmp_path / "aihub" / "best.pt", map_location="cpu", weights_only=False)
     assert tuned["labels"] == list(AIHUB7) and tuned["config"]["init"] == "ferplus-resnet-s"
 
@@ -164,12 +166,13 @@ def test_the_bundled_model_fine_tunes_onto_aihub_classes(
 def test_fine_tuning_the_bundled_model_starts_where_it_is(small_ferplus: Path, tmp_path: Path) -> None:
     """One epoch at a small learning rate: started from the bundled model, FER+ Valid stays near its
     accuracy; started from random weights, it is far below."""
+    clf = EmotionClassifier("ferplus-resnet-s")
     base = ["train", "--data", str(small_ferplus), "--model", "resnet_s", "--epochs", "1", "--lr", "0.001",
-            "--batch-size", "16", "--threads", "1", "--no-bf16", "--no-tensorboard"]  # fmt: skip
+            "--size", str(clf.info.input.size), "--batch-size", "16", "--threads", "1", "--no-bf16",
+            "--no-tensorboard"]  # fmt: skip
     assert main([*base, "--out", str(tmp_path / "tuned"), "--init", "ferplus-resnet-s"]) == 0
     assert main([*base, "--out", str(tmp_path / "fresh")]) == 0
     tuned, fresh = (float(read_metrics(tmp_path / r)[0]["valid_acc"]) for r in ("tuned", "fresh"))
-    clf = EmotionClassifier("ferplus-resnet-s")
     from maeum.training import ferplus
 
     valid = ferplus.load_split(small_ferplus, "valid")

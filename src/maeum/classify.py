@@ -20,7 +20,7 @@ import numpy as np
 
 from maeum.errors import ModelError, UnknownNameError
 from maeum.onnx_session import create_session
-from maeum.preprocess import InputSpec, to_model_input
+from maeum.preprocess import InputSpec, resize_crops, to_model_input
 from maeum.progress import Progress
 from maeum.results import Emotion
 
@@ -120,12 +120,15 @@ class EmotionClassifier:
         return self.info.labels
 
     def predict(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities (N, K) for uint8 crops (N, S, S, 3) or (N, S, S) at the model's size."""
+        """Class probabilities (N, K) for square uint8 crops (N, S, S, 3) or (N, S, S).
+
+        Crops of another size than the model's are resized to it bilinearly (``resize_crops``).
+        """
         if len(faces) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
         out = []
         for i in range(0, len(faces), batch_size):
-            x = to_model_input(faces[i : i + batch_size], self.info.input)
+            x = to_model_input(resize_crops(faces[i : i + batch_size], self.info.input.size), self.info.input)
             (y,) = self._session.run(None, {self._input_name: x})
             out.append(y)
         y = np.concatenate(out).astype(np.float32)

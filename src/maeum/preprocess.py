@@ -43,6 +43,21 @@ class InputSpec:
         return spec
 
 
+def resize_crops(faces: np.ndarray, size: int) -> np.ndarray:
+    """Square uint8 crops (N, S, S[, 3]) at ``size`` x ``size``: resized bilinearly (Pillow), or as given at that size.
+
+    Training, evaluation and serving resize crops of another size (FER2013's 48 px, say) with this
+    one function, so a model sees them alike in all three.
+    """
+    if faces.ndim not in (3, 4) or faces.shape[1] != faces.shape[2]:
+        raise ValueError(f"faces must be square crops (N, S, S[, 3]), got {faces.shape}")
+    if faces.shape[1] == size:
+        return faces
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.Resampling.BILINEAR)) for f in faces])
+
+
 def to_model_input(faces: np.ndarray, spec: InputSpec) -> np.ndarray:
     """Turn aligned face crops into a normalised float32 batch (N, C, size, size).
 

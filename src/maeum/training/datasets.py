@@ -16,7 +16,7 @@ from PIL import Image
 from maeum.data.manifest import MANIFEST_NAME, read_manifest
 from maeum.data.records import DataError
 from maeum.labels import FERPLUS7
-from maeum.preprocess import InputSpec
+from maeum.preprocess import InputSpec, resize_crops
 from maeum.training import ferplus
 
 log = logging.getLogger(__name__)
@@ -84,10 +84,7 @@ def _from_ferplus(root: Path, spec: InputSpec, cache_dir: Path | None, original_
 
 def ferplus_at_input(images: np.ndarray, spec: InputSpec) -> np.ndarray:
     """FER+'s 48x48 gray crops (N, 48, 48) at the model's input: resized bilinearly, gray copied to RGB."""
-    if spec.size != images.shape[1]:
-        images = np.stack(
-            [np.asarray(Image.fromarray(im).resize((spec.size,) * 2, Image.Resampling.BILINEAR)) for im in images]
-        )
+    images = resize_crops(images, spec.size)
     if spec.channels == 3:
         images = np.repeat(images[..., None], 3, axis=-1)
     return images

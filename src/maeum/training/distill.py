@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maeum.align import square_crop
 from maeum.classify import EmotionClassifier
 from maeum.errors import ConfigError
+from maeum.preprocess import resize_crops
 
 __all__ = ["mix_targets", "teacher_probabilities"]
 
@@ -75,8 +75,7 @@ def _one_teacher(
             f"teacher {teacher} does not know the class(es) {', '.join(missing)} of this data "
             f"(its labels: {', '.join(known)}); pick a teacher trained on the same classes"
         )
-    if images.shape[1] != spec.size:
-        images = np.stack([square_crop(c, spec.size) for c in images])
+    images = resize_crops(images, spec.size)
     log.info("teacher %s: classifying %d training crops and their mirrors", name, len(images))
     probs = answer(images)[:, [known.index(label) for label in labels]]
     return probs / probs.sum(1, keepdims=True)

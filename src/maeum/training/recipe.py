@@ -29,6 +29,15 @@ _LICENCES = {
 }
 
 
+def _teachers(cfg: dict[str, object]) -> dict[str, object]:
+    """A distilled run's teachers, each by its run folder (``best.pt``) or name, and their share of the targets."""
+    names = [t.strip() for t in str(cfg.get("teacher") or "").split(",") if t.strip()]
+    if not names:
+        return {}
+    named = [Path(t).parent.name if t.endswith(".pt") else Path(t).stem if t.endswith(".onnx") else t for t in names]
+    return {"teacher": ", ".join(named), "teacher_weight": cfg["teacher_weight"]}
+
+
 def export_checkpoint(
     checkpoint: Path,
     out: Path,
@@ -75,7 +84,7 @@ def export_checkpoint(
             "architecture": cfg["model"],
             "parameters": sum(p.numel() for p in model.parameters()),
             "trained_on": f"{data.name} train, selected on {data.name} val",
-            "training": {k: cfg[k] for k in ("labels", "epochs", "batch_size", "lr", "seed")},
+            "training": {k: cfg[k] for k in ("labels", "epochs", "batch_size", "lr", "seed")} | _teachers(cfg),
             "epoch": state["epoch"],
             "template_measured_on": used,
             "licence": _LICENCES.get(
