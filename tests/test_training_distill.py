@@ -163,6 +163,7 @@ def test_resume_with_another_teacher_is_refused(prepared_aihub_32: Path, teacher
             FileNotFoundError,
             "runs/missing/best.pt: no such model",
         ),
+        ({"teacher": " , "}, ConfigError, "names no model"),
     ],
 )
 def test_bad_teacher_settings_are_refused(

@@ -141,6 +141,8 @@ class TrainConfig:
             raise ConfigError("hog_svm fits hard labels; set label_smoothing to 0")
         if self.teacher_weight > 1:
             raise ConfigError(f"teacher_weight must be between 0 and 1, got {self.teacher_weight!r}")
+        if self.teacher and not self.teacher.replace(",", "").strip():
+            raise ConfigError(f"teacher {self.teacher!r} names no model; pass a model name, .onnx or best.pt")
         for teacher in self.teacher.split(","):
             if teacher.strip().endswith((".onnx", ".pt")) and not Path(teacher.strip()).is_file():
                 raise FileNotFoundError(

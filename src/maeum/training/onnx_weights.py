@@ -34,10 +34,9 @@ import onnx
 import torch
 from onnx import numpy_helper
 
-from maeum.align import square_crop
 from maeum.classify import BUNDLED_MODELS, EmotionClassifier, ModelInfo, resolve_model
 from maeum.errors import ConfigError
-from maeum.preprocess import InputSpec, to_model_input
+from maeum.preprocess import InputSpec, resize_crops, to_model_input
 from maeum.training.export import Served, compare, disagrees
 from maeum.training.nets import create_model
 
@@ -103,7 +102,7 @@ def read_onnx_weights(model: str | Path, crops: np.ndarray) -> tuple[dict[str, t
         raise ConfigError(f"--init {model} needs training crops to read its batch norms back; the run has none")
     crops = crops[np.linspace(0, len(crops) - 1, min(len(crops), CALIBRATION_CROPS)).astype(int)]
     if crops.shape[1:3] != (spec.size, spec.size):  # a run at another size: the crops as the file takes them
-        crops = np.stack([square_crop(c, spec.size) for c in crops])
+        crops = resize_crops(crops, spec.size)
 
     with torch.random.fork_rng():  # building the network must not move the run's seeded random state
         net = create_model(arch, num_classes=len(info.labels), in_chans=spec.channels, img_size=spec.size).eval()
