@@ -126,7 +126,7 @@ def main() -> None:
         fer2013_clf = EmotionClassifier(args.fer2013_model, threads=2)
         if fer2013_clf.info.labels != FERPLUS7:
             raise SystemExit(f"{args.fer2013_model}: labels {fer2013_clf.info.labels}, expected {FERPLUS7}")
-        pred_2013 = fer2013_clf.predict(ferplus_at_input(test.images, fer2013_clf.info.input)).argmax(1)
+        pred_2013 = fer2013_clf.predict(test.images).argmax(1)  # resized to the model's input by predict
         acc = float((pred_2013[has_fer2013] == fer2013[has_fer2013]).mean())
         name = f"{fer2013_clf.info.name}: FER2013 PrivateTest >= {FER2013_BAR}"
         bars.append([name, f"{acc:.4f}", _verdict(acc >= FER2013_BAR)])

@@ -141,12 +141,12 @@ class TrainConfig:
             raise ConfigError("hog_svm fits hard labels; set label_smoothing to 0")
         if self.teacher_weight > 1:
             raise ConfigError(f"teacher_weight must be between 0 and 1, got {self.teacher_weight!r}")
-        if self.teacher and not self.teacher.replace(",", "").strip():
+        if self.teacher and not teacher_names(self.teacher):
             raise ConfigError(f"teacher {self.teacher!r} names no model; pass a model name, .onnx or best.pt")
-        for teacher in self.teacher.split(","):
-            if teacher.strip().endswith((".onnx", ".pt")) and not Path(teacher.strip()).is_file():
+        for teacher in teacher_names(self.teacher):
+            if teacher.endswith((".onnx", ".pt")) and not Path(teacher).is_file():
                 raise FileNotFoundError(
-                    f"teacher {teacher.strip()}: no such model; pass an exported .onnx, a best.pt or a model name"
+                    f"teacher {teacher}: no such model; pass an exported .onnx, a best.pt or a model name"
                 )
         from maeum.classify import BUNDLED_MODELS  # here: importing the config stays light
 
@@ -163,6 +163,11 @@ class TrainConfig:
 
 
 KNOWN_KEYS: tuple[str, ...] = tuple(f.name for f in fields(TrainConfig))
+
+
+def teacher_names(teacher: str) -> list[str]:
+    """The models of a ``teacher`` setting: one, or several separated by commas."""
+    return [name.strip() for name in teacher.split(",") if name.strip()]
 
 
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -2,10 +2,11 @@
 
 The teacher (a bundled model name, an exported ``.onnx`` such as an ensemble from ``maeum
 ensemble``, a ``best.pt``, or several of these averaged) classifies every training crop once,
-before the first epoch, averaged with its mirror image because training flips faces. Its probabilities, softened by a
-temperature, are mixed into the targets: ``(1 - weight) * labels + weight * teacher``. The
-student then trains exactly as without a teacher, at the same cost per epoch, and ships
-alone: the teacher's size and speed do not follow it.
+before the first epoch, averaged with its mirror image because training flips faces. Its
+probabilities, softened by a temperature, are mixed into the targets:
+``(1 - weight) * labels + weight * teacher``. The student then trains exactly as without a
+teacher, at the same cost per epoch, and ships alone: the teacher's size and speed do not
+follow it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from maeum.classify import EmotionClassifier
 from maeum.errors import ConfigError
 from maeum.preprocess import resize_crops
+from maeum.training.config import teacher_names
 
 __all__ = ["mix_targets", "teacher_probabilities"]
 
@@ -42,8 +44,7 @@ def teacher_probabilities(
     renormalised, which is ``softmax(logits / temperature)``. Refused when a teacher does not
     know one of ``labels``.
     """
-    names = [name.strip() for name in teacher.split(",") if name.strip()]
-    probs = np.mean([_one_teacher(name, images, labels, threads, device) for name in names], axis=0)
+    probs = np.mean([_one_teacher(name, images, labels, threads, device) for name in teacher_names(teacher)], axis=0)
     if temperature != 1.0:
         probs = np.exp(np.log(np.maximum(probs, 1e-12)) / temperature)
     return (probs / probs.sum(1, keepdims=True)).astype(np.float32)

@@ -12,6 +12,7 @@ from maeum.classify import EmotionClassifier, ModelInfo
 from maeum.data.records import DataError
 from maeum.detect import create_detector
 from maeum.labels import FERPLUS7
+from maeum.training.config import teacher_names
 from maeum.training.datasets import load_training_data
 from maeum.training.export import QUANTIZE_CROPS, export_onnx
 from maeum.training.onnx_weights import batch_norm_record
@@ -31,7 +32,7 @@ _LICENCES = {
 
 def _teachers(cfg: dict[str, object]) -> dict[str, object]:
     """A distilled run's teachers, each by its run folder (``best.pt``) or name, and their share of the targets."""
-    names = [t.strip() for t in str(cfg.get("teacher") or "").split(",") if t.strip()]
+    names = teacher_names(str(cfg.get("teacher") or ""))
     if not names:
         return {}
     named = [Path(t).parent.name if t.endswith(".pt") else Path(t).stem if t.endswith(".onnx") else t for t in names]
@@ -61,7 +62,9 @@ def export_checkpoint(
         raise DataError(
             f"{checkpoint} was trained on {data_path}, which is not on this machine; pass --data with its copy here"
         )
-    cache = Path(cfg["out"]) / "cache" if Path(cfg["out"]).is_dir() else None
+    # The run's cache holds the data it trained on: used only when that is the data read here.
+    own = data_path == Path(cfg["data"]) and Path(cfg["out"]).is_dir()
+    cache = Path(cfg["out"]) / "cache" if own else None
     data = load_training_data(data_path, spec, cache, original_labels=cfg.get("labels") == "fer2013")
     train = data.splits["train"].images
     rng = np.random.default_rng(0)
