@@ -13,7 +13,15 @@ import pytest
 from conftest import read_metrics, tiny_config
 from maeum.cli import main
 from maeum.errors import ConfigError
-from maeum.training.config import CHOICES, KNOWN_KEYS, TrainConfig, load_config_file, parse_set, resolve_config
+from maeum.training.config import (
+    CHOICES,
+    KNOWN_KEYS,
+    TrainConfig,
+    is_face_api_manifest,
+    load_config_file,
+    parse_set,
+    resolve_config,
+)
 from maeum.training.nets import check_model_name
 
 pytest.importorskip("yaml")
@@ -54,7 +62,10 @@ def test_every_committed_recipe_resolves(recipe: Path, data: Path, tmp_path: Pat
     """A typo, an unknown key or a wrong type in a committed recipe fails here, not at a user's start."""
     loaded = load_config_file(recipe)
     where = {"data": str(data), "out": str(tmp_path / "run")}
-    if loaded.get("init"):  # a second-stage recipe: the first stage's checkpoint is not in a clean checkout
+    if loaded.get("init") and is_face_api_manifest(loaded["init"]):  # committed under third_party/
+        assert (RECIPE.parents[1] / loaded["init"]).is_file()
+        where["init"] = str(RECIPE.parents[1] / loaded["init"])
+    elif loaded.get("init"):  # a second-stage recipe: the first stage's checkpoint is not in a clean checkout
         assert str(loaded["init"]).endswith("best.pt")
         where["init"] = str(tmp_path / "best.pt")
         (tmp_path / "best.pt").touch()

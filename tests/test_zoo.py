@@ -35,7 +35,16 @@ def _logits(model: torch.nn.Module, in_chans: int, size: int = 48) -> torch.Tens
 
 def test_registry_lists_native_and_timm_models() -> None:
     names = list_models()
-    native = {"resnet_s", "resnet_m", "resnet_l", "mini_xception", "emotionnet", "vgg13_ferplus", "hog_svm"}
+    native = {
+        "resnet_s",
+        "resnet_m",
+        "resnet_l",
+        "face_resnet",
+        "mini_xception",
+        "emotionnet",
+        "vgg13_ferplus",
+        "hog_svm",
+    }
     assert native | set(TIMM_MODELS) == set(names)
     assert set(names) > BIG
     assert [model_family(n) for n in ("resnet_s", "emotionnet", "resnet18", "timm/mobilenetv3_small_100")] == [

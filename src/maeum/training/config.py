@@ -88,6 +88,7 @@ class TrainConfig:
     input: dict[str, object] = field(default_factory=lambda: {"size": 48, "color": "gray", "mean": [0.5], "std": [0.5]})
     svm_c: float = 0.001  # hog_svm only: the SVM's C (smaller: wider margin); see maeum.training.svm
     init: str = ""  # fine-tune from this checkpoint (same architecture and input; of other labels, the shared classes)
+    # or, for face_resnet, from face-api's weights of dlib's face ResNet (maeum.training.face_resnet)
     # Distillation (maeum.training.distill): a model name or .onnx, e.g. an ensemble, whose answers on the
     # training crops are mixed into the targets with this weight, softened by this temperature.
     teacher: str = ""
@@ -153,13 +154,23 @@ class TrainConfig:
         if self.init and not (Path(self.init).is_file() or self.init in BUNDLED_MODELS):
             raise FileNotFoundError(
                 f"--init {self.init}: no such checkpoint or model; pass a best.pt from `maeum train`, "
-                f"an exported .onnx, or a bundled model ({', '.join(BUNDLED_MODELS)})"
+                f"an exported .onnx, a bundled model ({', '.join(BUNDLED_MODELS)}) or, for face_resnet, "
+                "face-api's face_recognition_model-weights_manifest.json"
+            )
+        if self.init and is_face_api_manifest(self.init) and self.model != "face_resnet":
+            raise ConfigError(
+                f"--init {self.init}: face-api's weights are dlib's face ResNet; pass --model face_resnet"
             )
         if self.init and self.model == "hog_svm":
             raise ConfigError("hog_svm is one fit from its features, with nothing to fine-tune; drop --init")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def is_face_api_manifest(path: str | Path) -> bool:
+    """Whether ``--init`` names face-api's weights (``maeum.training.face_resnet``), by the file's name."""
+    return str(path).endswith("weights_manifest.json")
 
 
 KNOWN_KEYS: tuple[str, ...] = tuple(f.name for f in fields(TrainConfig))

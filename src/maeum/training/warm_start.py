@@ -1,7 +1,8 @@
 """The weights a fine-tune starts from (``maeum train --init``).
 
 ``--init`` names a run's ``best.pt``, an ONNX file from ``maeum export`` or a bundled model
-(read back by ``maeum.training.onnx_weights``). Its architecture must be the run's; besides,
+(read back by ``maeum.training.onnx_weights``), or, for ``face_resnet``, face-api's weights of
+dlib's face ResNet (``maeum.training.face_resnet``). Its architecture must be the run's; besides,
 
 - the labels may differ: everything but the classifier comes over, and of the classifier each
   class both label sets have keeps its learned row while the others keep the new run's fresh
@@ -25,6 +26,7 @@ With the same colour, the normalisation (mean and std) must be the same.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,13 +34,17 @@ import torch
 from maeum.errors import ConfigError
 from maeum.labels import FERPLUS7
 from maeum.preprocess import LUMA, InputSpec
-from maeum.training.config import TrainConfig
+from maeum.training.config import TrainConfig, is_face_api_manifest
+from maeum.training.face_resnet import face_api_weights
+from maeum.training.loader import to_batch
 from maeum.training.nets import create_model
 from maeum.training.onnx_weights import is_onnx_model, read_onnx_weights
 
 __all__ = ["initial_weights"]
 
 log = logging.getLogger(__name__)
+
+_CALIBRATION_CROPS = 512  # training crops whose statistics set the batch norms of face-api's weights
 
 
 def initial_weights(
@@ -48,6 +54,9 @@ def initial_weights(
     is to learn ``labels``. ``images`` are the run's uint8 training crops: an ONNX file is checked on
     them, and its batch norms measured on them where it has no record of them. Raises
     ``ConfigError`` saying what to change when the weights cannot fit."""
+    if is_face_api_manifest(init):  # learned on faces, not on these labels: only the classifier starts fresh
+        spec = InputSpec.from_dict(cfg.input)
+        return face_api_weights(Path(init), model, spec, to_batch(images[:_CALIBRATION_CROPS], spec))
     if is_onnx_model(init):  # ensembles, HOG + SVM and non-convolutional files are refused here, saying why
         weights, info, arch = read_onnx_weights(init, images)
         theirs, old = info.input, info.labels

@@ -1,0 +1,84 @@
+"""FER+ Valid and Test of training checkpoints and of their averages, each face averaged with its mirror.
+
+    python benchmarks/checkpoints.py runs/a/best.pt runs/b/best.pt [--average runs/a/best.pt,runs/b/best.pt]
+
+Each ``best.pt`` of ``maeum train`` classifies FER+ Valid and Test (majority vote, 7 classes) in
+torch at its own input size and colour, every face averaged with its mirror, as distillation
+asks its teachers. ``--average`` (repeatable) scores the mean of those checkpoints' probabilities;
+without it, every checkpoint's is averaged with all the others'. Choose by Valid. Needs
+../shared and the train extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import SHARED, out, table
+from maeum.training.datasets import load_training_data
+from maeum.training.trainer import load_checkpoint, predict
+
+SPLITS = ("val", "test")
+
+
+def flip_probabilities(checkpoint: Path, root: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]:
+    """Per split: the checkpoint's probabilities (crop and mirror averaged) and the majority labels;
+    and its parameter count."""
+    model, spec, _ = load_checkpoint(checkpoint)
+    data = load_training_data(root, spec)
+    probs, labels = {}, {}
+    for split in SPLITS:
+        images = data.splits[split].images
+        mirrored = np.ascontiguousarray(images[:, :, ::-1])
+        probs[split] = (predict(model, images, spec) + predict(model, mirrored, spec)) / 2
+        labels[split] = data.splits[split].labels
+    return probs, labels, sum(p.numel() for p in model.parameters())
+
+
+def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
+    keep = labels >= 0
+    return float((probs.argmax(1)[keep] == labels[keep]).mean())
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", nargs="+", type=Path, help="best.pt files of maeum train")
+    parser.add_argument("--average", action="append", default=[], help="comma-separated checkpoints to average")
+    parser.add_argument("--shared", type=Path, default=SHARED)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    root = args.shared / "data" / "ferplus"
+    missing = [str(c) for c in args.checkpoints if not c.is_file()]
+    if missing:
+        parser.error(f"no such checkpoint: {', '.join(missing)}")
+    probs, params, labels = {}, {}, {}
+    for checkpoint in args.checkpoints:
+        probs[str(checkpoint)], labels, params[str(checkpoint)] = flip_probabilities(checkpoint, root)
+    groups = [a.split(",") for a in args.average] or [[str(c) for c in args.checkpoints]]
+    unknown = sorted({name for group in groups for name in group} - set(probs))
+    if unknown:
+        parser.error(f"--average names checkpoints not given: {', '.join(unknown)}")
+
+    def row(name: str, split_probs: dict[str, np.ndarray], parameters: int) -> list[str]:
+        return [name, f"{parameters:,}", *(f"{accuracy(split_probs[s], labels[s]):.4f}" for s in SPLITS)]
+
+    rows = [row(name, probs[name], params[name]) for name in probs]
+    for group in groups:
+        if len(group) > 1:
+            mean = {s: np.mean([probs[name][s] for name in group], axis=0) for s in SPLITS}
+            rows.append(row(" + ".join(group), mean, sum(params[name] for name in group)))
+    out(f"FER+ majority vote, 7 classes; each face averaged with its mirror; torch {torch.__version__}")
+    out(table(rows, ["checkpoint(s)", "parameters", "FER+ Valid", "FER+ Test"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
