@@ -30,8 +30,10 @@ SPLITS = ("val", "test")
 def flip_probabilities(checkpoint: Path, root: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]:
     """Per split: the checkpoint's probabilities (crop and mirror averaged) and the majority labels;
     and its parameter count."""
-    model, spec, _ = load_checkpoint(checkpoint)
+    model, spec, state = load_checkpoint(checkpoint)
     data = load_training_data(root, spec)
+    if tuple(state["labels"]) != data.labels:
+        raise SystemExit(f"{checkpoint}: trained on {', '.join(state['labels'])}, not FER+'s {', '.join(data.labels)}")
     probs, labels = {}, {}
     for split in SPLITS:
         images = data.splits[split].images
