@@ -3,10 +3,10 @@
     python benchmarks/checkpoints.py runs/a/best.pt runs/b/best.pt [--average runs/a/best.pt,runs/b/best.pt]
 
 Each ``best.pt`` of ``maeum train`` classifies FER+ Valid and Test (majority vote, 7 classes) in
-torch at its own input size and colour, every face averaged with its mirror, as distillation
-asks its teachers. ``--average`` (repeatable) scores the mean of those checkpoints' probabilities;
-without it, every checkpoint's is averaged with all the others'. Choose by Valid. Needs
-../shared and the train extra.
+torch at its own input size, every face averaged with its mirror: its answers as a teacher
+(``maeum.training.distill.teacher_probabilities``). ``--average`` (repeatable) scores the mean
+of those checkpoints' probabilities; without it, all the checkpoints given are averaged. Choose
+by Valid. Needs ../shared and the train extra.
 """
 
 from __future__ import annotations
@@ -21,26 +21,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import SHARED, out, table
-from maeum.training.datasets import load_training_data
-from maeum.training.trainer import load_checkpoint, predict
+from maeum.labels import FERPLUS7
+from maeum.training import ferplus
+from maeum.training.distill import teacher_probabilities
+from maeum.training.trainer import load_checkpoint
 
-SPLITS = ("val", "test")
-
-
-def flip_probabilities(checkpoint: Path, root: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]:
-    """Per split: the checkpoint's probabilities (crop and mirror averaged) and the majority labels;
-    and its parameter count."""
-    model, spec, state = load_checkpoint(checkpoint)
-    data = load_training_data(root, spec)
-    if tuple(state["labels"]) != data.labels:
-        raise SystemExit(f"{checkpoint}: trained on {', '.join(state['labels'])}, not FER+'s {', '.join(data.labels)}")
-    probs, labels = {}, {}
-    for split in SPLITS:
-        images = data.splits[split].images
-        mirrored = np.ascontiguousarray(images[:, :, ::-1])
-        probs[split] = (predict(model, images, spec) + predict(model, mirrored, spec)) / 2
-        labels[split] = data.splits[split].labels
-    return probs, labels, sum(p.numel() for p in model.parameters())
+SPLITS = {"val": "valid", "test": "test"}  # ours: FER+'s folder names
 
 
 def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -61,9 +47,13 @@ def main() -> int:
     missing = [str(c) for c in args.checkpoints if not c.is_file()]
     if missing:
         parser.error(f"no such checkpoint: {', '.join(missing)}")
-    probs, params, labels = {}, {}, {}
-    for checkpoint in args.checkpoints:
-        probs[str(checkpoint)], labels, params[str(checkpoint)] = flip_probabilities(checkpoint, root)
+    faces = {split: ferplus.load_split(root, theirs) for split, theirs in SPLITS.items()}
+    labels = {split: faces[split].majority() for split in SPLITS}
+    probs, params = {}, {}
+    for checkpoint in args.checkpoints:  # as distillation asks a teacher: crop and mirror, FER+'s classes
+        name = str(checkpoint)
+        probs[name] = {split: teacher_probabilities(name, faces[split].images, FERPLUS7) for split in SPLITS}
+        params[name] = sum(p.numel() for p in load_checkpoint(checkpoint)[0].parameters())
     groups = [a.split(",") for a in args.average] or [[str(c) for c in args.checkpoints]]
     unknown = sorted({name for group in groups for name in group} - set(probs))
     if unknown:
