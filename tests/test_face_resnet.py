@@ -34,7 +34,7 @@ def _descriptors(spec: InputSpec, chips: np.ndarray) -> np.ndarray:
     model.load_state_dict(face_api_weights(MANIFEST, model, spec, x))
     model.eval()
     with torch.no_grad():
-        pooled = model.head[:2](model.blocks(torch.nn.functional.max_pool2d(torch.relu(model.stem(x)), 3, 2)))
+        pooled = model.features(x)
     return (pooled @ torch.from_numpy(read_face_api_manifest(MANIFEST)["fc"].copy())).numpy()
 
 

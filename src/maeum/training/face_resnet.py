@@ -91,9 +91,12 @@ class FaceResNet(nn.Module):
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(256, num_classes)
         )
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled 256 features the classifier reads (and dlib's descriptor layer read)."""
+        return self.head[:2](self.blocks(F.max_pool2d(F.relu(self.stem(x)), 3, 2)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
-        return self.head(self.blocks(x))
+        return self.head[2:](self.features(x))
 
 
 @register
