@@ -46,7 +46,7 @@ def measure(recipe: Path, root: Path, images: np.ndarray, repeat: int) -> list[o
     b = cfg.batch_size
     targets = torch.full((len(images), 7), 1 / 7)
     order = np.random.default_rng(0).permutation(len(images))
-    batches = EpochBatches(images, targets, order, b, spec, cfg.seed, 0)
+    batches = EpochBatches(images, targets, order, b, spec, cfg.seed, 0, mixup=cfg.mixup, cutmix=cfg.cutmix)
     loader = images_per_s(lambda i: batches[i], b, repeat)
 
     fmt = torch.channels_last if cfg.bf16 else torch.contiguous_format

@@ -25,7 +25,7 @@ _FIELD_FLAGS = (
     "data", "out", "model", "labels", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
     "schedule", "warmup_epochs", "early_stopping", "class_weights", "sampler", "seed", "threads", "workers",
     "device", "gpu", "bf16", "tensorboard", "svm_c", "init", "teacher", "teacher_weight", "teacher_temperature",
-    "ema", "label_smoothing",
+    "ema", "label_smoothing", "mixup", "cutmix",
 )  # fmt: skip
 
 
@@ -124,6 +124,18 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         metavar="EPS",
         help=_help("move this share of every target evenly onto all classes, e.g. 0.1", "label_smoothing"),
+    )
+    t.add_argument(
+        "--mixup",
+        type=float,
+        metavar="ALPHA",
+        help=_help("blend each crop with another, share ~ Beta(ALPHA, ALPHA), e.g. 0.2; 0: off", "mixup"),
+    )
+    t.add_argument(
+        "--cutmix",
+        type=float,
+        metavar="ALPHA",
+        help=_help("paste a box of another crop into each, area ~ Beta(ALPHA, ALPHA), e.g. 1.0; 0: off", "cutmix"),
     )
     t.set_defaults(run=_train)
 

@@ -49,6 +49,8 @@ _AT_LEAST: dict[str, float] = {
     "teacher_temperature": 0.01,
     "ema": 0,
     "label_smoothing": 0,
+    "mixup": 0,
+    "cutmix": 0,
 }
 _INPUT_KEYS = ("size", "color", "mean", "std")
 _TYPES: dict[str, tuple[type, str]] = {
@@ -99,6 +101,11 @@ class TrainConfig:
     ema: float = 0.0
     # Every target becomes (1 - label_smoothing) * target + label_smoothing / classes. 0: off.
     label_smoothing: float = 0.0
+    # Mixing crops (maeum.training.loader.mix): the alpha of the Beta(alpha, alpha) each crop's own share
+    # is drawn from; mixup blends two whole crops, cutmix pastes a box of one into the other; targets
+    # are mixed in the same share. With both on, each batch takes one. 0: off.
+    mixup: float = 0.0
+    cutmix: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -140,6 +147,9 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing must be below 1 (e.g. 0.1), got {self.label_smoothing!r}")
         if self.label_smoothing and self.model == "hog_svm":
             raise ConfigError("hog_svm fits hard labels; set label_smoothing to 0")
+        for key in ("mixup", "cutmix"):
+            if getattr(self, key) and self.model == "hog_svm":
+                raise ConfigError(f"hog_svm fits its features once, on unmixed crops; set {key} to 0")
         if self.teacher_weight > 1:
             raise ConfigError(f"teacher_weight must be between 0 and 1, got {self.teacher_weight!r}")
         if self.teacher and not teacher_names(self.teacher):

@@ -1,4 +1,4 @@
-"""Training batches: face crops held in memory, put through serving's preprocessing, then augmented.
+"""Training batches: face crops held in memory, put through serving's preprocessing, then augmented (and mixed).
 
 Batch ``i`` of epoch ``e`` is drawn and augmented from its own seed (run seed, epoch, batch,
 process), so a run gives the same batches whether they are made in the training loop or by
@@ -46,6 +46,38 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x.masked_fill(hole[:, None], 0.0)
 
 
+def mix(
+    x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, mixup: float = 0.0, cutmix: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup or CutMix: each crop is blended with another of the batch, and its target in the same share.
+
+    ``mixup`` and ``cutmix`` are the alphas of the Beta(alpha, alpha) the share ``lam`` of the crop's
+    own image is drawn from; 0 turns one off. With both on, each batch takes one, by a coin toss.
+    Mixup blends whole images, ``lam * x + (1 - lam) * other``; CutMix pastes one box of the
+    other image, the same box across the batch, and ``lam`` becomes the share of pixels kept.
+    """
+    if not (mixup or cutmix):
+        return x, y
+    use_cutmix = cutmix > 0 and (not mixup or torch.rand(1, generator=gen).item() < 0.5)
+    alpha = cutmix if use_cutmix else mixup
+    # Beta draws from the batch's generator, so a batch is the same in a worker, the loop or a resume.
+    rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=gen)))
+    lam = float(rng.beta(alpha, alpha))
+    other = torch.randperm(x.shape[0], generator=gen)
+    if use_cutmix:
+        h, w = x.shape[2:]
+        cut_h, cut_w = round(h * math.sqrt(1 - lam)), round(w * math.sqrt(1 - lam))
+        cy, cx = int(rng.integers(h)), int(rng.integers(w))
+        y0, y1 = max(cy - cut_h // 2, 0), min(cy + cut_h - cut_h // 2, h)
+        x0, x1 = max(cx - cut_w // 2, 0), min(cx + cut_w - cut_w // 2, w)
+        x = x.clone()
+        x[:, :, y0:y1, x0:x1] = x[other, :, y0:y1, x0:x1]
+        lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)  # the box may reach past the edge: count what was pasted
+    else:
+        x = lam * x + (1 - lam) * x[other]
+    return x, lam * y + (1 - lam) * y[other]
+
+
 def to_batch(images: np.ndarray, spec: InputSpec) -> torch.Tensor:
     """uint8 crops (N, S, S[, 3]) -> the model's normalised input (N, C, S, S), channels-last."""
     return torch.from_numpy(to_model_input(images, spec)).contiguous(memory_format=torch.channels_last)
@@ -59,7 +91,8 @@ class EpochBatches(torch.utils.data.Dataset):
     """One epoch's augmented batches; item ``i`` is (inputs, targets (B, K)) for this process's share.
 
     ``order`` lists the epoch's image indices; batch ``i`` is ``order[i*B:(i+1)*B]`` and
-    process ``rank`` of ``world`` takes every ``world``-th image of it.
+    process ``rank`` of ``world`` takes every ``world``-th image of it. ``mixup`` and ``cutmix``
+    (Beta alphas, 0: off) mix each process's share after the augmentation (see ``mix``).
     """
 
     def __init__(
@@ -73,10 +106,13 @@ class EpochBatches(torch.utils.data.Dataset):
         epoch: int,
         rank: int = 0,
         world: int = 1,
+        mixup: float = 0.0,
+        cutmix: float = 0.0,
     ) -> None:
         self.images, self.targets, self.order = images, targets, order
         self.batch_size, self.spec = batch_size, spec
         self.seed, self.epoch, self.rank, self.world = seed, epoch, rank, world
+        self.mixup, self.cutmix = mixup, cutmix
 
     def __len__(self) -> int:
         return len(self.order) // self.batch_size
@@ -86,7 +122,8 @@ class EpochBatches(torch.utils.data.Dataset):
             raise IndexError(i)
         idx = self.order[i * self.batch_size : (i + 1) * self.batch_size][self.rank :: self.world]
         gen = torch.Generator().manual_seed(batch_seed(self.seed, self.epoch, i, self.rank))
-        return augment(to_batch(self.images[idx], self.spec), gen), self.targets[idx]
+        x = augment(to_batch(self.images[idx], self.spec), gen)
+        return mix(x, self.targets[idx], gen, self.mixup, self.cutmix)
 
 
 def _one_thread(_: int) -> None:

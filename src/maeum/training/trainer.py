@@ -330,7 +330,9 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
             break
         gen.manual_seed(cfg.seed * 1000 + epoch)  # each epoch's order reproducible, also after a resume
         order = sample(tr.labels[keep], gen)
-        batches = EpochBatches(images, targets_t, order, batch_size, spec, cfg.seed, epoch, rt.rank, rt.world)
+        batches = EpochBatches(
+            images, targets_t, order, batch_size, spec, cfg.seed, epoch, rt.rank, rt.world, cfg.mixup, cfg.cutmix
+        )
         net.train()
         progress = Progress(steps_per_epoch * batch_size, "img") if rt.is_main else None
         t0, loss_sum = time.perf_counter(), 0.0
@@ -545,7 +547,7 @@ def _load_last(out: Path, cfg: TrainConfig, data: TrainingData) -> dict[str, Any
             f"{out / 'last.pt'} was trained with {theirs.get('optimizer', 'sgd')}, not {cfg.optimizer}; "
             "use another --out"
         )
-    for key in ("teacher", "teacher_weight", "teacher_temperature", "ema", "label_smoothing"):
+    for key in ("teacher", "teacher_weight", "teacher_temperature", "ema", "label_smoothing", "mixup", "cutmix"):
         trained_with = theirs.get(key, _DEFAULTS[key].default)
         if trained_with != getattr(cfg, key):
             raise ConfigError(
