@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import os
 import signal
 import struct
 import subprocess
@@ -459,6 +460,27 @@ def test_plot_memory_is_bounded() -> None:
     for k in range(1000):  # 1000 s, one face
         plot.write(frame, FrameResult(k, float(k), [TrackedFace(0, f, e, e, False)], True))
     assert len(plot.bins[0]) <= 10 and plot.bin_s == 128
+
+
+def test_ctrl_c_while_a_frame_is_written_waits_for_its_last_output() -> None:
+    """Ctrl-C between two sinks' writes of a frame would leave the video a frame ahead of the CSV."""
+    from maeum.video_cli import _interrupt_after
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in `maeum video` from a terminal
+    try:
+        written = []
+        with pytest.raises(KeyboardInterrupt), _interrupt_after():
+            written.append("video")
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler runs here, between the two writes
+            written.append("csv")
+        assert written == ["video", "csv"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        with pytest.raises(KeyboardInterrupt):  # outside the block, Ctrl-C is at once again
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_ctrl_c_leaves_valid_partial_outputs(tmp_path: Path, faces: dict[str, np.ndarray]) -> None:

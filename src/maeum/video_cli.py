@@ -7,8 +7,12 @@ loop here only moves frames between them, draws progress and keeps outputs valid
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,8 +101,9 @@ def run_video(args: argparse.Namespace) -> int:
         code = EXIT_OK
         try:
             for frame, result in video.run_with_frames(source):
-                for sink in sinks:
-                    sink.write(frame, result)
+                with _interrupt_after():  # a frame reaches every output or none
+                    for sink in sinks:
+                        sink.write(frame, result)
                 frames += 1
                 faces += len(result.faces)
                 progress.update(result.time_s, frames)
@@ -117,6 +122,27 @@ def run_video(args: argparse.Namespace) -> int:
                 sink.close()
     log.info("%d frames analysed, %d faces", frames, faces)
     return code
+
+
+@contextlib.contextmanager
+def _interrupt_after() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends, then raise it: the outputs never disagree on the last frame.
+
+    Only where Python's own handler is in place (the main thread, SIGINT not ignored).
+    """
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    held: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if held:
+        raise KeyboardInterrupt
 
 
 def _sinks(args: argparse.Namespace, fps: float | None, labels: tuple[str, ...]) -> list[Sink]:
