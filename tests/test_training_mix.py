@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import read_metrics, tiny_config
+from maeum.cli import main
 from maeum.errors import ConfigError
+from maeum.preprocess import InputSpec
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("pyarrow")  # the prepared manifests
@@ -80,8 +83,6 @@ def test_off_leaves_the_batch_and_its_random_draws_alone() -> None:
     images = np.random.default_rng(0).integers(0, 256, (32, 24, 24), dtype=np.uint8)
     targets = torch.eye(8)[torch.arange(32) % 8]
     order = np.arange(32)
-    from maeum.preprocess import InputSpec
-
     spec = InputSpec(size=24, color="gray", mean=(0.5,), std=(0.5,))
     plain = EpochBatches(images, targets, order, 16, spec, seed=0, epoch=0)
     off = EpochBatches(images, targets, order, 16, spec, seed=0, epoch=0, mixup=0.0, cutmix=0.0)
@@ -127,10 +128,6 @@ def test_a_mixed_run_trains_and_resumes_only_with_its_own_mixing(prepared_aihub_
 
 
 def test_the_flags_set_the_mixing(prepared_aihub_32: Path, tmp_path: Path, capsys) -> None:
-    import json
-
-    from maeum.cli import main
-
     code = main(["train", "--data", str(prepared_aihub_32), "--out", str(tmp_path / "run"),
                  "--mixup", "0.2", "--cutmix", "1", "--print-config"])  # fmt: skip
     assert code == 0
