@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SHARED ?= ../shared
 
-.PHONY: app demo test setup setup-test setup-train lint bench default-model clean
+.PHONY: app demo test setup setup-test setup-train lint bench default-model faceres clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ bench: setup-test
 default-model: setup-train
 	PATH=$(BIN):$$PATH bash recipes/ferplus-resnet-s-distilled.sh $(SHARED)/data/ferplus runs
 	cp runs/ferplus-resnet-s-distilled/served.onnx src/maeum/models/ferplus_resnet_s.onnx
+
+# Human's faceres weights (MobileNet v1 learned on faces), where recipes/ferplus-face-mobilenet.yaml starts.
+faceres: third_party/human/faceres.json
+
+third_party/human/faceres.json:
+	bash tools/fetch_faceres.sh third_party/human
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache src/*.egg-info

@@ -27,7 +27,8 @@ DLIB = np.load(REPO / "tests" / "data" / "dlib_descriptors.npz")
 def _descriptors(spec: InputSpec, chips: np.ndarray) -> np.ndarray:
     """The 128-number descriptors of ``face_resnet`` loaded with face-api's weights for ``spec``:
     its pooled features times face-api's descriptor layer, which the classifier replaces."""
-    from maeum.training.face_resnet import FaceResNet, face_api_weights, read_face_api_manifest
+    from maeum.training.face_resnet import FaceResNet, face_api_weights
+    from maeum.training.tfjs import read_tfjs_weights
 
     model = FaceResNet(7, spec.channels)
     x = torch.from_numpy(to_model_input(chips, spec))
@@ -35,7 +36,7 @@ def _descriptors(spec: InputSpec, chips: np.ndarray) -> np.ndarray:
     model.eval()
     with torch.no_grad():
         pooled = model.features(x)
-    return (pooled @ torch.from_numpy(read_face_api_manifest(MANIFEST)["fc"].copy())).numpy()
+    return (pooled @ torch.from_numpy(read_tfjs_weights(MANIFEST)["fc"].copy())).numpy()
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -105,7 +106,7 @@ def test_a_damaged_manifest_is_refused_saying_what_it_is(tmp_path: Path, damage:
         groups[0]["weights"] = [w for w in groups[0]["weights"] if not w["name"].startswith("conv128_2")]
         manifest.write_text(json.dumps(groups))
     spec = InputSpec(112, "gray", (0.5,), (0.5,))
-    with pytest.raises(ConfigError, match="face-api"):
+    with pytest.raises(ConfigError, match=r"face-api|TensorFlow\.js"):
         face_api_weights(manifest, FaceResNet(7, 1), spec, torch.zeros(2, 1, 112, 112))
 
 
@@ -137,5 +138,5 @@ def test_maeum_train_fine_tunes_face_resnet_from_face_api_weights(small_ferplus:
 def test_face_api_weights_for_another_model_are_refused_before_any_data_is_read(tmp_path: Path) -> None:
     from maeum.training.config import TrainConfig
 
-    with pytest.raises(ConfigError, match="pass --model face_resnet"):
+    with pytest.raises(ConfigError, match="--model face_resnet"):
         TrainConfig(str(tmp_path), str(tmp_path / "run"), model="resnet_s", init=str(MANIFEST))

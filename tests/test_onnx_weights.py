@@ -68,7 +68,17 @@ def _only_batch_norms_training(net: torch.nn.Module) -> torch.nn.Module:
 
 
 @pytest.mark.parametrize(
-    "arch", ["resnet_s", "mini_xception", "emotionnet", "vgg13_ferplus", "face_resnet", "resnet18", "efficientnet_b0"]
+    "arch",
+    [
+        "resnet_s",
+        "mini_xception",
+        "emotionnet",
+        "vgg13_ferplus",
+        "face_resnet",
+        "face_mobilenet",
+        "resnet18",
+        "efficientnet_b0",
+    ],
 )
 def test_a_float_export_reads_back_into_its_architecture(arch: str, faces, tmp_path: Path) -> None:
     from maeum.training.nets import create_model

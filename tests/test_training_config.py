@@ -17,7 +17,7 @@ from maeum.training.config import (
     CHOICES,
     KNOWN_KEYS,
     TrainConfig,
-    is_face_api_manifest,
+    is_tfjs_weights,
     load_config_file,
     parse_set,
     resolve_config,
@@ -62,9 +62,11 @@ def test_every_committed_recipe_resolves(recipe: Path, data: Path, tmp_path: Pat
     """A typo, an unknown key or a wrong type in a committed recipe fails here, not at a user's start."""
     loaded = load_config_file(recipe)
     where = {"data": str(data), "out": str(tmp_path / "run")}
-    if loaded.get("init") and is_face_api_manifest(loaded["init"]):  # committed under third_party/
-        assert (RECIPE.parents[1] / loaded["init"]).is_file()
-        where["init"] = str(RECIPE.parents[1] / loaded["init"])
+    if loaded.get("init") and is_tfjs_weights(loaded["init"]):  # under third_party/: committed, or fetched
+        committed = RECIPE.parents[1] / loaded["init"]
+        assert committed.is_file() or loaded["init"] == "third_party/human/faceres.json"  # tools/fetch_faceres.sh
+        where["init"] = str(committed if committed.is_file() else tmp_path / "faceres.json")
+        (tmp_path / "faceres.json").touch()
     elif loaded.get("init"):  # a second-stage recipe: the first stage's checkpoint is not in a clean checkout
         assert str(loaded["init"]).endswith("best.pt")
         where["init"] = str(tmp_path / "best.pt")

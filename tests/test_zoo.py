@@ -40,6 +40,7 @@ def test_registry_lists_native_and_timm_models() -> None:
         "resnet_m",
         "resnet_l",
         "face_resnet",
+        "face_mobilenet",
         "mini_xception",
         "emotionnet",
         "vgg13_ferplus",

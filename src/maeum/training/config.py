@@ -90,7 +90,7 @@ class TrainConfig:
     input: dict[str, object] = field(default_factory=lambda: {"size": 48, "color": "gray", "mean": [0.5], "std": [0.5]})
     svm_c: float = 0.001  # hog_svm only: the SVM's C (smaller: wider margin); see maeum.training.svm
     init: str = ""  # fine-tune from this checkpoint (same architecture and input; of other labels, the shared classes)
-    # or, for face_resnet, from face-api's weights of dlib's face ResNet (maeum.training.face_resnet)
+    # or, for face_resnet and face_mobilenet, from weights learned on faces (TFJS_INITS, maeum.training.tfjs)
     # Distillation (maeum.training.distill): a model name or .onnx, e.g. an ensemble, whose answers on the
     # training crops are mixed into the targets with this weight, softened by this temperature.
     teacher: str = ""
@@ -164,12 +164,13 @@ class TrainConfig:
         if self.init and not (Path(self.init).is_file() or self.init in BUNDLED_MODELS):
             raise FileNotFoundError(
                 f"--init {self.init}: no such checkpoint or model; pass a best.pt from `maeum train`, "
-                f"an exported .onnx, a bundled model ({', '.join(BUNDLED_MODELS)}) or, for face_resnet, "
-                "face-api's face_recognition_model-weights_manifest.json"
+                f"an exported .onnx, a bundled model ({', '.join(BUNDLED_MODELS)}), "
+                + ", or ".join(f"for {m} {what}" for m, what in TFJS_INITS.items())
             )
-        if self.init and is_face_api_manifest(self.init) and self.model != "face_resnet":
+        if self.init and is_tfjs_weights(self.init) and self.model not in TFJS_INITS:
             raise ConfigError(
-                f"--init {self.init}: face-api's weights are dlib's face ResNet; pass --model face_resnet"
+                f"--init {self.init}: TensorFlow.js weights start "
+                + " or ".join(f"--model {m} ({what})" for m, what in TFJS_INITS.items())
             )
         if self.init and self.model == "hog_svm":
             raise ConfigError("hog_svm is one fit from its features, with nothing to fine-tune; drop --init")
@@ -178,9 +179,16 @@ class TrainConfig:
         return asdict(self)
 
 
-def is_face_api_manifest(path: str | Path) -> bool:
-    """Whether ``--init`` names face-api's weights (``maeum.training.face_resnet``), by the file's name."""
-    return str(path).endswith("weights_manifest.json")
+# The architectures ``--init`` can start from TensorFlow.js weights learned on faces, with the file each reads.
+TFJS_INITS = {
+    "face_resnet": "face-api's face_recognition_model-weights_manifest.json",
+    "face_mobilenet": "Human's models/faceres.json, fetched by `make faceres`",
+}
+
+
+def is_tfjs_weights(path: str | Path) -> bool:
+    """Whether ``--init`` names TensorFlow.js weights (``maeum.training.tfjs``), by the file's name."""
+    return str(path).endswith(".json")
 
 
 KNOWN_KEYS: tuple[str, ...] = tuple(f.name for f in fields(TrainConfig))

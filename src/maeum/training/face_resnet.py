@@ -15,13 +15,9 @@ starts fresh. The network takes any input size; dlib's is 150.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,8 +25,9 @@ from torch import nn
 from maeum.errors import ConfigError
 from maeum.preprocess import InputSpec
 from maeum.training.nets import register
+from maeum.training.tfjs import calibrate_batch_norms, input_conv, read_tfjs_weights
 
-__all__ = ["FaceResNet", "face_api_weights", "read_face_api_manifest"]
+__all__ = ["FaceResNet", "face_api_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -110,38 +107,13 @@ def _face_api_names() -> list[str]:
     return ["conv32_down", *(f"{name}/conv{i}" for name, *_ in _block_specs() for i in (1, 2))]
 
 
-def read_face_api_manifest(manifest: Path) -> dict[str, np.ndarray]:
-    """face-api's weights by name, float32, from a weights manifest and the binary files it names."""
-    try:
-        groups = json.loads(Path(manifest).read_text())
-        weights: dict[str, np.ndarray] = {}
-        for group in groups:
-            data = b"".join((Path(manifest).parent / p).read_bytes() for p in group["paths"])
-            at = 0
-            for w in group["weights"]:
-                n = math.prod(w["shape"])
-                q = w.get("quantization")
-                if q:
-                    width = {"uint8": 1, "uint16": 2}[q["dtype"]]
-                    raw = np.frombuffer(data, dtype=q["dtype"], count=n, offset=at)
-                    value = raw.astype(np.float32) * np.float32(q["scale"]) + np.float32(q["min"])
-                else:
-                    width = 4
-                    value = np.frombuffer(data, dtype=np.float32, count=n, offset=at)
-                weights[w["name"]] = value.reshape(w["shape"])
-                at += n * width
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"--init {manifest}: not a readable face-api weights manifest ({e})") from e
-    return weights
-
-
 def face_api_weights(manifest: Path, model: nn.Module, spec: InputSpec, batch: torch.Tensor) -> dict[str, torch.Tensor]:
     """``model``'s state with face-api's weights: the convolutions as stored, the input one
     converted to ``spec``'s colour and normalisation, each ``scale`` layer a batch norm set to
     the same function on ``batch`` (a normalised training batch) and ``model``'s fresh classifier."""
     if not isinstance(model, FaceResNet):
         raise ConfigError(f"--init {manifest}: face-api's face recognition weights fit --model face_resnet only")
-    stored = read_face_api_manifest(manifest)
+    stored = read_tfjs_weights(manifest)
     convs = [m for m in model.modules() if isinstance(m, _ConvBN)]
     names = _face_api_names()
     missing = [f"{n}/conv/filters" for n in names if f"{n}/conv/filters" not in stored]
@@ -152,7 +124,7 @@ def face_api_weights(manifest: Path, model: nn.Module, spec: InputSpec, batch: t
             w = torch.from_numpy(stored[f"{name}/conv/filters"].transpose(3, 2, 0, 1).copy())  # HWIO -> OIHW
             bias = torch.from_numpy(stored[f"{name}/conv/bias"].copy())
             if name == "conv32_down":
-                w, bias = _input_conv(w, bias, spec)
+                w, bias = input_conv(w, bias, spec, 1.0, [v / 255.0 for v in FACE_API_MEAN_RGB])  # (RGB - M) / 255
             conv.weight.copy_(w)
             # dlib's fixed scale, y = s * (conv + bias) + t, as a batch norm whose statistics are (0, 1).
             s, t = (torch.from_numpy(stored[f"{name}/scale/{k}"].copy()) for k in ("weights", "biases"))
@@ -160,48 +132,8 @@ def face_api_weights(manifest: Path, model: nn.Module, spec: InputSpec, batch: t
             bn.running_var.fill_(1.0 - bn.eps)
             bn.weight.copy_(s)
             bn.bias.copy_(s * bias + t)
-        _calibrate(model, convs, batch)
+        calibrate_batch_norms(model, convs, batch)
     log.info(
         "--init %s: dlib's face ResNet from face-api's weights, batch norms measured on %d crops", manifest, len(batch)
     )
     return {k: v.clone() for k, v in model.state_dict().items()}
-
-
-def _calibrate(model: nn.Module, convs: list[_ConvBN], batch: torch.Tensor) -> None:
-    """Give each batch norm the statistics of its convolution's output on ``batch`` while keeping
-    its function: ``gamma * (z - mean) / sqrt(var + eps) + beta == s * z + c`` for every ``z``."""
-    stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def measure(i: int) -> Callable[[nn.Module, object, torch.Tensor], None]:
-        def hook(_: nn.Module, __: object, z: torch.Tensor) -> None:
-            stats[i] = (z.mean((0, 2, 3)), z.var((0, 2, 3), correction=0))  # as training normalises
-
-        return hook
-
-    handles = [conv[0].register_forward_hook(measure(i)) for i, conv in enumerate(convs)]
-    model.eval()
-    try:
-        model(batch)
-    finally:
-        for h in handles:
-            h.remove()
-    for i, (_, bn) in enumerate(convs):
-        mean, var = stats[i]
-        s, c = bn.weight.clone(), bn.bias.clone()  # the function is s * z + c now
-        bn.running_mean.copy_(mean)
-        bn.running_var.copy_(var)
-        bn.weight.copy_(s * torch.sqrt(var + bn.eps))
-        bn.bias.copy_(s * mean + c)
-
-
-def _input_conv(w: torch.Tensor, bias: torch.Tensor, spec: InputSpec) -> tuple[torch.Tensor, torch.Tensor]:
-    """The stem for ``spec``'s input. dlib's input is ``(v - M) / 255`` per RGB channel; ours is
-    ``(v / 255 - m) / sd``, so dlib's is ``sd * ours + m - M / 255``: the kernels scale by ``sd``
-    and the constant folds into the bias (exact: the stem has no padding). A gray face is its
-    gray value in all three channels, so its kernel is the three summed."""
-    sd = torch.tensor(spec.std, dtype=w.dtype).expand(3)
-    m = torch.tensor(spec.mean, dtype=w.dtype).expand(3)
-    shift = m - torch.tensor(FACE_API_MEAN_RGB, dtype=w.dtype) / 255.0
-    bias = bias + torch.einsum("oi,i->o", w.sum((2, 3)), shift)
-    w = w * sd[None, :, None, None]
-    return (w.sum(1, keepdim=True) if spec.channels == 1 else w), bias

@@ -167,4 +167,4 @@ def mini_xception(num_classes: int = 7, in_chans: int = 1, img_size: int = 48, *
     return MiniXception(num_classes, in_chans)
 
 
-from maeum.training import face_resnet, svm, zoo  # noqa: E402,F401  (registers its architectures; builds "timm/" names)
+from maeum.training import face_mobilenet, face_resnet, svm, zoo  # noqa: E402,F401  (registers its architectures; builds "timm/" names)

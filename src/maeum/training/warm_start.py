@@ -1,8 +1,10 @@
 """The weights a fine-tune starts from (``maeum train --init``).
 
 ``--init`` names a run's ``best.pt``, an ONNX file from ``maeum export`` or a bundled model
-(read back by ``maeum.training.onnx_weights``), or, for ``face_resnet``, face-api's weights of
-dlib's face ResNet (``maeum.training.face_resnet``). Its architecture must be the run's; besides,
+(read back by ``maeum.training.onnx_weights``), or TensorFlow.js weights learned on faces: for
+``face_resnet`` face-api's of dlib's face ResNet (``maeum.training.face_resnet``), for
+``face_mobilenet`` Human's faceres MobileNet (``maeum.training.face_mobilenet``). Its
+architecture must be the run's; besides,
 
 - the labels may differ: everything but the classifier comes over, and of the classifier each
   class both label sets have keeps its learned row while the others keep the new run's fresh
@@ -34,7 +36,8 @@ import torch
 from maeum.errors import ConfigError
 from maeum.labels import FERPLUS7
 from maeum.preprocess import LUMA, InputSpec
-from maeum.training.config import TrainConfig, is_face_api_manifest
+from maeum.training.config import TrainConfig, is_tfjs_weights
+from maeum.training.face_mobilenet import faceres_weights
 from maeum.training.face_resnet import face_api_weights
 from maeum.training.loader import to_batch
 from maeum.training.nets import create_model
@@ -54,9 +57,10 @@ def initial_weights(
     is to learn ``labels``. ``images`` are the run's uint8 training crops: an ONNX file is checked on
     them, and its batch norms measured on them where it has no record of them. Raises
     ``ConfigError`` saying what to change when the weights cannot fit."""
-    if is_face_api_manifest(init):  # learned on faces, not on these labels: only the classifier starts fresh
+    if is_tfjs_weights(init):  # learned on faces, not on these labels: only the classifier starts fresh
         spec = InputSpec.from_dict(cfg.input)
-        return face_api_weights(Path(init), model, spec, to_batch(images[:_CALIBRATION_CROPS], spec))
+        read = faceres_weights if cfg.model == "face_mobilenet" else face_api_weights
+        return read(Path(init), model, spec, to_batch(images[:_CALIBRATION_CROPS], spec))
     if is_onnx_model(init):  # ensembles, HOG + SVM and non-convolutional files are refused here, saying why
         weights, info, arch = read_onnx_weights(init, images)
         theirs, old = info.input, info.labels
