@@ -10,9 +10,9 @@ fetches the two files; they are not part of maeum.
 ``maeum train --model face_mobilenet --init .../faceres.json`` starts from those weights: the 27
 convolutions, each folded batch norm unfolded again and given the statistics of the run's own
 crops (the function kept), and the input convolution converted from the network's input (BGR,
-0 to 255, VGGFace2's mean subtracted, 224 px) to the run's. The age, gender and identity
-layers are dropped; the classifier on the pooled 1,024 features starts fresh. The network
-takes any input size.
+0 to 255, VGGFace2's mean subtracted, 224 px) to the run's. The 256-number layer and the age
+and gender outputs on it are dropped; the classifier on the pooled 1,024 features starts
+fresh. The network takes any input size.
 """
 
 from __future__ import annotations
