@@ -65,8 +65,10 @@ def test_every_committed_recipe_resolves(recipe: Path, data: Path, tmp_path: Pat
     if loaded.get("init") and is_tfjs_weights(loaded["init"]):  # under third_party/: committed, or fetched
         committed = RECIPE.parents[1] / loaded["init"]
         assert committed.is_file() or loaded["init"] == "third_party/human/faceres.json"  # tools/fetch_faceres.sh
-        where["init"] = str(committed if committed.is_file() else tmp_path / "faceres.json")
-        (tmp_path / "faceres.json").touch()
+        if not committed.is_file():
+            committed = tmp_path / "faceres.json"
+            committed.touch()
+        where["init"] = str(committed)
     elif loaded.get("init"):  # a second-stage recipe: the first stage's checkpoint is not in a clean checkout
         assert str(loaded["init"]).endswith("best.pt")
         where["init"] = str(tmp_path / "best.pt")

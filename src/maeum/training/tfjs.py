@@ -27,8 +27,6 @@ from maeum.preprocess import InputSpec
 
 __all__ = ["calibrate_batch_norms", "input_conv", "read_tfjs_weights"]
 
-_STEPS = {"uint8": 1, "uint16": 2, "float16": 2}  # quantized storage: bytes a value
-
 
 def read_tfjs_weights(path: Path) -> dict[str, np.ndarray]:
     """The weights of a TensorFlow.js model by name, float32, from its JSON file (a weights manifest
@@ -41,17 +39,15 @@ def read_tfjs_weights(path: Path) -> dict[str, np.ndarray]:
             data = b"".join((Path(path).parent / p).read_bytes() for p in group["paths"])
             at = 0
             for w in group["weights"]:
-                n = math.prod(w["shape"])
                 q = w.get("quantization")
-                if q and q["dtype"] == "float16":
-                    value = np.frombuffer(data, dtype=np.float16, count=n, offset=at).astype(np.float32)
-                elif q:
-                    raw = np.frombuffer(data, dtype=q["dtype"], count=n, offset=at)
+                stored = (q or w).get("dtype", "float32")  # quantized: the storage's type, else the weight's
+                raw = np.frombuffer(data, dtype=stored, count=math.prod(w["shape"]), offset=at)
+                at += raw.nbytes
+                if q and "scale" in q:  # 8- or 16-bit steps
                     value = raw.astype(np.float32) * np.float32(q["scale"]) + np.float32(q["min"])
-                else:
-                    value = np.frombuffer(data, dtype=w.get("dtype", "float32"), count=n, offset=at)
+                else:  # float16 widens; float32 and integers stay as stored
+                    value = raw.astype(np.float32) if raw.dtype == np.float16 else raw
                 weights[w["name"]] = value.reshape(w["shape"])
-                at += n * (_STEPS[q["dtype"]] if q else 4)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"--init {path}: not a readable TensorFlow.js model or weights manifest ({e})") from e
     return weights
