@@ -124,19 +124,26 @@ def test_teacher_weight_zero_is_the_plain_run_and_a_teacher_changes_it(
     assert (saved["teacher"], saved["teacher_weight"], saved["teacher_temperature"]) == (str(teacher), 0.5, 1.0)
 
 
-def test_under_torchrun_process_0_asks_the_teacher_and_shares_its_answers(
-    prepared_aihub_32: Path, teacher: Path, tmp_path: Path
-) -> None:
+def _torchrun_distillation(manifest: Path, teacher: Path, out: Path, *flags: str) -> str:
+    """One epoch of a distilled run in two CPU processes (gloo); its log."""
     args = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "maeum", "train",
-            "--data", str(prepared_aihub_32), "--out", str(tmp_path / "ddp"), "--model", "mini_xception",
-            "--batch-size", "8", "--size", "32", "--no-bf16", "--threads", "1", "--epochs", "1",
-            "--teacher", str(teacher)]  # fmt: skip
+            "--data", str(manifest), "--out", str(out), "--model", "mini_xception", "--batch-size", "8",
+            "--size", "32", "--no-bf16", "--threads", "1", "--epochs", "1",
+            "--teacher", str(teacher), *flags]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stderr.count("classifying") == 1  # one teacher pass, not one per process
+    assert json.loads((out / "summary.json").read_text())["processes"] == 2
+    return done.stderr
+
+
+def test_under_torchrun_process_0_asks_the_teacher_and_shares_its_answers(
+    prepared_aihub_32: Path, teacher: Path, tmp_path: Path
+) -> None:
+    log = _torchrun_distillation(prepared_aihub_32, teacher, tmp_path / "ddp")
+    assert log.count("classifying") == 1  # one teacher pass, not one per process
     # Process 1 measures its agreement on what it received: the same answers give the same share.
-    agreement = re.findall(r"teacher agrees with ([\d.]+) %", done.stderr)
+    agreement = re.findall(r"teacher agrees with ([\d.]+) %", log)
     assert len(agreement) == 2 and agreement[0] == agreement[1], agreement
 
 
@@ -164,6 +171,8 @@ def test_resume_with_another_teacher_is_refused(prepared_aihub_32: Path, teacher
             "runs/missing/best.pt: no such model",
         ),
         ({"teacher": " , "}, ConfigError, "names no model"),
+        ({"teacher_mode": "batch"}, ConfigError, "teacher_mode batch asks a teacher on each batch: set --teacher"),
+        ({"teacher_mode": "always"}, ConfigError, "teacher_mode must be one of once, batch"),
     ],
 )
 def test_bad_teacher_settings_are_refused(
@@ -185,3 +194,90 @@ def test_an_unknown_teacher_name_is_refused_listing_the_models(prepared_aihub_32
             "--teacher", "ferplus-resnet"]  # fmt: skip
     assert main(args) == 2
     assert "unknown model 'ferplus-resnet'; choose one of: ferplus-resnet-s" in capsys.readouterr().err
+
+
+# teacher_mode batch: the teacher answers on each augmented batch, the inputs the student sees.
+
+
+def test_a_batch_teacher_answers_for_the_inputs_it_is_given(prepared_aihub_32: Path, teacher: Path) -> None:
+    from maeum.training.datasets import load_training_data
+    from maeum.training.distill import BatchTeacher
+    from maeum.training.loader import to_batch
+    from maeum.training.trainer import load_checkpoint, predict
+
+    spec = InputSpec.from_dict({"size": 32, "color": "gray", "mean": [0.5], "std": [0.5]})
+    data = load_training_data(prepared_aihub_32, spec)
+    crops, labels = data.splits["train"].images[:16], data.labels
+    checkpoint = teacher.parent / "run" / "best.pt"
+    model, _, _ = load_checkpoint(checkpoint)
+    # On clean crops, no mirror: the checkpoint's and the export's plain answers.
+    x = to_batch(crops, spec)
+    from_torch, from_onnx = predict(model, crops, spec), EmotionClassifier(teacher).predict(crops)
+    np.testing.assert_allclose(BatchTeacher(str(checkpoint), labels, spec)(x).numpy(), from_torch, atol=1e-5)
+    np.testing.assert_allclose(BatchTeacher(str(teacher), labels, spec)(x).numpy(), from_onnx, atol=1e-4)
+    # Softened and averaged as teacher_probabilities does, columns in the data's order.
+    both = BatchTeacher(f"{checkpoint},{teacher}", tuple(reversed(labels)), spec, temperature=2.0)(x).numpy()
+    mean = np.sqrt((from_torch + from_onnx) / 2)[:, ::-1]
+    np.testing.assert_allclose(both, mean / mean.sum(1, keepdims=True), atol=1e-4)
+    # A changed input changes the answer: it is asked about what it is given, not about the image's index.
+    assert not np.allclose(BatchTeacher(str(checkpoint), labels, spec)(-x).numpy(), from_torch)
+    with pytest.raises(ConfigError, match="teacher ferplus-resnet-s does not know"):
+        BatchTeacher("ferplus-resnet-s", labels, spec)
+
+
+def test_a_batch_is_converted_to_a_teacher_of_another_size_colour_and_normalisation(small_ferplus: Path) -> None:
+    from maeum.training.distill import BatchTeacher, convert_inputs
+    from maeum.training.loader import to_batch
+
+    crops = _ferplus_crops(small_ferplus)  # 48 px gray
+    student = InputSpec.from_dict({"size": 48, "color": "gray", "mean": [0.5], "std": [0.5]})
+    rgb = InputSpec.from_dict({"size": 48, "color": "rgb", "mean": [0.4, 0.5, 0.6], "std": [0.2, 0.25, 0.3]})
+    big = InputSpec.from_dict({"size": 64, "color": "gray", "mean": [0.3], "std": [0.2]})
+    x = to_batch(crops, student)
+    # Colour and normalisation are exact; a size change is the bilinear resize serving makes, within rounding.
+    np.testing.assert_allclose(convert_inputs(x, student, rgb).numpy(), to_batch(crops, rgb).numpy(), atol=1e-5)
+    np.testing.assert_allclose(convert_inputs(to_batch(crops, rgb), rgb, student).numpy(), x.numpy(), atol=1e-5)
+    resized = to_batch(np.stack([cv2.resize(c, (64, 64), interpolation=cv2.INTER_LINEAR) for c in crops]), big)
+    assert np.abs(convert_inputs(x, student, big).numpy() - resized.numpy()).mean() < 0.02
+    assert convert_inputs(x, student, student) is x
+    # The bundled model takes 64 px: a 48 px student's batch gets its answers for the same faces.
+    clf = EmotionClassifier("ferplus-resnet-s")
+    taught = BatchTeacher("ferplus-resnet-s", FERPLUS7, student)(x).numpy()
+    assert (taught.argmax(1) == clf.predict(crops).argmax(1)).mean() > 0.9
+
+
+def test_teacher_mode_batch_trains_on_the_answers_for_each_batch(
+    prepared_aihub_32: Path, teacher: Path, tmp_path: Path
+) -> None:
+    from maeum.training.trainer import train
+
+    def weights(run: Path) -> dict:
+        return torch.load(run / "last.pt", map_location="cpu", weights_only=False)["model"]
+
+    once = {"teacher": str(teacher), "mixup": 0.4}
+    batch = {**once, "teacher_mode": "batch"}
+    train(tiny_config(prepared_aihub_32, tmp_path / "plain", epochs=1, mixup=0.4))
+    train(tiny_config(prepared_aihub_32, tmp_path / "zero", epochs=1, teacher_weight=0.0, **batch))
+    train(tiny_config(prepared_aihub_32, tmp_path / "once", epochs=1, **once))
+    train(tiny_config(prepared_aihub_32, tmp_path / "batch", epochs=1, **batch))
+    plain, zero = weights(tmp_path / "plain"), weights(tmp_path / "zero")
+    once_w, batch_w = weights(tmp_path / "once"), weights(tmp_path / "batch")
+    assert all(torch.equal(plain[k], zero[k]) for k in plain)  # asking the teacher draws nothing from the run's seed
+    assert not torch.equal(plain["stem.0.weight"], batch_w["stem.0.weight"])
+    assert not torch.equal(once_w["stem.0.weight"], batch_w["stem.0.weight"])  # mixed crops get their own answers
+    saved = json.loads((tmp_path / "batch" / "config.json").read_text())
+    assert saved["teacher_mode"] == "batch"
+    # The export says how it was taught; a run taught once keeps the metadata of before the setting.
+    for run in ("batch", "once"):
+        assert main(["export", str(tmp_path / run / "best.pt"), "--out", str(tmp_path / f"{run}.onnx")]) == 0
+    assert EmotionClassifier(tmp_path / "batch.onnx").info.extra["training"]["teacher_mode"] == "batch"
+    assert "teacher_mode" not in EmotionClassifier(tmp_path / "once.onnx").info.extra["training"]
+    with pytest.raises(ConfigError, match="teacher_mode 'batch', not 'once'; use another --out"):
+        train(tiny_config(prepared_aihub_32, tmp_path / "batch", epochs=2, **once))
+
+
+def test_teacher_mode_batch_asks_the_teacher_in_every_process(
+    prepared_aihub_32: Path, teacher: Path, tmp_path: Path
+) -> None:
+    log = _torchrun_distillation(prepared_aihub_32, teacher, tmp_path / "ddp", "--teacher-mode", "batch")
+    assert log.count("classifying") == 0 and log.count("asked on every training batch") == 2

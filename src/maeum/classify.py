@@ -126,12 +126,18 @@ class EmotionClassifier:
         """
         if len(faces) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
-        out = []
-        for i in range(0, len(faces), batch_size):
-            x = to_model_input(resize_crops(faces[i : i + batch_size], self.info.input.size), self.info.input)
-            (y,) = self._session.run(None, {self._input_name: x})
-            out.append(y)
-        y = np.concatenate(out).astype(np.float32)
+        size = self.info.input.size
+        return np.concatenate(
+            [
+                self.predict_inputs(to_model_input(resize_crops(faces[i : i + batch_size], size), self.info.input))
+                for i in range(0, len(faces), batch_size)
+            ]
+        )
+
+    def predict_inputs(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, K) for a batch already in the model's input format (``to_model_input``'s output)."""
+        (y,) = self._session.run(None, {self._input_name: x})
+        y = y.astype(np.float32)
         if self.info.output == "logits":
             y = np.exp(y - y.max(1, keepdims=True))
             y /= y.sum(1, keepdims=True)

@@ -25,7 +25,7 @@ _FIELD_FLAGS = (
     "data", "out", "model", "labels", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
     "schedule", "warmup_epochs", "early_stopping", "class_weights", "sampler", "seed", "threads", "workers",
     "device", "gpu", "bf16", "tensorboard", "svm_c", "init", "teacher", "teacher_weight", "teacher_temperature",
-    "ema", "label_smoothing", "mixup", "cutmix",
+    "teacher_mode", "ema", "label_smoothing", "mixup", "cutmix",
 )  # fmt: skip
 
 
@@ -112,6 +112,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         "--teacher-temperature",
         type=float,
         help=_help("soften the teacher's answers: softmax(logits / T)", "teacher_temperature"),
+    )
+    _choice(
+        t,
+        "--teacher-mode",
+        "once: the teacher classifies the clean crops before training; batch: every augmented batch, "
+        "the inputs the student sees (each step pays for the teacher)",
     )
     t.add_argument(
         "--ema",

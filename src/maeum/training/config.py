@@ -32,6 +32,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "class_weights": ("none", "balanced"),  # balanced: loss weights inversely proportional to class frequency
     "sampler": ("random", "balanced"),  # balanced: draw every class equally often (with replacement)
     "device": ("auto", "cpu", "cuda"),  # auto: the GPU when one is visible, else the CPU
+    # once: the teacher classifies the clean training crops before the first epoch; batch: every
+    # augmented (and mixed) batch, the inputs the student sees (maeum.training.distill)
+    "teacher_mode": ("once", "batch"),
 }
 _AT_LEAST: dict[str, float] = {
     "epochs": 1,
@@ -96,6 +99,7 @@ class TrainConfig:
     teacher: str = ""
     teacher_weight: float = 0.5
     teacher_temperature: float = 1.0
+    teacher_mode: str = "once"
     # Weight averaging: after every step ema = decay * ema + (1 - decay) * weights (batch-norm statistics
     # too); the averaged weights are validated and shipped in best.pt. 0: off.
     ema: float = 0.0
@@ -152,6 +156,8 @@ class TrainConfig:
                 raise ConfigError(f"hog_svm fits its features once, on unmixed crops; set {key} to 0")
         if self.teacher_weight > 1:
             raise ConfigError(f"teacher_weight must be between 0 and 1, got {self.teacher_weight!r}")
+        if self.teacher_mode != "once" and not self.teacher:
+            raise ConfigError(f"teacher_mode {self.teacher_mode} asks a teacher on each batch: set --teacher too")
         if self.teacher and not teacher_names(self.teacher):
             raise ConfigError(f"teacher {self.teacher!r} names no model; pass a model name, .onnx or best.pt")
         for teacher in teacher_names(self.teacher):

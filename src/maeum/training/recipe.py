@@ -36,7 +36,10 @@ def _teachers(cfg: dict[str, object]) -> dict[str, object]:
     if not names:
         return {}
     named = [Path(t).parent.name if t.endswith(".pt") else Path(t).stem if t.endswith(".onnx") else t for t in names]
-    return {"teacher": ", ".join(named), "teacher_weight": cfg["teacher_weight"]}
+    how = {"teacher": ", ".join(named), "teacher_weight": cfg["teacher_weight"]}
+    if cfg.get("teacher_mode", "once") != "once":  # exports from before the setting were taught once
+        how["teacher_mode"] = cfg["teacher_mode"]
+    return how
 
 
 def export_checkpoint(

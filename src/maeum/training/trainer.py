@@ -30,7 +30,7 @@ from maeum.preprocess import InputSpec
 from maeum.progress import Progress
 from maeum.training.config import TrainConfig
 from maeum.training.datasets import TrainingData, load_training_data
-from maeum.training.distill import mix_targets, teacher_probabilities
+from maeum.training.distill import BatchTeacher, mix_targets, teacher_probabilities
 from maeum.training.loader import EpochBatches, batch_loader, to_batch
 from maeum.training.nets import check_model_name, create_model
 from maeum.training.runtime import Runtime, start_runtime
@@ -52,6 +52,9 @@ METRICS_FORMAT = {
     "raw_valid_acc": "{:.4f}",
 }
 METRICS_HEADER = tuple(METRICS_FORMAT)
+# Settings that shape the targets or the weights kept: a resume must be given the same ones.
+_RESUME_KEEPS = ("teacher", "teacher_weight", "teacher_temperature", "teacher_mode", "ema", "label_smoothing", "mixup",
+                 "cutmix")  # fmt: skip
 
 
 def build_model(name: str, labels: tuple[str, ...], spec: InputSpec) -> torch.nn.Module:
@@ -278,7 +281,10 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
         if resumed:
             ema.load_state_dict(resumed["ema"])
 
-    if cfg.teacher:  # after the resume checks: this pass takes a minute on FER+
+    batch_teacher = None
+    if cfg.teacher and cfg.teacher_mode == "batch":  # every process asks its own copy on its own share
+        batch_teacher = BatchTeacher(cfg.teacher, data.labels, spec, cfg.teacher_temperature, cfg.threads, rt.device)
+    elif cfg.teacher:  # after the resume checks: this pass takes a minute on FER+
         # Process 0 asks the teacher and hands its answers to the other processes.
         soft = np.empty(targets.shape, np.float32)
         if rt.is_main:
@@ -343,6 +349,8 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
             x = x.to(rt.device, non_blocking=True).contiguous(memory_format=memory_format)
             y = y.to(rt.device, non_blocking=True)
             with torch.autocast(rt.device.type, dtype=rt.amp_dtype or torch.float32, enabled=rt.amp_dtype is not None):
+                if batch_teacher:
+                    y = _mix_taught(y, batch_teacher(x), cfg)
                 logits = net(x)
             weighted = y if class_weights is None else y * class_weights  # (B, K)
             loss = -(weighted * F.log_softmax(logits.float(), 1)).sum(1).mean()
@@ -406,6 +414,17 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
             }
         )
     return out / "best.pt"
+
+
+def _mix_taught(y: torch.Tensor, taught: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """A batch's targets with the teacher's answers on it mixed in, as ``once`` mixes them into all targets.
+
+    ``y`` is already label-smoothed; smoothing the answers too gives the ``once`` order of the two mixes:
+    ``(1 - w) * smooth(labels) + w * smooth(teacher) = smooth((1 - w) * labels + w * teacher)``.
+    """
+    if cfg.label_smoothing:
+        taught = (1 - cfg.label_smoothing) * taught + cfg.label_smoothing / taught.shape[1]
+    return (1 - cfg.teacher_weight) * y + cfg.teacher_weight * taught
 
 
 def _fit_svm(cfg: TrainConfig, data: TrainingData, spec: InputSpec) -> Path:
@@ -547,7 +566,7 @@ def _load_last(out: Path, cfg: TrainConfig, data: TrainingData) -> dict[str, Any
             f"{out / 'last.pt'} was trained with {theirs.get('optimizer', 'sgd')}, not {cfg.optimizer}; "
             "use another --out"
         )
-    for key in ("teacher", "teacher_weight", "teacher_temperature", "ema", "label_smoothing", "mixup", "cutmix"):
+    for key in _RESUME_KEEPS:
         trained_with = theirs.get(key, _DEFAULTS[key].default)
         if trained_with != getattr(cfg, key):
             raise ConfigError(
