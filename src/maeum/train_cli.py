@@ -25,7 +25,7 @@ _FIELD_FLAGS = (
     "data", "out", "model", "labels", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
     "schedule", "warmup_epochs", "early_stopping", "class_weights", "sampler", "seed", "threads", "workers",
     "device", "gpu", "bf16", "tensorboard", "svm_c", "init", "teacher", "teacher_weight", "teacher_temperature",
-    "teacher_mode", "ema", "label_smoothing", "mixup", "cutmix",
+    "teacher_mode", "ema", "label_smoothing", "mixup", "cutmix", "sam",
 )  # fmt: skip
 
 
@@ -142,6 +142,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         metavar="ALPHA",
         help=_help("paste a box of another crop into each, area ~ Beta(ALPHA, ALPHA), e.g. 1.0; 0: off", "cutmix"),
+    )
+    t.add_argument(
+        "--sam",
+        type=float,
+        metavar="RHO",
+        help=_help("sharpness-aware steps: the gradient taken RHO up the slope, e.g. 0.05; 0: off", "sam"),
     )
     t.set_defaults(run=_train)
 

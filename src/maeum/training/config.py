@@ -54,6 +54,7 @@ _AT_LEAST: dict[str, float] = {
     "label_smoothing": 0,
     "mixup": 0,
     "cutmix": 0,
+    "sam": 0,
 }
 _INPUT_KEYS = ("size", "color", "mean", "std")
 _TYPES: dict[str, tuple[type, str]] = {
@@ -110,6 +111,9 @@ class TrainConfig:
     # are mixed in the same share. With both on, each batch takes one. 0: off.
     mixup: float = 0.0
     cutmix: float = 0.0
+    # Sharpness-aware minimization (Foret et al. 2021): each step first moves the weights this far (L2 norm)
+    # up their gradient and steps with the gradient found there, about twice the step's cost. 0: off.
+    sam: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -154,6 +158,8 @@ class TrainConfig:
         for key in ("mixup", "cutmix"):
             if getattr(self, key) and self.model == "hog_svm":
                 raise ConfigError(f"hog_svm fits its features once, on unmixed crops; set {key} to 0")
+        if self.sam and self.model == "hog_svm":
+            raise ConfigError("hog_svm is one fit, with no gradient steps; set sam to 0")
         if self.teacher_weight > 1:
             raise ConfigError(f"teacher_weight must be between 0 and 1, got {self.teacher_weight!r}")
         if self.teacher_mode != "once" and not self.teacher:

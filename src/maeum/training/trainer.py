@@ -54,7 +54,7 @@ METRICS_FORMAT = {
 METRICS_HEADER = tuple(METRICS_FORMAT)
 # Settings that shape the targets or the weights kept: a resume must be given the same ones.
 _RESUME_KEEPS = ("teacher", "teacher_weight", "teacher_temperature", "teacher_mode", "ema", "label_smoothing", "mixup",
-                 "cutmix")  # fmt: skip
+                 "cutmix", "sam")  # fmt: skip
 
 
 def build_model(name: str, labels: tuple[str, ...], spec: InputSpec) -> torch.nn.Module:
@@ -281,6 +281,10 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
         if resumed:
             ema.load_state_dict(resumed["ema"])
 
+    if cfg.sam and scaler.is_enabled():
+        raise ConfigError("sam needs float32 or bfloat16 steps; this device trains in float16 (pass --device cpu)")
+    autocast = torch.autocast(rt.device.type, dtype=rt.amp_dtype or torch.float32, enabled=rt.amp_dtype is not None)
+
     batch_teacher = None
     if cfg.teacher and cfg.teacher_mode == "batch":  # every process asks its own copy on its own share
         batch_teacher = BatchTeacher(cfg.teacher, data.labels, spec, cfg.teacher_temperature, cfg.threads, rt.device)
@@ -348,14 +352,21 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
                 g["lr"] = lr_at(step)
             x = x.to(rt.device, non_blocking=True).contiguous(memory_format=memory_format)
             y = y.to(rt.device, non_blocking=True)
-            with torch.autocast(rt.device.type, dtype=rt.amp_dtype or torch.float32, enabled=rt.amp_dtype is not None):
-                if batch_teacher:
+            if batch_teacher:
+                with autocast:
                     y = _mix_taught(y, batch_teacher(x), cfg)
-                logits = net(x)
             weighted = y if class_weights is None else y * class_weights  # (B, K)
-            loss = -(weighted * F.log_softmax(logits.float(), 1)).sum(1).mean()
+
+            def loss_of(x: torch.Tensor = x, weighted: torch.Tensor = weighted) -> torch.Tensor:
+                with autocast:
+                    logits = net(x)
+                return -(weighted * F.log_softmax(logits.float(), 1)).sum(1).mean()
+
             opt.zero_grad(set_to_none=True)
+            loss = loss_of()
             scaler.scale(loss).backward()
+            if cfg.sam:
+                _sharpness_aware_gradient(model, loss_of, cfg.sam)
             scaler.step(opt)
             scaler.update()
             if ema:
@@ -414,6 +425,35 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
             }
         )
     return out / "best.pt"
+
+
+def _sharpness_aware_gradient(model: torch.nn.Module, loss_of: Callable[[], torch.Tensor], rho: float) -> None:
+    """Replace the gradients in ``model`` by those at the weights ``rho`` up the slope (SAM, Foret et al. 2021).
+
+    The weights move by ``rho * g / |g|`` (``g``: the gradients already there, one norm over all of them), the
+    loss is taken again there with the batch-norm statistics left as they are, and the weights move back.
+    """
+    params = [p for p in model.parameters() if p.grad is not None]
+    with torch.no_grad():
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+        shifts = [p.grad * (rho / (norm + 1e-12)) for p in params]
+        for p, shift in zip(params, shifts, strict=True):
+            p.add_(shift)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    kept = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.momentum = 0.0  # running statistics unchanged by the second pass
+    try:
+        model.zero_grad(set_to_none=True)
+        loss_of().backward()
+    finally:
+        for m, (momentum, tracked) in zip(norms, kept, strict=True):
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
+        with torch.no_grad():
+            for p, shift in zip(params, shifts, strict=True):
+                p.sub_(shift)
 
 
 def _mix_taught(y: torch.Tensor, taught: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
