@@ -210,6 +210,8 @@ def train(cfg: TrainConfig, runtime: Runtime | None = None) -> Path:
 
 
 def _train(cfg: TrainConfig, rt: Runtime) -> Path:
+    if cfg.sam and rt.amp_dtype == torch.float16:  # known before the data is read: refuse at once
+        raise ConfigError("sam needs float32 or bfloat16 steps; this device trains in float16 (pass --device cpu)")
     out = Path(cfg.out)
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
@@ -281,8 +283,6 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
         if resumed:
             ema.load_state_dict(resumed["ema"])
 
-    if cfg.sam and scaler.is_enabled():
-        raise ConfigError("sam needs float32 or bfloat16 steps; this device trains in float16 (pass --device cpu)")
     autocast = torch.autocast(rt.device.type, dtype=rt.amp_dtype or torch.float32, enabled=rt.amp_dtype is not None)
 
     batch_teacher = None
