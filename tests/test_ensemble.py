@@ -148,7 +148,10 @@ def test_mixed_members_are_converted_resized_reordered_and_weighted(
     p_fer = _run_float(resolve_model(DEFAULT_MODEL), ((gray - 0.5) / 0.5)[:, None])
     p_mini = _run_float(mini64, ((x - 0.5) / 0.5).transpose(0, 3, 1, 2))[:, order]
     by_hand = 0.75 * p_fer + 0.25 * p_mini
-    assert np.abs(got - by_hand).max() < 1e-4
+    # The bundled member runs in int8: a rounding difference of 1e-7 in its input (the graph's gray
+    # against numpy's) can move a value across a quantisation step and its answer by about 1e-3.
+    # A wrong conversion moves it further: the channels' plain mean for gray by 1.2e-2.
+    assert np.abs(got - by_hand).max() < 4e-3
 
     # As serving would do it: each member alone on uint8 crops resized to its size; rounding costs a little.
     small = np.stack([cv2.resize(c, (S, S), interpolation=cv2.INTER_LINEAR) for c in photo_faces])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import subprocess
 import sys
@@ -80,9 +81,14 @@ def test_a_sam_run_trains_apart_and_resumes_only_with_its_own_rho(prepared_aihub
 def test_sam_with_bfloat16_autocast_trains(prepared_aihub_32: Path, tmp_path: Path) -> None:
     from maeum.training.trainer import train
 
-    train(tiny_config(prepared_aihub_32, tmp_path / "bf16", epochs=1, sam=0.05, bf16=True))
-    (row,) = read_metrics(tmp_path / "bf16")
-    assert 0 < float(row["train_loss"]) < 10
+    losses = {}
+    for run, bf16 in (("bf16", True), ("float32", False)):
+        train(tiny_config(prepared_aihub_32, tmp_path / run, epochs=1, sam=0.05, bf16=bf16))
+        (row,) = read_metrics(tmp_path / run)
+        losses[run] = float(row["train_loss"])
+    # One epoch of this tiny run ends near a loss of 10 either way (about 8 without SAM): bfloat16
+    # autocast changes the rounding of both passes, not what they compute.
+    assert math.isfinite(losses["bf16"]) and abs(losses["bf16"] - losses["float32"]) < 0.15 * losses["float32"]
 
 
 @pytest.mark.parametrize(
