@@ -40,6 +40,15 @@ def pip_download_wheel(package: str, version: str, dest: Path, timeout_s: float 
     return wheels[0]
 
 
+FERPLUS_SPLITS = {"val": "valid", "test": "test"}  # the splits models are chosen and scored on: FER+'s folder names
+
+
+def majority_accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy of ``probs`` (N, K) against FER+ majority labels, faces without one (-1) left out."""
+    keep = labels >= 0
+    return float((probs.argmax(1)[keep] == labels[keep]).mean())
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory in MB.
 

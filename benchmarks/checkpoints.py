@@ -20,18 +20,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import SHARED, out, table
+from _common import FERPLUS_SPLITS as SPLITS
+from _common import SHARED, majority_accuracy, out, table
 from maeum.labels import FERPLUS7
 from maeum.training import ferplus
 from maeum.training.distill import teacher_probabilities
 from maeum.training.trainer import load_checkpoint
-
-SPLITS = {"val": "valid", "test": "test"}  # ours: FER+'s folder names
-
-
-def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
-    keep = labels >= 0
-    return float((probs.argmax(1)[keep] == labels[keep]).mean())
 
 
 def main() -> int:
@@ -62,7 +56,7 @@ def main() -> int:
         parser.error(f"--average names checkpoints not given: {', '.join(unknown)}")
 
     def row(name: str, split_probs: dict[str, np.ndarray], parameters: int) -> list[str]:
-        return [name, f"{parameters:,}", *(f"{accuracy(split_probs[s], labels[s]):.4f}" for s in SPLITS)]
+        return [name, f"{parameters:,}", *(f"{majority_accuracy(split_probs[s], labels[s]):.4f}" for s in SPLITS)]
 
     rows = [row(name, probs[name], params[name]) for name in probs]
     for group in groups:

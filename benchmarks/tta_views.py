@@ -21,11 +21,11 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import SHARED, out, table
+from _common import FERPLUS_SPLITS as SPLITS
+from _common import SHARED, majority_accuracy, out, table
 from maeum.classify import EmotionClassifier
 from maeum.training import ferplus
 
-SPLITS = {"val": "valid", "test": "test"}  # ours: FER+'s folder names
 SIDE, PAD = 48, 4  # FER+'s crop; the edge pixels repeated around it, for views reaching past it
 
 
@@ -72,9 +72,7 @@ def main() -> int:
             probs[name][split] = clf.predict(cut(faces.images, box, clf.info.input.size))
 
     def accuracy(names: list[str], split: str) -> str:
-        mean = np.mean([probs[name][split] for name in names], axis=0)
-        keep = labels[split] >= 0
-        return f"{(mean.argmax(1)[keep] == labels[split][keep]).mean():.4f}"
+        return f"{majority_accuracy(np.mean([probs[name][split] for name in names], axis=0), labels[split]):.4f}"
 
     corners = [name for name in views if name.startswith("corner")]
     moved = [name for name in views if name.startswith("moved")]
