@@ -47,8 +47,8 @@ bench: setup-test
 	$(BIN)/python benchmarks/app_post.py
 	$(BIN)/python benchmarks/app_load.py
 
-# Reproduces the bundled default model from FER+ (about 40 min on a 2-core CPU).
-# The bundled model: five teachers and the distilled student (recipes/ferplus-resnet-s-distilled.sh; give it a GPU).
+# Reproduces the bundled model from FER+: five teachers and the distilled student
+# (recipes/ferplus-resnet-s-distilled.sh; give it a GPU, the teachers take hours each on a CPU).
 default-model: setup-train
 	PATH=$(BIN):$$PATH bash recipes/ferplus-resnet-s-distilled.sh $(SHARED)/data/ferplus runs
 	cp runs/ferplus-resnet-s-distilled/served.onnx src/maeum/models/ferplus_resnet_s.onnx

@@ -104,15 +104,12 @@ def test_bad_inputs_in_a_batch(capsys: pytest.CaptureFixture[str], bad_files: di
     )
     assert code == 1  # some failed
     lines = [json.loads(x) for x in out.splitlines()]
-    assert [Path(x["path"]).name for x in lines] == ["good.jpg", "empty.jpg", "truncated.jpg", "text.jpg", "bomb.png"]
+    names = ["good.jpg", "empty.jpg", "truncated.jpg", "text.jpg", "bomb.png", "missing.jpg", "empty"]
+    assert [Path(x["path"]).name for x in lines] == names  # one line per input, in input order
     good = [x for x in lines if "faces" in x]
     assert len(good) == 1 and len(good[0]["faces"]) == 1  # the good file still got its result
-    assert {Path(x["path"]).name for x in lines if "error" in x} == {
-        "empty.jpg",
-        "truncated.jpg",
-        "text.jpg",
-        "bomb.png",
-    }
+    assert [Path(x["path"]).name for x in lines if "error" in x] == names[1:]
+    assert "folder holds no images" in lines[-1]["error"]
     for needle in (
         "empty file",
         "truncated",
@@ -133,7 +130,15 @@ def test_bad_inputs_in_a_batch(capsys: pytest.CaptureFixture[str], bad_files: di
         (["--aligner", "nope"], "unknown aligner 'nope'"),
         (["--model", "missing.onnx"], "missing.onnx not found"),
         (["--detector-option", "oops"], "KEY=VALUE"),
-        (["--detector-option", "bogus=1"], "bad --detector-option"),
+        (["--detector-option", "bogus=1"], "has no option bogus; its options: score_threshold"),
+        (["--detector-option", "score_threshold=5"], "score_threshold=5: must be between 0 and 1"),
+        (["--detector-option", "score_threshold=high"], "score_threshold='high': must be a number"),
+        (["--detector-option", "max_side=0"], "max_side=0: must be at least 32"),
+        (["--detector-option", "max_side=640.5"], "max_side=640.5: must be a whole number"),
+        (["--detector", "haar", "--detector-option", "scale_factor=0.5"], "scale_factor=0.5: must be above 1"),
+        (["--detector", "haar", "--detector-option", "cascade=none.xml"], "Haar cascade none.xml not found"),
+        (["--detector", "yunet", "--detector-option", f"model_path={__file__}"], "could not be loaded"),
+        (["-o", "/nonexistent/out.json"], "cannot write it"),
     ],
 )
 def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str], args: list[str], needle: str) -> None:

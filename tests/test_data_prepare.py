@@ -163,14 +163,21 @@ def test_detect_mode_aligns_faces(aihub_zips, tmp_path: Path) -> None:
 
 
 def test_gray_48_and_policy_options(aihub_zips, tmp_path: Path) -> None:
-    s = prepare(PrepareConfig("aihub", aihub_zips.root, tmp_path, policy="unanimous", size=48, color="gray", workers=1))
+    s = prepare(
+        PrepareConfig(
+            "aihub", aihub_zips.root, tmp_path, policy="unanimous", size=48, color="gray", image_format="jpg", workers=1
+        )
+    )
     # 23 unanimous - #33 missing - #34 corrupt - #39 no box.
     assert s["prepared"] == 20
     rows = _rows(tmp_path)
+    assert rows[0]["path"].endswith(".jpg") and Image.open(tmp_path / rows[0]["path"]).format == "JPEG"
     assert Image.open(tmp_path / rows[0]["path"]).mode == "L"
     assert Image.open(tmp_path / rows[0]["path"]).size == (48, 48)
+    _, meta = read_manifest(tmp_path)
+    assert meta["image_format"] == "jpg" and meta["manifest_version"] == 1
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
-    assert "기쁨 (happiness)" in report and "unanimous" in report
+    assert "기쁨 (happiness)" in report and "unanimous" in report and "| image_format | jpg |" in report
 
 
 def test_cap_keeps_at_most_n_per_class(aihub_zips, tmp_path: Path) -> None:

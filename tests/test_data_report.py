@@ -94,6 +94,7 @@ def test_report(tmp_path: Path, astronaut: np.ndarray) -> None:
     overview = _section(text, "Overview")
     assert "- Images: 8" in overview and "- Per split: train 4, val 2, test 2" in overview
     assert "| size | 64 |" in overview
+    assert "manifest_version" not in overview  # the file's layout version, not a preparation setting
 
     classes = _section(text, "Class counts per split")
     assert "| class | train | val | test | total |" in classes

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import ASTRONAUT_FACE, HOPPER_FACE, YUNET
-from maeum.detect import create_detector, list_detectors
-from maeum.errors import ModelError, UnknownNameError
+from maeum.detect import create_detector, list_detectors, parse_options
+from maeum.errors import ConfigError, ModelError, UnknownNameError
 from maeum.results import Box
 
 
@@ -69,10 +69,25 @@ def test_retinaface_finds_small_and_several_faces(astronaut: np.ndarray, hopper:
 
 
 def test_detector_options_are_checked() -> None:
-    with pytest.raises(ValueError, match="score_threshold"):
+    with pytest.raises(ConfigError, match=r"score_threshold=1\.5: must be between 0 and 1"):
         create_detector("retinaface", score_threshold=1.5)
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigError, match="has no option no_such_option; its options: score_threshold, nms_iou"):
         create_detector("retinaface", no_such_option=1)
+    with pytest.raises(ConfigError, match="min_face=-1: must be 0 or more"):
+        create_detector("retinaface", min_face=-1)
+    with pytest.raises(ConfigError, match="min_neighbors=True: must be a whole number"):
+        create_detector("haar", min_neighbors=True)
+    assert create_detector("haar", scale_factor=1.2, min_face=30).scale_factor == 1.2
+
+
+def test_detector_options_from_the_command_line() -> None:
+    assert parse_options(["score_threshold=0.8", "max_side=640", "model_path=a=b.onnx"]) == {
+        "score_threshold": 0.8,
+        "max_side": 640,
+        "model_path": "a=b.onnx",
+    }
+    with pytest.raises(ConfigError, match="write it as KEY=VALUE"):
+        parse_options(["=0.8"])
 
 
 def test_unknown_detector_lists_the_known_ones() -> None:

@@ -450,6 +450,17 @@ def test_cli_usage_errors(tmp_path: Path, one_face_mp4: Path) -> None:
     assert video_cli(str(one_face_mp4), "--csv", str(tmp_path / "no" / "t.csv")) == 2
     assert video_cli(str(one_face_mp4), "--detector", "nope") == 2
     assert video_cli(str(one_face_mp4), "--aligner", "nope") == 2
+    assert video_cli(str(one_face_mp4), "--detector-option", "score_threshold=5") == 2
+
+
+def test_cli_detector_options_reach_the_detector(one_face_mp4: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert video_cli(str(one_face_mp4), "--fps", "5", "--detector-option", "min_face=20") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 5 and all(len(json.loads(line)["faces"]) == 1 for line in lines)
+    # A smallest face larger than the frame: the option reached the detector, which finds none.
+    assert video_cli(str(one_face_mp4), "--fps", "5", "--detector-option", "min_face=5000") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 5 and all(json.loads(line)["faces"] == [] for line in lines)
 
 
 def test_plot_memory_is_bounded() -> None:

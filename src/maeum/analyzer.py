@@ -29,7 +29,7 @@ class Analyzer:
 
     ``detector`` is a registered name (``list_detectors()``) or a Detector; ``detector=None``
     treats every image as one pre-cropped face. ``aligner`` is a name from ``list_aligners()``.
-    ``whole_image_fallback`` classifies the whole image as one face when none is found.
+    ``whole_image_fallback`` classifies the image's centred square as one face when none is found.
     """
 
     def __init__(
@@ -74,14 +74,14 @@ class Analyzer:
         return out
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        """The faces the analyzer would classify (the whole image when it has no detector)."""
+        """The faces the analyzer would classify (the image's centred square when it has no detector)."""
         image = as_rgb_array(image)
         h, w = image.shape[:2]
         if self.detector is not None:
             faces = self.detector.detect(image)
             if faces or not self.whole_image_fallback:
                 return faces
-            log.info("no face found; classifying the whole image as one face")
+            log.info("no face found; classifying the image's centred square as one face")
         return [_whole_image_face(w, h)]
 
     def align(self, image: np.ndarray, face: Face) -> np.ndarray:

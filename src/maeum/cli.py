@@ -20,6 +20,7 @@ import numpy as np
 
 from maeum.app_cli import add_app_parser
 from maeum.data_cli import add_data_parser
+from maeum.detect import parse_options
 from maeum.ensemble_cli import add_ensemble_parser
 from maeum.errors import ImageError, MaeumError
 from maeum.evaluate_cli import add_card_parser, add_evaluate_parser
@@ -79,11 +80,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--model", default=None, help="emotion model name or .onnx path (default: the bundled model)")
     a.add_argument("--aligner", default="similarity", help="face aligner: similarity (levels the eyes) or upright")
-    a.add_argument("--no-detect", action="store_true", help="images are pre-cropped faces: classify them whole")
+    a.add_argument(
+        "--no-detect", action="store_true", help="images are pre-cropped faces: classify each one's centred square"
+    )
     a.add_argument(
         "--whole-image-if-no-face",
         action="store_true",
-        help="when no face is found, classify the whole image as one face",
+        help="when no face is found, classify the image's centred square as one face",
     )
     a.add_argument("--lang", choices=LANGUAGES, default="en", help="label names: en or ko (한국어)")
     a.add_argument("--output", "-o", type=Path, help="write results to this file instead of stdout")
@@ -156,74 +159,60 @@ def expand_paths(paths: Sequence[str]) -> Iterator[tuple[str, Path | None, str]]
                 yield arg, None, f"{p}: no such file or folder; check the path"
 
 
-def _parse_options(pairs: Sequence[str]) -> dict[str, object]:
-    options: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise MaeumError(f"--detector-option {pair!r}: write it as KEY=VALUE")
-        value: object = raw
-        for cast in (int, float):
-            try:
-                value = cast(raw)
-                break
-            except ValueError:
-                pass
-        options[key] = value
-    return options
-
-
 def _analyze(args: argparse.Namespace) -> int:
     from maeum.analyzer import Analyzer
     from maeum.classify import DEFAULT_MODEL
 
+    analyzer = Analyzer(
+        None if args.no_detect else args.detector,
+        args.model or DEFAULT_MODEL,
+        detector_options=parse_options(args.detector_option),
+        aligner=args.aligner,
+        threads=args.threads,
+        whole_image_fallback=args.whole_image_if_no_face,
+    )
     try:
-        analyzer = Analyzer(
-            None if args.no_detect else args.detector,
-            args.model or DEFAULT_MODEL,
-            detector_options=_parse_options(args.detector_option),
-            aligner=args.aligner,
-            threads=args.threads,
-            whole_image_fallback=args.whole_image_if_no_face,
-        )
-    except TypeError as e:  # a detector option the backend does not take
-        raise MaeumError(f"bad --detector-option for {args.detector}: {e}") from None
-    out: IO[str] = args.output.open("w", encoding="utf-8", newline="") if args.output else sys.stdout
+        out: IO[str] = args.output.open("w", encoding="utf-8", newline="") if args.output else sys.stdout
+    except OSError as e:
+        raise MaeumError(
+            f"-o {args.output}: cannot write it ({e.strerror}); pass a file in an existing folder"
+        ) from None
     writer = _Writer(out, args.format, args.lang, analyzer.classifier.labels)
     inputs = list(expand_paths(args.paths))
     progress = Progress(sum(1 for _, p, _ in inputs if p is not None), "images")
     failed = done = read = 0
-    batch: list[tuple[Path, np.ndarray | None, str]] = []  # (path, image, error), in input order
+    batch: list[tuple[str, np.ndarray | None, str]] = []  # (path, image, error), in input order
 
     def flush() -> None:
         nonlocal done
         analysed = iter(analyzer.analyze_batch([im for _, im, _ in batch if im is not None]))
         for path, image, error in batch:
             if image is None:
-                writer.error(str(path), error)
+                writer.error(path, error)
                 continue
             results = next(analysed)
             if not results:
                 log.warning(
-                    "%s: no face found (use --whole-image-if-no-face to classify the whole image, "
+                    "%s: no face found (use --whole-image-if-no-face to classify the image's centred square, "
                     "or --no-detect for pre-cropped faces)",
                     path,
                 )
-            writer.write(str(path), results)
+            writer.write(path, results)
             done += 1
         batch.clear()
 
     try:
-        for _, path, error in inputs:
-            if path is None:
+        for arg, path, error in inputs:
+            if path is None:  # a missing file, an empty folder, a glob that matches nothing
                 log.error("%s", error)
+                batch.append((arg, None, error))
                 failed += 1
                 continue
             try:
-                batch.append((path, load_image(path, max_pixels=args.max_pixels), ""))
+                batch.append((str(path), load_image(path, max_pixels=args.max_pixels), ""))
             except ImageError as e:
                 log.error("%s", e)
-                batch.append((path, None, str(e)))
+                batch.append((str(path), None, str(e)))
                 failed += 1
             read += 1
             progress.update(read, read)

@@ -69,6 +69,13 @@ def add_video_parser(sub: argparse._SubParsersAction) -> None:
         help="live window (needs a display and opencv-python); default: on for --camera when possible",
     )
     v.add_argument("--detector", default="retinaface", help="face detector name (see `maeum models`)")
+    v.add_argument(
+        "--detector-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="detector option, e.g. score_threshold=0.8 or model_path=yunet.onnx (repeatable)",
+    )
     v.add_argument("--aligner", default="similarity", help="face aligner: similarity (levels the eyes) or upright")
     v.add_argument("--model", default=None, help="emotion model name or .onnx path (default: the bundled model)")
     v.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: cores, max 4)")
@@ -79,6 +86,7 @@ def run_video(args: argparse.Namespace) -> int:
     """Analyse the video; exit 0, 1 when the input failed or ended early, 130 on Ctrl-C."""
     from maeum.analyzer import Analyzer
     from maeum.classify import DEFAULT_MODEL
+    from maeum.detect import parse_options
     from maeum.video import LiveWindow, VideoAnalyzer, VideoError, open_camera, open_video
 
     if not getattr(args, "verbose", False):
@@ -92,7 +100,13 @@ def run_video(args: argparse.Namespace) -> int:
         log.error("%s", e)
         return EXIT_FAILED
     with source:
-        analyzer = Analyzer(args.detector, args.model or DEFAULT_MODEL, aligner=args.aligner, threads=args.threads)
+        analyzer = Analyzer(
+            args.detector,
+            args.model or DEFAULT_MODEL,
+            detector_options=parse_options(args.detector_option),
+            aligner=args.aligner,
+            threads=args.threads,
+        )
         video = VideoAnalyzer(analyzer, detect_every=args.detect_every, smoothing=args.smoothing)
         sinks = _sinks(args, source.output_fps, video.labels)
         progress = Progress(source.duration_s, "frames", clock=True)

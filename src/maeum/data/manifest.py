@@ -61,7 +61,7 @@ def schema(meta: dict[str, Any]):  # -> pyarrow.Schema
         "mask_path": pa.string(),
     }
     assert list(types) == list(COLUMNS)
-    meta = {"format": FORMAT_VERSION, **meta}
+    meta = {"manifest_version": FORMAT_VERSION, **meta}
     return pa.schema(list(types.items()), metadata={"maeum": json.dumps(meta, ensure_ascii=False, sort_keys=True)})
 
 

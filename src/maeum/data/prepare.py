@@ -502,6 +502,7 @@ def _finish(state: _State, cfg: PrepareConfig, crop_cfg: CropConfig, source: Sou
         "size": crop_cfg.size,
         "color": crop_cfg.color,
         "margin": crop_cfg.margin if crop_cfg.mode == "box" else None,
+        "image_format": cfg.image_format,
         "seed": cfg.seed,
         "fractions": list(cfg.fractions),
         "cap": cfg.cap,

@@ -98,7 +98,7 @@ def _figure_factory() -> Callable[..., Any]:
 
 def _overview(ctx: _Ctx, meta: dict[str, Any], cols: dict[str, list]) -> list[str]:
     per_split = Counter(cols["split"])
-    settings = [[k, _setting(v)] for k, v in sorted(meta.items()) if k not in ("labels", "dataset")]
+    settings = [[k, _setting(v)] for k, v in sorted(meta.items()) if k not in ("labels", "dataset", "manifest_version")]
     lines = ["## Overview", "", f"- Dataset: {meta.get('dataset', UNKNOWN)}", f"- Images: {len(cols['split'])}"]
     lines.append("- Per split: " + ", ".join(f"{s} {per_split.get(s, 0)}" for s in ctx.splits))
     lines += [f"- Classes ({len(ctx.labels)}): " + ", ".join(ctx.name(k) for k in ctx.labels), ""]

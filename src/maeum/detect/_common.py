@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
+from maeum.errors import ConfigError
 from maeum.results import Box, Face
 
 # Where the five landmarks sit inside a Haar face box, as fractions of the box, for detectors
@@ -41,3 +44,25 @@ def make_face(
 
 def landmarks_from_box(x: float, y: float, w: float, h: float) -> np.ndarray:
     return BOX_LANDMARKS * [w, h] + [x, y]
+
+
+def number_option(
+    detector: str, name: str, value: object, must: str, valid: Callable[[float], bool], *, whole: bool = False
+) -> float:
+    """``value`` of the detector option ``name`` as a number, or ConfigError saying what it ``must`` be.
+
+    ``whole`` asks for a whole number (the result is still returned as int then).
+    """
+    kind = "a whole number" if whole else "a number"
+    if isinstance(value, bool) or not isinstance(value, int | float) or (whole and not float(value).is_integer()):
+        raise ConfigError(f"the {detector} detector's {name}={value!r}: must be {kind} {must}")
+    if not valid(float(value)):
+        raise ConfigError(f"the {detector} detector's {name}={value!r}: must be {must}")
+    return int(value) if whole else float(value)
+
+
+# (what the value must be, the check) of the options several detectors share.
+SCORE = ("between 0 and 1, both excluded, e.g. 0.7", lambda v: 0.0 < v < 1.0)
+OVERLAP = ("above 0 and at most 1, e.g. 0.4", lambda v: 0.0 < v <= 1.0)
+SIDE = ("at least 32 (pixels), e.g. 1280", lambda v: v >= 32)
+PIXELS = ("0 or more (pixels)", lambda v: v >= 0)

@@ -12,22 +12,30 @@ import cv2
 import numpy as np
 
 from maeum.detect import register_detector
-from maeum.detect._common import landmarks_from_box, make_face
+from maeum.detect._common import PIXELS, landmarks_from_box, make_face, number_option
 from maeum.errors import ModelError
 from maeum.results import Face
 
 
+@register_detector("haar")
 class HaarDetector:
     name = "haar"
 
     def __init__(
         self, scale_factor: float = 1.1, min_neighbors: int = 5, min_face: int = 24, cascade: str | None = None
     ) -> None:
+        self.scale_factor = number_option(self.name, "scale_factor", scale_factor, "above 1, e.g. 1.1", lambda v: v > 1)
+        self.min_neighbors = int(
+            number_option(self.name, "min_neighbors", min_neighbors, "0 or more, e.g. 5", lambda v: v >= 0, whole=True)
+        )
+        self.min_face = int(number_option(self.name, "min_face", min_face, *PIXELS, whole=True))
         path = Path(cascade) if cascade else Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        if cascade and not path.is_file():
+            raise ModelError(f"Haar cascade {path} not found")
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():
-            raise ModelError(f"could not load Haar cascade {path}; install opencv-python-headless<5")
-        self.scale_factor, self.min_neighbors, self.min_face = scale_factor, min_neighbors, min_face
+            hint = "is it an OpenCV cascade XML file?" if cascade else "install opencv-python-headless<5"
+            raise ModelError(f"could not load Haar cascade {path}; {hint}")
 
     def detect(self, image: np.ndarray) -> list[Face]:
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
@@ -39,8 +47,3 @@ class HaarDetector:
             score = 1.0 / (1.0 + np.exp(-float(weight)))  # cascade stage sum squashed to (0, 1)
             faces.append(make_face(x, y, x + w, y + h, score, landmarks_from_box(x, y, w, h)))
         return sorted(faces, key=lambda f: -f.score)
-
-
-@register_detector("haar")
-def _create(**options: object) -> HaarDetector:
-    return HaarDetector(**options)  # type: ignore[arg-type]

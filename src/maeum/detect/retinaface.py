@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from maeum.detect import register_detector
-from maeum.detect._common import make_face, nms
+from maeum.detect._common import OVERLAP, PIXELS, SCORE, SIDE, make_face, nms, number_option
 from maeum.onnx_session import create_session
 from maeum.results import Face
 
@@ -32,6 +32,7 @@ def _priors(height: int, width: int) -> np.ndarray:
     return np.asarray(out, dtype=np.float32)
 
 
+@register_detector("retinaface")
 class RetinaFaceDetector:
     """Detects faces at up to ``max_side`` pixels (the image is downscaled, never upscaled, to it).
 
@@ -49,9 +50,10 @@ class RetinaFaceDetector:
         min_face: int = 0,
         threads: int | None = None,
     ) -> None:
-        if not 0.0 < score_threshold < 1.0:
-            raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
-        self.score_threshold, self.nms_iou, self.max_side, self.min_face = score_threshold, nms_iou, max_side, min_face
+        self.score_threshold = number_option(self.name, "score_threshold", score_threshold, *SCORE)
+        self.nms_iou = number_option(self.name, "nms_iou", nms_iou, *OVERLAP)
+        self.max_side = int(number_option(self.name, "max_side", max_side, *SIDE, whole=True))
+        self.min_face = int(number_option(self.name, "min_face", min_face, *PIXELS, whole=True))
         model = resources.files("maeum.models") / "retinaface_mnet025.onnx"
         with resources.as_file(model) as path:
             self._session = create_session(path, threads)
@@ -84,8 +86,3 @@ class RetinaFaceDetector:
                 continue
             faces.append(make_face(max(x1, 0), max(y1, 0), min(x2, w), min(y2, h), scores[k], points[k]))
         return faces
-
-
-@register_detector("retinaface")
-def _create(**options: object) -> RetinaFaceDetector:
-    return RetinaFaceDetector(**options)  # type: ignore[arg-type]

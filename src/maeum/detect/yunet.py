@@ -13,11 +13,12 @@ import cv2
 import numpy as np
 
 from maeum.detect import register_detector
-from maeum.detect._common import make_face
+from maeum.detect._common import OVERLAP, SCORE, SIDE, make_face, number_option
 from maeum.errors import ModelError
 from maeum.results import Face
 
 
+@register_detector("yunet")
 class YuNetDetector:
     name = "yunet"
 
@@ -32,8 +33,13 @@ class YuNetDetector:
             )
         if not Path(path).is_file():
             raise ModelError(f"YuNet model {path} not found")
-        self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, nms_iou, 5000)
-        self.max_side = max_side
+        score = number_option(self.name, "score_threshold", score_threshold, *SCORE)
+        overlap = number_option(self.name, "nms_iou", nms_iou, *OVERLAP)
+        self.max_side = int(number_option(self.name, "max_side", max_side, *SIDE, whole=True))
+        try:
+            self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score, overlap, 5000)
+        except cv2.error:
+            raise ModelError(f"YuNet model {path} could not be loaded: is it YuNet's ONNX file?") from None
 
     def detect(self, image: np.ndarray) -> list[Face]:
         h, w = image.shape[:2]
@@ -49,8 +55,3 @@ class YuNetDetector:
             # YuNet order: right eye, left eye, nose, right mouth, left mouth (as RetinaFace).
             faces.append(make_face(max(x, 0), max(y, 0), min(x + bw, w), min(y + bh, h), r[14], r[4:14] / scale))
         return sorted(faces, key=lambda f: -f.score)
-
-
-@register_detector("yunet")
-def _create(**options: object) -> YuNetDetector:
-    return YuNetDetector(**options)  # type: ignore[arg-type]

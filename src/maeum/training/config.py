@@ -173,6 +173,8 @@ class TrainConfig:
                 )
         from maeum.classify import BUNDLED_MODELS  # here: importing the config stays light
 
+        if self.init and (Path(self.init) / "best.pt").is_file():
+            raise FileNotFoundError(f"--init {self.init} is a run folder: pass its checkpoint, {self.init}/best.pt")
         if self.init and not (Path(self.init).is_file() or self.init in BUNDLED_MODELS):
             raise FileNotFoundError(
                 f"--init {self.init}: no such checkpoint or model; pass a best.pt from `maeum train`, "
