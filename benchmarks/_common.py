@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import logging
 import os
 import re
 import subprocess
@@ -41,6 +43,20 @@ def pip_download_wheel(package: str, version: str, dest: Path, timeout_s: float 
 
 
 FERPLUS_SPLITS = {"val": "valid", "test": "test"}  # the splits models are chosen and scored on: FER+'s folder names
+
+
+def ferplus_model_args(description: str) -> tuple[argparse.Namespace, Path]:
+    """The options of a script that scores one model on FER+ (--model, --shared, --threads) and the FER+ folder."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", default="ferplus-resnet-s", help="a bundled model's name or an .onnx file")
+    parser.add_argument("--shared", type=Path, default=SHARED)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    root = args.shared / "data" / "ferplus"
+    if not root.is_dir():
+        parser.error(f"no FER+ data at {root}; pass --shared")
+    return args, root
 
 
 def majority_accuracy(probs: np.ndarray, labels: np.ndarray) -> float:

@@ -13,8 +13,6 @@ the faces it saw carries to faces it did not. Needs ../shared.
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -22,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import FERPLUS_SPLITS as SPLITS
-from _common import SHARED, majority_accuracy, out, table
+from _common import ferplus_model_args, majority_accuracy, out, table
 from maeum.classify import EmotionClassifier
 from maeum.training import ferplus
 
@@ -46,15 +44,7 @@ def fit_offsets(log_probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="ferplus-resnet-s", help="a bundled model's name or an .onnx file")
-    parser.add_argument("--shared", type=Path, default=SHARED)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    root = args.shared / "data" / "ferplus"
-    if not root.is_dir():
-        parser.error(f"no FER+ data at {root}; pass --shared")
+    args, root = ferplus_model_args(__doc__.splitlines()[0])
     clf = EmotionClassifier(args.model, threads=args.threads)
     log_probs, labels = {}, {}
     for split, theirs in SPLITS.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -34,12 +35,16 @@ def report(evaluation: Path) -> dict:
 
 @pytest.fixture
 def run_dir(shared: Path, tmp_path: Path) -> Path:
-    """A finished run folder as `maeum train` leaves it (config.json, summary.json), without the weights."""
+    """A finished run folder as `maeum train` leaves it (config.json, summary.json), without the weights,
+    with the settings the bundled model's metadata records of its run."""
     run = tmp_path / "run"
     run.mkdir()
-    config = TrainConfig(data=str(shared / "data" / "ferplus"), out=str(run), epochs=12, early_stopping=3).to_dict()
+    gray64 = {"size": 64, "color": "gray", "mean": [0.5], "std": [0.5]}
+    config = TrainConfig(
+        data=str(shared / "data" / "ferplus"), out=str(run), epochs=110, early_stopping=3, input=gray64
+    ).to_dict()
     (run / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    summary = {"best_epoch": 7, "best_valid_acc": 0.8123, "last_epoch": 10, "epochs": 12, "stopped_early": True,
+    summary = {"best_epoch": 7, "best_valid_acc": 0.8123, "last_epoch": 10, "epochs": 110, "stopped_early": True,
                "processes": 1, "device": "cpu"}  # fmt: skip
     (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return run
@@ -92,7 +97,7 @@ def test_card_with_a_run_folder_has_its_settings_and_commands(evaluation: Path, 
     assert list(yaml.safe_load(block)) == list(config)  # the same keys in the same order
     assert f"maeum train --config {run_dir / 'config.json'}" in card
     assert f"maeum export {run_dir / 'best.pt'} --out " in card and "ferplus_resnet_s.onnx" in card
-    assert "best epoch 7 (valid accuracy 0.8123) of 11 epochs run (12 planned); stopped early" in card
+    assert "best epoch 7 (valid accuracy 0.8123) of 11 epochs run (110 planned); stopped early" in card
     assert f"label mode `{config['labels']}`" in card and str(config["data"]) in card
     # Without an output file the figure is linked by its absolute path.
     assert f"]({(evaluation / 'confusion.png').resolve().as_posix()})" in card
@@ -120,6 +125,7 @@ def _not_a_report(tmp_path: Path) -> Path:
         ("not a report", "not a `maeum evaluate` report (missing model, model_path"),
         ("other model", "report of model 'other-model', not of 'ferplus-resnet-s'"),
         ("run without config", "no config.json"),
+        ("another run", "exported from: its input.size 48 (the model: 64), epochs 12 (the model: 110)"),
     ],
 )
 def test_refusals_are_one_line_and_exit_2(
@@ -132,11 +138,16 @@ def test_refusals_are_one_line_and_exit_2(
         reports = [_not_a_report(tmp_path)]
     elif case == "other model":
         reports = [evaluation, _foreign_report(evaluation, tmp_path)]
+    elif case == "another run":
+        run = tmp_path / "another-run"
+        run.mkdir()
+        config = TrainConfig(data=str(evaluation), out=str(run), epochs=12).to_dict()
+        (run / "config.json").write_text(json.dumps(config), encoding="utf-8")
     else:
         run = tmp_path / "empty-run"
         run.mkdir()
     out = tmp_path / "CARD.md"
-    with pytest.raises(CardError, match=message.replace("(", r"\(")):
+    with pytest.raises(CardError, match=re.escape(message)):
         write_card(DEFAULT_MODEL, reports, run, out=out)
     argv = ["card", DEFAULT_MODEL, *(a for r in reports for a in ("--report", str(r))), "--out", str(out)]
     assert main(argv + (["--run", str(run)] if run else [])) == 2

@@ -10,7 +10,7 @@ from onnx import TensorProto, helper
 
 from conftest import tiny_model
 from maeum.classify import DEFAULT_MODEL, METADATA_KEY, EmotionClassifier, ModelInfo, list_models
-from maeum.errors import ModelError, UnknownNameError
+from maeum.errors import ConfigError, ModelError, UnknownNameError
 from maeum.labels import FERPLUS7
 from maeum.preprocess import InputSpec
 
@@ -165,3 +165,9 @@ def test_the_bundled_model_averages_each_face_with_its_mirror(ferplus_test_faces
     assert clf.info.mirrored
     np.testing.assert_allclose(clf.predict(faces[:, :, ::-1].copy()), clf.predict(faces), atol=1e-6)
     np.testing.assert_allclose(clf.predict(faces).sum(1), 1, atol=1e-5)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True])
+def test_a_thread_count_below_one_or_not_whole_is_refused(threads: object) -> None:
+    with pytest.raises(ConfigError, match="threads must be a whole number of 1 or more"):
+        EmotionClassifier(DEFAULT_MODEL, threads=threads)  # type: ignore[arg-type]

@@ -150,6 +150,15 @@ def test_evaluate_maps_labels_by_name_and_counts_dropped(manifest: Path, report:
     np.testing.assert_array_equal(cm, confusion_matrix(truth, pred, len(clf.labels)))
     assert cm.sum() == report.n
     assert report.ece == pytest.approx(expected_calibration_error(probs, truth), abs=1e-5)
+    bins = [b for b in report.reliability if b.n]
+    confidence = probs.max(axis=1)
+    for b in bins:  # each bin holds the faces whose confidence falls in it, with their mean and accuracy
+        inside = (confidence > b.upper - 1 / 15) & (confidence <= b.upper)
+        assert b.n == int(inside.sum())
+        assert b.confidence == pytest.approx(confidence[inside].mean(), abs=1e-5)
+        assert b.accuracy == pytest.approx((pred[inside] == truth[inside]).mean())
+    assert report.ece == pytest.approx(sum(b.n * abs(b.accuracy - b.confidence) for b in bins) / report.n)
+    assert sum(b.n for b in report.reliability_after) == report.n
     assert report.labels == clf.labels
     assert [c.support for c in report.per_class] == np.bincount(truth, minlength=len(clf.labels)).tolist()
     surprise = report.per_class[clf.labels.index("surprise")]
@@ -165,7 +174,8 @@ def test_evaluate_maps_labels_by_name_and_counts_dropped(manifest: Path, report:
 
 def test_report_files_exist_and_parse(report: EvalReport, tmp_path: Path) -> None:
     written = write_report(report, tmp_path / "out")
-    assert {p.name for p in written} == {"report.json", "report.md", "confusion.csv", "confusion.png"}
+    plots = {"confusion.png", "calibration.png"}
+    assert {p.name for p in written} == {"report.json", "report.md", "confusion.csv", *plots}
     data = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
     assert data["n"] == report.n and data["accuracy"] == pytest.approx(report.accuracy)
     assert data["labels"] == list(report.labels) and data["dropped"] == report.dropped
@@ -179,6 +189,15 @@ def test_report_files_exist_and_parse(report: EvalReport, tmp_path: Path) -> Non
     assert "| 기쁨 (happiness) |" in md and "당황 (embarrassment)" in md
     with Image.open(tmp_path / "out" / "confusion.png") as im:
         assert im.size[0] > 200
+    # The plots are shown in the report, beside the calibration bins they draw.
+    assert "![confusion matrix](confusion.png)" in md and "![calibration](calibration.png)" in md
+    with Image.open(tmp_path / "out" / "calibration.png") as im:
+        assert im.size[0] > 200
+    calibration = md.split("## Calibration")[1]
+    rows = [line.split(" | ") for line in calibration.splitlines() if line.startswith(("| 0.", "| 1."))]
+    assert sum(int(r[1]) for r in rows) == report.n  # every face in one bin
+    assert sum(int(r[4]) for r in rows) == report.n  # and again after temperature scaling
+    assert len(data["reliability"]) == 15 and sum(b["n"] for b in data["reliability"]) == report.n
 
 
 def test_report_without_matplotlib_skips_the_png(
@@ -188,7 +207,8 @@ def test_report_without_matplotlib_skips_the_png(
     with caplog.at_level(logging.WARNING):
         written = write_report(report, tmp_path)
     assert {p.name for p in written} == {"report.json", "report.md", "confusion.csv"}
-    assert not (tmp_path / "confusion.png").exists()
+    assert not (tmp_path / "confusion.png").exists() and not (tmp_path / "calibration.png").exists()
+    assert "](confusion.png)" not in (tmp_path / "report.md").read_text(encoding="utf-8")  # no link to a missing plot
     assert "matplotlib" in caplog.text
 
 

@@ -160,6 +160,12 @@ def test_an_unknown_key_is_refused_with_the_closest_one(
         ({"model": 3}, "model must be a string"),
         ({"input": {"color": "rgb", "mean": [0.5]}}, "mean/std need 3 values"),
         ({"input": 48}, "input must be a mapping"),
+        ({"lr": float("nan")}, "lr must be a finite number, got nan"),
+        ({"weight_decay": float("inf")}, "weight_decay must be a finite number, got inf"),
+        ({"seed": -1}, "seed must be at least 0"),
+        ({"input": {"size": 7}}, "input size must be at least 8 pixels, got 7"),
+        ({"input": {"size": 32.5}}, "input size must be a whole number of pixels, got 32.5"),
+        ({"input": {"std": [0]}}, r"std above 0, got mean \[0.5\], std \[0.0\]"),
     ],
 )
 def test_a_wrong_type_or_value_is_refused_naming_the_key(settings: dict, message: str, data: Path) -> None:
@@ -187,6 +193,12 @@ def test_a_bad_value_in_a_file_exits_2_naming_the_key(data: Path, tmp_path: Path
 def test_a_config_file_that_is_not_a_mapping_is_refused(text: str, message: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=message):
         resolve_config(load_config_file(_write(tmp_path / "r.yaml", text)))
+
+
+def test_an_out_that_is_a_file_is_refused(data: Path, tmp_path: Path) -> None:
+    recipe = _write(tmp_path / "r.yaml", "epochs: 1\n")
+    with pytest.raises(ConfigError, match=r"out .*r\.yaml is a file; pass a folder"):
+        TrainConfig(str(data), str(recipe))
 
 
 def test_missing_data_and_config_file_are_refused(tmp_path: Path, capsys) -> None:

@@ -44,6 +44,34 @@ def test_batch_workers_give_the_same_run_as_the_training_loop(manifest: Path, tm
     assert not torch.equal(_weights(tmp_path / "seed1")["stem.0.weight"], inline["stem.0.weight"])
 
 
+def test_a_run_interrupted_and_resumed_ends_with_the_weights_of_one_that_was_not(
+    manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from maeum.training import trainer
+
+    settings = {"model": "resnet_s", "epochs": 3, "tensorboard": False}  # resnet_s: dropout draws random masks
+    trainer.train(tiny_config(manifest, tmp_path / "whole", **settings))
+
+    write_epoch = trainer._RunLog.epoch
+
+    def stop_after_epoch_0(self, row, *args, **kwargs):  # as Ctrl-C once epoch 0 is checkpointed
+        write_epoch(self, row, *args, **kwargs)
+        if row["epoch"] == 0:
+            raise KeyboardInterrupt
+
+    run = tmp_path / "resumed"
+    with monkeypatch.context() as m:
+        m.setattr(trainer._RunLog, "epoch", stop_after_epoch_0)
+        with pytest.raises(KeyboardInterrupt):
+            trainer.train(tiny_config(manifest, run, **settings))
+    assert [r["epoch"] for r in read_metrics(run)] == ["0"]
+    trainer.train(tiny_config(manifest, run, **settings))
+    whole, resumed = _weights(tmp_path / "whole"), _weights(run)
+    assert [r["train_loss"] for r in read_metrics(run)] == [r["train_loss"] for r in read_metrics(tmp_path / "whole")]
+    for key in whole:
+        assert torch.equal(whole[key], resumed[key]), key
+
+
 def test_metrics_go_to_csv_and_tensorboard(manifest: Path, tmp_path: Path) -> None:
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -260,3 +288,41 @@ def test_float16_with_loss_scaling_trains_and_resumes_its_scale(manifest: Path, 
     fp32 = _weights(tmp_path / "fp32")
     assert first["model"]["stem.0.weight"].dtype == torch.float32
     assert not torch.equal(first["model"]["stem.0.weight"], fp32["stem.0.weight"])
+
+
+def test_files_that_are_not_checkpoints_are_refused_naming_the_file(
+    manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from maeum.errors import ConfigError
+    from maeum.training.trainer import train
+
+    text = tmp_path / "notes.pt"
+    text.write_text("not weights\n")
+    with pytest.raises(ConfigError, match=r"notes\.pt: not a checkpoint `maeum train` wrote"):
+        train(tiny_config(manifest, tmp_path / "init", init=str(text)))
+
+    run = tmp_path / "run"
+    train(tiny_config(manifest, run, epochs=1, tensorboard=False))
+    whole = (run / "last.pt").read_bytes()
+    (run / "last.pt").write_bytes(whole[: len(whole) // 2])  # as a disk that filled mid-write would leave it
+    with pytest.raises(ConfigError, match=r"damaged one .* To resume, keep a whole last\.pt; to start over"):
+        train(tiny_config(manifest, run, epochs=2, tensorboard=False))
+
+    onnx = Path(__file__).parents[1] / "src" / "maeum" / "models" / "ferplus_resnet_s.onnx"
+    assert main(["export", str(onnx), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "is an ONNX model already; export takes a best.pt" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["export", str(run / "best.pt"), "--out", str(tmp_path / "x.onnx"), "--template-samples", "0"])
+    assert "--template-samples: must be 1 or more" in capsys.readouterr().err
+
+
+def test_an_input_too_small_for_the_network_is_refused_before_the_first_step() -> None:
+    from maeum.errors import ConfigError
+    from maeum.labels import FERPLUS7
+    from maeum.preprocess import InputSpec
+    from maeum.training.trainer import build_model
+
+    spec = {"color": "gray", "mean": [0.5], "std": [0.5]}
+    with pytest.raises(ConfigError, match=r"face_resnet cannot take 9 px faces .*; choose a larger input size"):
+        build_model("face_resnet", FERPLUS7, InputSpec.from_dict({"size": 9, **spec}))
+    assert build_model("face_resnet", FERPLUS7, InputSpec.from_dict({"size": 11, **spec})).training  # left to train

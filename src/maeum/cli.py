@@ -29,7 +29,7 @@ from maeum.labels import LANGUAGES, display_name
 from maeum.progress import Progress
 from maeum.results import FaceResult
 from maeum.train_cli import add_train_parser
-from maeum.video_cli import add_video_parser
+from maeum.video_cli import add_video_parser, positive_int
 
 log = logging.getLogger("maeum")
 
@@ -114,7 +114,10 @@ def _parser() -> argparse.ArgumentParser:
         help="model name stored in the metadata (default: the run folder's name: aihub-48 for runs/aihub-48/best.pt)",
     )
     e.add_argument(
-        "--template-samples", type=int, default=1500, help="training crops used to measure the alignment template"
+        "--template-samples",
+        type=positive_int,
+        default=1500,
+        help="training crops used to measure the alignment template (default 1500)",
     )
     e.add_argument(
         "--data",
@@ -282,6 +285,8 @@ def _export(args: argparse.Namespace) -> int:
 
     if not args.checkpoint.is_file():
         raise MaeumError(f"{args.checkpoint}: no such checkpoint; train first with `maeum train`")
+    if args.checkpoint.suffix.lower() == ".onnx":
+        raise MaeumError(f"{args.checkpoint} is an ONNX model already; export takes a best.pt from `maeum train`")
     name = args.name or args.checkpoint.resolve().parent.name or "model"
     export_checkpoint(
         args.checkpoint, args.out, name, args.template_samples, tta=args.tta, int8=args.int8, data_path=args.data

@@ -20,7 +20,7 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         "evaluate",
         help="evaluate an emotion model on FER+ or a prepared dataset (no torch needed)",
         description="Classify the face crops of one split, compare with their labels and write "
-        "report.json, report.md, confusion.csv and confusion.png to --out.",
+        "report.json, report.md, confusion.csv, confusion.png and calibration.png to --out.",
     )
     e.add_argument("model", help="emotion model name (see `maeum models`) or an exported .onnx")
     e.add_argument(

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 
 import onnxruntime as ort
 
-from maeum.errors import ModelError
+from maeum.errors import ConfigError, ModelError
 
 
 def create_session(path: str | Path, threads: int | None = None) -> ort.InferenceSession:
     """An onnxruntime CPU session for ``path``; ``threads`` defaults to the number of cores (max 4)."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1):
+        raise ConfigError(f"threads must be a whole number of 1 or more, got {threads!r}")
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+    options.intra_op_num_threads = int(threads) if threads else min(4, os.cpu_count() or 1)
     options.inter_op_num_threads = 1
     # No arena: with inputs of varying size it keeps growing (peak RSS after 12 group photos and
     # two 256-face batches: 315 MB with it, 254 MB without, at the same speed).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Literal
 
@@ -9,6 +11,7 @@ import numpy as np
 
 # ITU-R BT.601 luma, the weights OpenCV and Pillow use for RGB -> gray.
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+MIN_SIZE = 8  # the smallest face side a model may ask for: below it no expression is left to read
 
 
 @dataclass(frozen=True)
@@ -32,14 +35,21 @@ class InputSpec:
         color = data["color"]
         if color not in ("gray", "rgb"):
             raise ValueError(f"input color must be 'gray' or 'rgb', got {color!r}")
+        size = data["size"]
+        if isinstance(size, bool) or not isinstance(size, numbers.Real) or not float(size).is_integer():
+            raise ValueError(f"input size must be a whole number of pixels, got {size!r}")
+        if size < MIN_SIZE:
+            raise ValueError(f"input size must be at least {MIN_SIZE} pixels, got {size!r}")
         spec = cls(
-            size=int(data["size"]),  # type: ignore[call-overload]
+            size=int(size),
             color=color,
             mean=tuple(float(v) for v in data["mean"]),  # type: ignore[attr-defined]
             std=tuple(float(v) for v in data["std"]),  # type: ignore[attr-defined]
         )
         if len(spec.mean) != spec.channels or len(spec.std) != spec.channels:
             raise ValueError(f"mean/std need {spec.channels} values for color {color!r}")
+        if not all(math.isfinite(v) for v in spec.mean) or not all(math.isfinite(v) and v > 0 for v in spec.std):
+            raise ValueError(f"mean must be finite and std above 0, got mean {list(spec.mean)}, std {list(spec.std)}")
         return spec
 
 

@@ -45,18 +45,18 @@ def add_video_parser(sub: argparse._SubParsersAction) -> None:
     v.add_argument(
         "--plot", type=Path, metavar="FILE", help="emotion-over-time chart per face (.png; needs matplotlib)"
     )
-    v.add_argument("--every", type=_positive, default=1, metavar="N", help="analyse every Nth frame (default 1)")
+    v.add_argument("--every", type=positive_int, default=1, metavar="N", help="analyse every Nth frame (default 1)")
     v.add_argument("--fps", type=_positive_float, metavar="F", help="analyse at most F frames per second of video")
     v.add_argument(
         "--detect-every",
-        type=_positive,
+        type=positive_int,
         default=3,
         metavar="N",
         help="run the detector on every Nth analysed frame, track faces in between (default 3; 1: detect every frame)",
     )
     v.add_argument(
         "--smoothing",
-        type=_positive,
+        type=positive_int,
         default=5,
         metavar="N",
         help="average each face's scores over its last N analysed frames (default 5; 1: no smoothing)",
@@ -198,7 +198,8 @@ def _quiet_opencv() -> None:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg is first used
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")

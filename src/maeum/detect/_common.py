@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -54,7 +55,7 @@ def number_option(
     ``whole`` asks for a whole number (the result is still returned as int then).
     """
     kind = "a whole number" if whole else "a number"
-    if isinstance(value, bool) or not isinstance(value, int | float) or (whole and not float(value).is_integer()):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or (whole and not float(value).is_integer()):
         raise ConfigError(f"the {detector} detector's {name}={value!r}: must be {kind} {must}")
     if not valid(float(value)):
         raise ConfigError(f"the {detector} detector's {name}={value!r}: must be {must}")

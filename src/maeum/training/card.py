@@ -78,7 +78,7 @@ def _render(model: str | Path, reports: Sequence[Path], run: Path | None, link_f
     if not reports:
         raise CardError("no evaluation report given; run `maeum evaluate MODEL --data D --out DIR` and pass DIR")
     loaded = [_load_report(Path(r), info) for r in reports]
-    config, summary = _load_run(Path(run)) if run is not None else (None, None)
+    config, summary = _load_run(Path(run), info) if run is not None else (None, None)
     lines = _header(info, path)
     lines += _data(info, run, config, summary)
     lines += _recipe(info, path, run, config)
@@ -119,12 +119,31 @@ def _load_report(path: Path, info: ModelInfo) -> tuple[Path, dict[str, Any]]:
     return file.parent, data
 
 
-def _load_run(run: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The run's config.json and, when the run finished, its summary.json."""
+def _load_run(run: Path, info: ModelInfo) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The run's config.json and, when the run finished, its summary.json; refused when the model's
+    metadata says it came from another run (another architecture, input or training setting)."""
     config_file = run / "config.json"
     if not config_file.is_file():
         raise CardError(f"{run}: no config.json; pass the folder that `maeum train --out RUN` wrote")
     config = _read_json(config_file)
+    theirs: dict[str, Any] = {"model": info.extra.get("architecture"), "input.size": info.input.size}
+    theirs["input.color"] = info.input.color
+    training = info.extra.get("training")
+    if isinstance(training, dict):  # the settings export records as they are (teachers it shortens)
+        theirs |= {k: training.get(k) for k in ("labels", "epochs", "batch_size", "lr", "seed")}
+    ours = {
+        **config,
+        "input.size": config.get("input", {}).get("size"),
+        "input.color": config.get("input", {}).get("color"),
+    }
+    differ = [
+        f"{k} {ours[k]!r} (the model: {v!r})" for k, v in theirs.items() if v is not None and k in ours and ours[k] != v
+    ]
+    if differ:
+        raise CardError(
+            f"{run} is not the run {info.name} was exported from: its {', '.join(differ)}; "
+            "pass the run folder of the checkpoint this model was exported from"
+        )
     summary_file = run / "summary.json"
     summary = _read_json(summary_file) if summary_file.is_file() else None
     return config, summary

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -55,6 +56,7 @@ _AT_LEAST: dict[str, float] = {
     "mixup": 0,
     "cutmix": 0,
     "sam": 0,
+    "seed": 0,
 }
 _INPUT_KEYS = ("size", "color", "mean", "std")
 _TYPES: dict[str, tuple[type, str]] = {
@@ -128,6 +130,8 @@ class TrainConfig:
             kind, described = _TYPES.get(str(f.type), (dict, "a mapping"))
             if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
                 raise ConfigError(f"{f.name} must be {described}, got {value!r}")
+            if kind is float and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
             if f.name in CHOICES and value not in CHOICES[f.name]:
                 raise ConfigError(f"{f.name} must be one of {', '.join(CHOICES[f.name])}; got {value!r}")
             if f.name in _AT_LEAST and value < _AT_LEAST[f.name]:
@@ -143,6 +147,8 @@ class TrainConfig:
             ) from None
         if not self.data or not self.out:
             raise ConfigError("data and out must be set: pass --data and --out, or write them in the config file")
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            raise ConfigError(f"out {self.out} is a file; pass a folder for the run (new, or a run to resume)")
         if not Path(self.data).exists():
             raise FileNotFoundError(f"data {self.data} not found: pass a FER+ folder or a prepared manifest")
         if self.teacher and self.model == "hog_svm":

@@ -132,6 +132,16 @@ class GroupResult:
 
 
 @dataclass(frozen=True)
+class ReliabilityBin:
+    """One confidence bin of the top-1 answers: faces in (upper - 1/bins, upper], their mean confidence and accuracy."""
+
+    upper: float
+    n: int
+    confidence: float | None  # None for an empty bin
+    accuracy: float | None
+
+
+@dataclass(frozen=True)
 class EvalReport:
     model: str  # the model's name from its metadata
     model_path: str
@@ -154,6 +164,8 @@ class EvalReport:
     groups: tuple[GroupResult, ...] = ()
     fer2013_labels: bool = False
     seconds: float = 0.0
+    reliability: tuple[ReliabilityBin, ...] = ()  # the bins ECE sums over
+    reliability_after: tuple[ReliabilityBin, ...] = ()  # the same after temperature scaling (with calibrate_split)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -195,18 +207,37 @@ def macro_f1(cm: np.ndarray) -> float:
     return float(m.f1[m.support > 0].mean()) if (m.support > 0).any() else math.nan
 
 
-def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int = 15) -> float:
-    """ECE of the top-1 confidence: sum over equal-width bins of |accuracy - confidence| x bin share."""
+def reliability_bins(probs: np.ndarray, y_true: np.ndarray, bins: int = 15) -> tuple[ReliabilityBin, ...]:
+    """The top-1 answers in equal-width confidence bins: what a reliability diagram draws and ECE sums."""
     probs, y_true = np.asarray(probs, np.float64), np.asarray(y_true, np.int64)
-    if len(probs) == 0:
-        return math.nan
-    confidence = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == y_true).astype(np.float64)
+    confidence = probs.max(axis=1) if len(probs) else np.zeros(0)
+    correct = (probs.argmax(axis=1) == y_true).astype(np.float64) if len(probs) else np.zeros(0)
     # Bin b holds confidences in (b/bins, (b+1)/bins]; a confidence of exactly 0 joins bin 0.
     which = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
     count = np.bincount(which, minlength=bins)
-    gap = np.bincount(which, weights=correct - confidence, minlength=bins)
-    return float(np.abs(gap).sum() / len(probs)) if count.any() else math.nan
+    conf_sum = np.bincount(which, weights=confidence, minlength=bins)
+    correct_sum = np.bincount(which, weights=correct, minlength=bins)
+    return tuple(
+        ReliabilityBin(
+            (b + 1) / bins,
+            int(count[b]),
+            float(conf_sum[b] / count[b]) if count[b] else None,
+            float(correct_sum[b] / count[b]) if count[b] else None,
+        )
+        for b in range(bins)
+    )
+
+
+def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int = 15) -> float:
+    """ECE of the top-1 confidence: sum over equal-width bins of |accuracy - confidence| x bin share."""
+    return _ece(reliability_bins(probs, y_true, bins))
+
+
+def _ece(bins: tuple[ReliabilityBin, ...]) -> float:
+    total = sum(b.n for b in bins)
+    if total == 0:
+        return math.nan
+    return float(sum(b.n * abs(b.accuracy - b.confidence) for b in bins if b.n) / total)  # type: ignore[operator]
 
 
 def fit_temperature(probs: np.ndarray, y_true: np.ndarray, low: float = 0.05, high: float = 20.0) -> float:
@@ -283,13 +314,15 @@ def evaluate(config: EvalConfig) -> EvalReport:
         for i, label in enumerate(clf.labels)
     )
     temperature = ece_after = None
+    reliability_after: tuple[ReliabilityBin, ...] = ()
     if config.calibrate_split is not None:
         if config.calibrate_split == config.split:
             log.warning("calibrating on the evaluated split (%s): ECE after is optimistic", config.split)
         cal = _load_split(config, config.calibrate_split, clf)
         cal_probs, cal_true, _, _ = _predict_known(clf, cal, config)
         temperature = fit_temperature(cal_probs, cal_true)
-        ece_after = expected_calibration_error(apply_temperature(probs, temperature), y_true)
+        reliability_after = reliability_bins(apply_temperature(probs, temperature), y_true)
+        ece_after = _ece(reliability_after)
         log.info("temperature %.3f fitted on %s (%d images)", temperature, config.calibrate_split, len(cal_true))
     groups: tuple[GroupResult, ...] = ()
     if data.groups is not None:
@@ -312,7 +345,7 @@ def evaluate(config: EvalConfig) -> EvalReport:
         macro_f1=macro_f1(cm),
         per_class=per_class,
         confusion=tuple(tuple(int(v) for v in row) for row in cm),
-        ece=expected_calibration_error(probs, y_true),
+        ece=_ece(reliability := reliability_bins(probs, y_true)),
         tta=config.tta,
         calibrate_split=config.calibrate_split,
         temperature=temperature,
@@ -321,6 +354,8 @@ def evaluate(config: EvalConfig) -> EvalReport:
         groups=groups,
         fer2013_labels=config.fer2013_labels,
         seconds=time.monotonic() - start,
+        reliability=reliability,
+        reliability_after=reliability_after,
     )
 
 
@@ -393,23 +428,22 @@ def _finite(x: float) -> float | None:
 
 
 def write_report(report: EvalReport, out_dir: str | Path) -> list[Path]:
-    """Write report.json, report.md, confusion.csv and (with matplotlib) confusion.png; return their paths."""
+    """Write report.json, report.md, confusion.csv and (with matplotlib) confusion.png and calibration.png,
+    which report.md shows; return their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "report.json", out / "report.md", out / "confusion.csv"]
     written[0].write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    written[1].write_text(_markdown(report), encoding="utf-8")
     ko = [display_name(label, "ko") for label in report.labels]
     with written[2].open("w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
         w.writerow(["true \\ predicted", *ko])
         for name, row in zip(ko, report.confusion, strict=True):
             w.writerow([name, *row])
-    png = _confusion_png(report, out / "confusion.png")
-    if png is not None:
-        written.append(png)
+    plots = _plots(report, out)
+    written[1].write_text(_markdown(report, {p.name for p in plots}), encoding="utf-8")
     log.info("report written to %s", out)
-    return written
+    return written + plots
 
 
 def summary_lines(report: EvalReport) -> list[str]:
@@ -443,7 +477,7 @@ def _both(label: str) -> str:
     return f"{ko} ({label})" if ko != label else label
 
 
-def _markdown(r: EvalReport) -> str:
+def _markdown(r: EvalReport, plots: set[str]) -> str:
     names = [_both(label) for label in r.labels]
     lines = [
         f"# Evaluation of {r.model}",
@@ -473,19 +507,79 @@ def _markdown(r: EvalReport) -> str:
     lines.append("|---|" + "---:|" * len(r.labels))
     for name, row in zip(names, r.confusion, strict=True):
         lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    if "confusion.png" in plots:
+        lines += ["", "![confusion matrix](confusion.png)"]
+    if r.reliability:
+        scaled = bool(r.reliability_after)
+        head = "| confidence bin | images | mean confidence | accuracy |"
+        head += " images, after temperature | accuracy, after temperature |" if scaled else ""
+        lines += [
+            "",
+            "## Calibration (top-1 confidence in 15 bins)",
+            "",
+            head,
+            "|---|" + "---:|" * (5 if scaled else 3),
+        ]
+        width = 1 / len(r.reliability)
+        for k, b in enumerate(r.reliability):
+            a = r.reliability_after[k] if scaled else None
+            if b.n or (a is not None and a.n):
+                row = f"| {b.upper - width:.2f}–{b.upper:.2f} | {b.n} | {_fmt(b.confidence)} | {_fmt(b.accuracy)} |"
+                lines.append(row + (f" {a.n} | {_fmt(a.accuracy)} |" if a is not None else ""))
+        if "calibration.png" in plots:
+            lines += ["", "![calibration](calibration.png)"]
     if r.groups:
         lines += ["", f"## Accuracy by {r.group_by}", "", f"| {r.group_by} | images | accuracy |", "|---|---:|---:|"]
         lines += [f"| {g.value} | {g.n} | {g.accuracy:.4f} |" for g in r.groups]
     return "\n".join(lines) + "\n"
 
 
-def _confusion_png(r: EvalReport, path: Path) -> Path | None:
+def _plots(r: EvalReport, out: Path) -> list[Path]:
+    """confusion.png and, where there are bins, calibration.png (none without matplotlib)."""
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        import matplotlib.backends.backend_agg  # noqa: F401
     except ImportError:
-        log.warning("matplotlib is not installed, so no confusion.png (pip install 'maeum[plot]')")
-        return None
+        log.warning("matplotlib is not installed, so no confusion.png or calibration.png (pip install 'maeum[plot]')")
+        return []
+    plots = [_confusion_png(r, out / "confusion.png")]
+    if r.reliability:
+        plots.append(_calibration_png(r, out / "calibration.png"))
+    return plots
+
+
+def _calibration_png(r: EvalReport, path: Path) -> Path:
+    """Reliability diagram: accuracy against mean confidence per bin, before (and after) temperature scaling."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.8, 4.4))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="perfect calibration")
+    series = [("as the model answers", r.reliability, r.ece, "C0")]
+    if r.reliability_after and r.ece_after is not None:
+        series.append((f"temperature {r.temperature:.2f}", r.reliability_after, r.ece_after, "C1"))
+    for name, bins, ece, colour in series:
+        kept = [b for b in bins if b.n]
+        ax.plot(
+            [b.confidence for b in kept], [b.accuracy for b in kept], marker="o", color=colour,
+            label=f"{name} (ECE {ece:.3f})",
+        )  # fmt: skip
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("mean confidence in bin")
+    ax.set_ylabel("accuracy in bin")
+    ax.set_title(f"{r.model}, {r.split}: calibration", fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def _confusion_png(r: EvalReport, path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     font = _hangul_font()
     if font is None:
         log.warning("no Hangul font found (e.g. apt install fonts-nanum): confusion.png uses English names")

@@ -10,7 +10,7 @@ starts from those weights: every convolution, with each of dlib's fixed per-chan
 ``scale`` layers turned into a batch norm that gives the same answer on the run's own crops
 (its statistics measured on them), so the first steps learn from dlib's function, not from a
 jolt. The 128-number descriptor layer is dropped; the classifier on the pooled 256 features
-starts fresh. The network takes any input size; dlib's is 150.
+starts fresh. The network takes any input size from 11 px; dlib's is 150.
 """
 
 from __future__ import annotations

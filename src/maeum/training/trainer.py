@@ -28,6 +28,7 @@ from maeum.errors import ConfigError
 from maeum.labels import FERPLUS7
 from maeum.preprocess import InputSpec
 from maeum.progress import Progress
+from maeum.training.checkpoint import read_checkpoint
 from maeum.training.config import TrainConfig
 from maeum.training.datasets import TrainingData, load_training_data
 from maeum.training.distill import BatchTeacher, mix_targets, teacher_probabilities
@@ -58,8 +59,23 @@ _RESUME_KEEPS = ("teacher", "teacher_weight", "teacher_temperature", "teacher_mo
 
 
 def build_model(name: str, labels: tuple[str, ...], spec: InputSpec) -> torch.nn.Module:
-    """The registered architecture ``name`` for these labels and this input."""
-    return create_model(name, num_classes=len(labels), in_chans=spec.channels, img_size=spec.size)
+    """The registered architecture ``name`` for these labels and this input.
+
+    One blank face of that size is passed through it, so an input the network cannot take (too
+    small for its poolings, say) is refused here, before the first step.
+    """
+    model = create_model(name, num_classes=len(labels), in_chans=spec.channels, img_size=spec.size)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, spec.channels, spec.size, spec.size))
+    except RuntimeError as e:
+        reason = str(e).strip().splitlines()[0]
+        raise ConfigError(f"{name} cannot take {spec.size} px faces ({reason}); choose a larger input size") from None
+    finally:
+        model.train(was_training)
+    return model
 
 
 @torch.no_grad()
@@ -339,6 +355,9 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
             )
             break
         gen.manual_seed(cfg.seed * 1000 + epoch)  # each epoch's order reproducible, also after a resume
+        # torch's own generator draws the dropout masks (and timm's drop paths): seeded per epoch and
+        # process too, so a resumed run trains on exactly as an uninterrupted one would.
+        torch.manual_seed(int(np.random.SeedSequence([cfg.seed, epoch, rt.rank]).generate_state(1)[0]))
         order = sample(tr.labels[keep], gen)
         batches = EpochBatches(
             images, targets_t, order, batch_size, spec, cfg.seed, epoch, rt.rank, rt.world, cfg.mixup, cfg.cutmix
@@ -526,7 +545,7 @@ def _checkpoint(
 
 def load_checkpoint(path: Path) -> tuple[torch.nn.Module, InputSpec, dict[str, Any]]:
     """The model of a ``best.pt`` or ``last.pt`` with its weights (in eval mode), its input, and the whole state."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = read_checkpoint(path, weights_only=False)
     spec = InputSpec.from_dict(state["config"]["input"])
     labels = tuple(state.get("labels", FERPLUS7))  # checkpoints before manifests were FER+ only
     model = build_model(state["config"]["model"], labels, spec)
@@ -595,11 +614,16 @@ def _start_metrics(path: Path, start_epoch: int) -> None:
 
 def _load_last(out: Path, cfg: TrainConfig, data: TrainingData) -> dict[str, Any]:
     """``out/last.pt``, refused when it cannot continue this run (another model, labels or optimizer)."""
-    state = torch.load(out / "last.pt", map_location="cpu")
+    try:
+        state = read_checkpoint(out / "last.pt")
+    except ConfigError as e:
+        raise ConfigError(f"{e}. To resume, keep a whole last.pt; to start over, use another --out") from None
     if state["model_name"] != cfg.model:
         raise ConfigError(f"{out / 'last.pt'} holds a {state['model_name']} model, not {cfg.model}; use another --out")
     if tuple(state.get("labels", data.labels)) != data.labels:
-        raise ConfigError(f"{out / 'last.pt'} was trained on labels {state['labels']}, not {list(data.labels)}")
+        raise ConfigError(
+            f"{out / 'last.pt'} was trained on labels {state['labels']}, not {list(data.labels)}; use another --out"
+        )
     theirs = state.get("config", {})
     if theirs.get("optimizer", "sgd") != cfg.optimizer:
         raise ConfigError(

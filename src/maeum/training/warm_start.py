@@ -36,6 +36,7 @@ import torch
 from maeum.errors import ConfigError
 from maeum.labels import FERPLUS7
 from maeum.preprocess import LUMA, InputSpec
+from maeum.training.checkpoint import read_checkpoint
 from maeum.training.config import TrainConfig, is_tfjs_weights
 from maeum.training.face_mobilenet import faceres_weights
 from maeum.training.face_resnet import face_api_weights
@@ -65,7 +66,7 @@ def initial_weights(
         weights, info, arch = read_onnx_weights(init, images)
         theirs, old = info.input, info.labels
     else:
-        state = torch.load(init, map_location="cpu")
+        state = read_checkpoint(init)
         arch, old = state.get("model_name"), tuple(state.get("labels", FERPLUS7))  # as load_checkpoint reads them
         try:
             theirs = InputSpec.from_dict(state["config"]["input"])
