@@ -89,6 +89,25 @@ def out(text: str = "") -> None:
     sys.stdout.flush()
 
 
+def cpu_description() -> str:
+    """The CPU's model name, core count and whether it has VNNI (int8 runs several times faster with it)."""
+    name, flags = "unknown CPU", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and name == "unknown CPU":
+                name = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:  # not Linux
+        import platform
+
+        name = platform.processor() or name
+    vnni = "VNNI" if flags & {"avx512_vnni", "avx_vnni"} else "no VNNI" if flags else "VNNI unknown"
+    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else ""
+    return f"{name}, {os.cpu_count()} cores, " + ", ".join(x for x in (simd, vnni) if x)
+
+
 def throughput(fn: Callable[[np.ndarray], object], faces: np.ndarray, seconds: float = 3.0) -> float:
     """Faces per second of ``fn`` called on the batch ``faces`` again and again for ``seconds`` (after one call)."""
     fn(faces)

