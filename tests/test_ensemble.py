@@ -10,7 +10,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from PIL import Image
 
@@ -21,6 +20,7 @@ from maeum.cli import main
 from maeum.errors import MaeumError, ModelError
 from maeum.imageio import load_image
 from maeum.labels import FERPLUS7
+from maeum.onnx_session import create_session
 from maeum.preprocess import InputSpec, resize_crops
 from maeum.training.ensemble import EnsembleError, build_ensemble
 
@@ -76,8 +76,9 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def _run_float(path: Path, x: np.ndarray) -> np.ndarray:
-    """A member's raw output for an already normalised float batch (N, C, S, S)."""
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    """A member's raw output for an already normalised float batch (N, C, S, S), in maeum's session settings
+    (a plain session computes int8 differently on CPUs without VNNI: see onnx_session.py)."""
+    session = create_session(path)
     return session.run(None, {session.get_inputs()[0].name: x.astype(np.float32)})[0]
 
 

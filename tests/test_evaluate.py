@@ -197,6 +197,9 @@ def test_report_files_exist_and_parse(report: EvalReport, tmp_path: Path) -> Non
     rows = [line.split(" | ") for line in calibration.splitlines() if line.startswith(("| 0.", "| 1."))]
     assert sum(int(r[1]) for r in rows) == report.n  # every face in one bin
     assert sum(int(r[4]) for r in rows) == report.n  # and again after temperature scaling
+    after = [b for b in report.reliability_after if b.n]  # the columns after it: images, confidence, accuracy
+    shown = [float(v) for r in rows if r[4] != "0" for v in (r[5], r[6].rstrip(" |"))]
+    assert shown == pytest.approx([v for b in after for v in (b.confidence, b.accuracy)], abs=6e-4)
     assert len(data["reliability"]) == 15 and sum(b["n"] for b in data["reliability"]) == report.n
 
 

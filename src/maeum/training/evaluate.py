@@ -512,20 +512,20 @@ def _markdown(r: EvalReport, plots: set[str]) -> str:
     if r.reliability:
         scaled = bool(r.reliability_after)
         head = "| confidence bin | images | mean confidence | accuracy |"
-        head += " images, after temperature | accuracy, after temperature |" if scaled else ""
+        head += " images, after temperature | mean confidence, after | accuracy, after |" if scaled else ""
         lines += [
             "",
             "## Calibration (top-1 confidence in 15 bins)",
             "",
             head,
-            "|---|" + "---:|" * (5 if scaled else 3),
+            "|---|" + "---:|" * (6 if scaled else 3),
         ]
         width = 1 / len(r.reliability)
         for k, b in enumerate(r.reliability):
             a = r.reliability_after[k] if scaled else None
             if b.n or (a is not None and a.n):
                 row = f"| {b.upper - width:.2f}–{b.upper:.2f} | {b.n} | {_fmt(b.confidence)} | {_fmt(b.accuracy)} |"
-                lines.append(row + (f" {a.n} | {_fmt(a.accuracy)} |" if a is not None else ""))
+                lines.append(row + (f" {a.n} | {_fmt(a.confidence)} | {_fmt(a.accuracy)} |" if a is not None else ""))
         if "calibration.png" in plots:
             lines += ["", "![calibration](calibration.png)"]
     if r.groups:
