@@ -515,7 +515,7 @@ def _markdown(r: EvalReport, plots: set[str]) -> str:
         head += " images, after temperature | mean confidence, after | accuracy, after |" if scaled else ""
         lines += [
             "",
-            "## Calibration (top-1 confidence in 15 bins)",
+            f"## Calibration (top-1 confidence in {len(r.reliability)} bins)",
             "",
             head,
             "|---|" + "---:|" * (6 if scaled else 3),
