@@ -70,6 +70,48 @@ def test_an_int8_export_agrees_with_torch_and_a_badly_calibrated_one_is_refused(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["int8.onnx"]
 
 
+def _int8_weights(path: Path) -> list[np.ndarray]:
+    constants = onnx.load(str(path)).graph.initializer
+    return [onnx.numpy_helper.to_array(t) for t in constants if t.data_type == onnx.TensorProto.INT8]
+
+
+def _plain_and_reference(path: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The file's answers in a plain onnxruntime session (its integer kernels), and with integer fusion
+    off, where onnxruntime computes the int8 graph's rounding in float: the reference."""
+    import onnxruntime as ort
+
+    answers = []
+    for level in (ort.GraphOptimizationLevel.ORT_ENABLE_ALL, ort.GraphOptimizationLevel.ORT_ENABLE_BASIC):
+        options = ort.SessionOptions()
+        options.graph_optimization_level = level
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        answers.append(session.run(None, {"input": x})[0])
+    return answers[0], answers[1]
+
+
+@pytest.mark.parametrize("model", ["export", "bundled"])
+def test_int8_weights_use_seven_bits_so_any_onnxruntime_session_computes_them_exactly(
+    model: str, faces, tmp_path: Path
+) -> None:
+    """On x86 CPUs without VNNI, onnxruntime's fast kernel adds pairs of uint8 x int8 products in
+    saturating 16 bits: exact only while weights stay within 64 in size (2 x 255 x 64 < 32,768)."""
+    from maeum.classify import resolve_model
+    from maeum.preprocess import resize_crops, to_model_input
+    from maeum.training.export import export_onnx
+
+    if model == "export":
+        path, spec, crops = tmp_path / "int8.onnx", GRAY48, faces["valid"]
+        export_onnx(_decisive_net(), _info(), path, crops, int8_faces=faces["train"])
+    else:
+        path = resolve_model("ferplus-resnet-s")
+        spec = EmotionClassifier(path).info.input
+        crops = resize_crops(faces["valid"], spec.size)
+    weights = _int8_weights(path)
+    assert weights and max(int(np.abs(w).max()) for w in weights) == 64  # the 7-bit range, used to its end
+    plain, reference = _plain_and_reference(path, to_model_input(crops, spec))
+    np.testing.assert_allclose(plain, reference, atol=0.02)
+
+
 def test_the_scores_of_the_written_file_reach_its_metadata_and_a_failed_scoring_leaves_nothing(
     faces, tmp_path: Path
 ) -> None:
@@ -187,3 +229,47 @@ def test_a_model_trained_at_64_px_on_the_ferplus_folder_exports_from_a_moved_cop
     probs = served.predict(load_training_data(moved, spec).splits["val"].images[keep])
     accuracy = float((probs.argmax(1) == valid.majority()[keep]).mean())
     assert served.info.extra["ferplus_valid_majority_accuracy"] == round(accuracy, 4)
+
+
+def test_a_shipped_model_exports_again_with_other_serving_options(
+    small_ferplus: Path, prepared_aihub: Path, tmp_path: Path, capsys
+) -> None:
+    from maeum.training import ferplus
+
+    bundled = EmotionClassifier()
+    test = ferplus.load_split(small_ferplus, "test").images
+    plain, served = tmp_path / "plain.onnx", tmp_path / "served.onnx"
+    assert main(["export", "ferplus-resnet-s", "--out", str(plain)]) == 2
+    assert "exporting ferplus-resnet-s again needs --data" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "gone.onnx"), "--data", str(small_ferplus), "--out", str(plain)]) == 2
+    assert "gone.onnx: no such ONNX file" in capsys.readouterr().err
+    # Trained on FER+, it cannot be checked or scored on AI Hub's crops and labels: refused, nothing written.
+    assert main(["export", "ferplus-resnet-s", "--data", str(prepared_aihub), "--out", str(plain)]) == 2
+    assert "was trained on ferplus data" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+    # Float, without the mirror: the same network, so its answers averaged with the mirror's are the file's.
+    assert main(["export", "ferplus-resnet-s", "--data", str(small_ferplus), "--out", str(plain)]) == 0
+    again = EmotionClassifier(plain)
+    assert again.info.name == "ferplus-resnet-s" and not again.info.mirrored
+    assert "quantization" not in again.info.extra and not _int8_weights(plain)
+    assert again.info.extra["training"] == bundled.info.extra["training"]
+    assert again.info.extra["exported_from"].startswith("ferplus-resnet-s (sha256 ")
+    np.testing.assert_allclose(again.predict_mirrored(test), bundled.predict(test), atol=0.05)
+    valid = ferplus.load_split(small_ferplus, "valid")
+    keep = valid.majority() >= 0
+    accuracy = float((again.predict(valid.images[keep]).argmax(1) == valid.majority()[keep]).mean())
+    assert again.info.extra["ferplus_valid_majority_accuracy"] == round(accuracy, 4)  # scored as written
+
+    # From that file, served as the bundled model is: the same answers.
+    args = ["export", str(plain), "--data", str(small_ferplus), "--out", str(served), "--tta", "--int8"]
+    assert main([*args, "--name", "mine"]) == 0
+    mine = EmotionClassifier(served)
+    assert mine.info.name == "mine" and mine.info.mirrored and "7 bits" in str(mine.info.extra["quantization"])
+    assert str(mine.info.extra["exported_from"]).startswith("plain.onnx (sha256 ")
+    assert (mine.predict(test).argmax(1) == bundled.predict(test).argmax(1)).mean() >= 0.95
+    card, report = tmp_path / "CARD.md", tmp_path / "eval"
+    assert main(["evaluate", str(served), "--data", str(small_ferplus), "--split", "test", "--out", str(report)]) == 0
+    assert main(["card", str(served), "--report", str(report), "--out", str(card)]) == 0
+    text = card.read_text(encoding="utf-8")
+    assert "**Exported again** from plain.onnx (sha256 " in text and "--out FILE --tta --int8" in text

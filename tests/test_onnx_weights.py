@@ -160,7 +160,7 @@ def test_the_bundled_model_fine_tunes_onto_aihub_classes(
     cfg = tiny_config(aihub, tmp_path / "aihub", model="resnet_s", init="ferplus-resnet-s", input=spec, epochs=1)
     with caplog.at_level(logging.INFO, logger="maeum.training"):
         train(cfg)
-    assert "--init ferplus-resnet-s: int8 weights read back into resnet_s" in caplog.text
+    assert "ferplus-resnet-s: int8 weights read back into resnet_s" in caplog.text
     assert "rows for happiness, anger, sadness, neutral carried over, embarrassment, anxiety, hurt start fresh" in (
         caplog.text
     )

@@ -310,7 +310,7 @@ def test_files_that_are_not_checkpoints_are_refused_naming_the_file(
 
     onnx = Path(__file__).parents[1] / "src" / "maeum" / "models" / "ferplus_resnet_s.onnx"
     assert main(["export", str(onnx), "--out", str(tmp_path / "x.onnx")]) == 2
-    assert "is an ONNX model already; export takes a best.pt" in capsys.readouterr().err
+    assert "ferplus_resnet_s.onnx again needs --data: the data it was trained on" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["export", str(run / "best.pt"), "--out", str(tmp_path / "x.onnx"), "--template-samples", "0"])
     assert "--template-samples: must be 1 or more" in capsys.readouterr().err

@@ -107,7 +107,11 @@ def _parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
 
     e = sub.add_parser("export", help="export a trained checkpoint to ONNX with maeum metadata")
-    e.add_argument("checkpoint", type=Path, help="best.pt from `maeum train`")
+    e.add_argument(
+        "checkpoint",
+        help="best.pt from `maeum train`; or an exported .onnx file or bundled model, read back and exported "
+        "again (with --data: its training data)",
+    )
     e.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
     e.add_argument(
         "--name",
@@ -123,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
         "--data",
         type=Path,
         help="the run's data on this machine, when the checkpoint was trained elsewhere "
-        "(default: the path it trained on)",
+        "(default: the path it trained on); required to export an ONNX model again",
     )
     e.add_argument(
         "--tta",
@@ -281,15 +285,23 @@ class _Writer:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from maeum.training.recipe import export_checkpoint
+    from maeum.classify import BUNDLED_MODELS
+    from maeum.training.recipe import export_checkpoint, reexport_onnx
 
-    if not args.checkpoint.is_file():
-        raise MaeumError(f"{args.checkpoint}: no such checkpoint; train first with `maeum train`")
-    if args.checkpoint.suffix.lower() == ".onnx":
-        raise MaeumError(f"{args.checkpoint} is an ONNX model already; export takes a best.pt from `maeum train`")
-    name = args.name or args.checkpoint.resolve().parent.name or "model"
+    source = args.checkpoint
+    if source in BUNDLED_MODELS or source.lower().endswith(".onnx"):
+        if source not in BUNDLED_MODELS and not Path(source).is_file():
+            raise MaeumError(f"{source}: no such ONNX file")
+        if args.data is None:
+            raise MaeumError(f"exporting {source} again needs --data: the data it was trained on (FER+: its folder)")
+        reexport_onnx(source, args.out, args.data, args.name, tta=args.tta, int8=args.int8)
+        return EXIT_OK
+    checkpoint = Path(source)
+    if not checkpoint.is_file():
+        raise MaeumError(f"{checkpoint}: no such checkpoint; train first with `maeum train`")
+    name = args.name or checkpoint.resolve().parent.name or "model"
     export_checkpoint(
-        args.checkpoint, args.out, name, args.template_samples, tta=args.tta, int8=args.int8, data_path=args.data
+        checkpoint, args.out, name, args.template_samples, tta=args.tta, int8=args.int8, data_path=args.data
     )
     return EXIT_OK
 

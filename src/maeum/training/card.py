@@ -211,6 +211,11 @@ def _data(
         lines.append(f"- **Training (metadata)**: {settings}.")
     if extra.get("epoch") is not None:
         lines.append(f"- **Checkpoint**: epoch {extra['epoch']}.")
+    if extra.get("exported_from"):
+        lines.append(
+            f"- **Exported again** from {extra['exported_from']}, its network read back "
+            f"(`maeum export SOURCE --data DATA --out FILE{_export_flags(info)}`)."
+        )
     if config is not None:
         lines.append(
             f"- **Run** `{run}`: train and val splits from `{config.get('data')}`, "

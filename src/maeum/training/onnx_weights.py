@@ -122,7 +122,7 @@ def read_onnx_weights(model: str | Path, crops: np.ndarray) -> tuple[dict[str, t
     report = compare(theirs, ours)
     diff, clear_agreement = report["max_abs_diff"], report["clear_top1_agreement"]
     log.info(
-        "--init %s: %s read back into %s (%d layers; %d batch norms restored from the file's record, "
+        "%s: %s read back into %s (%d layers; %d batch norms restored from the file's record, "
         "%d measured); on %d training crops max |file - network| %.2e, top-1 agreement %.4f (%.4f on clear answers)",
         model,
         "int8 weights" if quantized else "weights",

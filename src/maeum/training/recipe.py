@@ -1,21 +1,25 @@
-"""From a training checkpoint to an ONNX model for ``maeum analyze``: template, metadata, checks."""
+"""From a training checkpoint (or an exported file read back) to an ONNX model for ``maeum analyze``."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from maeum.classify import EmotionClassifier, ModelInfo
+from maeum.classify import BUNDLED_MODELS, EmotionClassifier, ModelInfo, resolve_model
 from maeum.data.records import DataError
 from maeum.detect import create_detector
+from maeum.errors import ConfigError
 from maeum.labels import FERPLUS7
 from maeum.training.config import teacher_names
-from maeum.training.datasets import load_training_data
-from maeum.training.export import QUANTIZE_CROPS, export_onnx
-from maeum.training.onnx_weights import batch_norm_record
+from maeum.training.datasets import TrainingData, load_training_data
+from maeum.training.export import INT8_WEIGHT_BITS, QUANTIZE_CROPS, export_onnx
+from maeum.training.nets import create_model
+from maeum.training.onnx_weights import batch_norm_record, read_onnx_weights
 from maeum.training.template import measure_template
 from maeum.training.trainer import load_checkpoint
 
@@ -73,13 +77,6 @@ def export_checkpoint(
     rng = np.random.default_rng(0)
     sample = train[rng.choice(len(train), min(template_samples, len(train)), replace=False)]
     template, used = measure_template(sample, create_detector("retinaface"))
-    served: dict[str, object] = {}
-    if tta:
-        served["tta"] = "flip"
-    if int8:
-        served["quantization"] = (
-            f"int8 (static, QDQ): weights per output channel, activations calibrated on {QUANTIZE_CROPS} training crops"
-        )
     info = ModelInfo(
         name=name,
         labels=labels,
@@ -96,12 +93,81 @@ def export_checkpoint(
             "licence": _LICENCES.get(
                 data.name, f"weights follow the terms of the {data.name} data they were trained on"
             ),
-            **served,
+            **_served(tta, int8),
             # what folding the batch norms into the convolutions loses: `maeum train --init` restores it
             "batch_norms": batch_norm_record(model, spec),
         },
     )
-    calibration = train[np.random.default_rng(1).permutation(len(train))[:QUANTIZE_CROPS]] if int8 else None
+    _export(model, info, out, data, tta, int8)
+    return info
+
+
+def reexport_onnx(
+    source: str | Path, out: Path, data_path: Path, name: str | None = None, tta: bool = False, int8: bool = False
+) -> ModelInfo:
+    """Export again a network from a ``maeum export`` file or bundled model ``source``, read back as
+    ``maeum train --init`` reads it: to quantize it anew, or to add or drop the mirror averaging.
+
+    ``data_path`` is the data it was trained on (an ONNX file does not record where that was):
+    its training crops check the read-back and calibrate int8, its held-out splits score the
+    new file. The metadata is the source's, with ``tta``, ``int8`` and the scores of the new file,
+    and ``exported_from`` naming the source.
+    """
+    path = resolve_model(source)
+    old = EmotionClassifier(path).info
+    arch = old.extra.get("architecture")
+    if arch == "ensemble":
+        raise ConfigError(f"{source} is an ensemble: export its members again, then join them with `maeum ensemble`")
+    if arch == "hog_svm":
+        raise ConfigError(f"{source} is a HOG + SVM model, which has no network to export again; fit it anew")
+    if not isinstance(arch, str):
+        raise ConfigError(f"{source}: its metadata names no architecture (not a `maeum export` file)")
+    training = old.extra.get("training")
+    original_labels = isinstance(training, dict) and training.get("labels") == "fer2013"
+    data = load_training_data(data_path, old.input, original_labels=original_labels)
+    trained_on = str(old.extra.get("trained_on", "")).split(" ", 1)[0]
+    if trained_on and trained_on != data.name:
+        raise DataError(f"{source} was trained on {trained_on} data, and {data_path} holds {data.name}: pass its data")
+    if data.labels != old.labels:
+        raise DataError(f"{source} answers {', '.join(old.labels)}; {data_path} is labelled {', '.join(data.labels)}")
+    weights, _, _ = read_onnx_weights(path, data.splits["train"].images)
+    net = create_model(arch, num_classes=len(old.labels), in_chans=old.input.channels, img_size=old.input.size)
+    net.load_state_dict(weights)
+    scores = f"{data.name}_"  # the source's scores: the new file gets its own
+    kept = {k: v for k, v in old.extra.items() if k not in ("tta", "quantization") and not k.startswith(scores)}
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    origin = f"{source if isinstance(source, str) and source in BUNDLED_MODELS else path.name} (sha256 {digest}…)"
+    info = ModelInfo(
+        name=name or old.name,
+        labels=old.labels,
+        input=old.input,
+        template=old.template,
+        output="probabilities",
+        extra=kept | _served(tta, int8) | {"exported_from": origin},
+    )
+    _export(net, info, out, data, tta, int8)
+    return info
+
+
+def _served(tta: bool, int8: bool) -> dict[str, object]:
+    """The metadata entries saying how the exported graph serves the network."""
+    served: dict[str, object] = {}
+    if tta:
+        served["tta"] = "flip"
+    if int8:
+        served["quantization"] = (
+            f"int8 (static, QDQ): weights per output channel in {INT8_WEIGHT_BITS} bits, "
+            f"activations calibrated on {QUANTIZE_CROPS} training crops"
+        )
+    return served
+
+
+def _export(model: torch.nn.Module, info: ModelInfo, out: Path, data: TrainingData, tta: bool, int8: bool) -> None:
+    """``export_onnx`` with int8 calibrated on ``data``'s training crops and the file scored on its held-out splits."""
+    train = data.splits["train"].images
+    # spread evenly over the training set, so the same data always calibrates the same way
+    spread = np.linspace(0, len(train) - 1, min(len(train), QUANTIZE_CROPS)).astype(int)
+    calibration = train[spread] if int8 else None
 
     def score(written: EmotionClassifier) -> dict[str, float]:
         """Majority accuracy of the file as written on each held-out split."""
@@ -118,4 +184,3 @@ def export_checkpoint(
         return scores
 
     export_onnx(model, info, out, check_faces=train[:256], flip=tta, int8_faces=calibration, score=score)
-    return info
