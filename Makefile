@@ -52,6 +52,7 @@ bench: setup-test
 default-model: setup-train
 	PATH=$(BIN):$$PATH bash recipes/ferplus-resnet-s-distilled.sh $(SHARED)/data/ferplus runs
 	cp runs/ferplus-resnet-s-distilled/served.onnx src/maeum/models/ferplus_resnet_s.onnx
+	cp runs/ferplus-resnet-s-distilled/fast.onnx src/maeum/models/ferplus_resnet_s_fast.onnx
 
 # Human's faceres weights (MobileNet v1 learned on faces), where recipes/ferplus-face-mobilenet.yaml starts.
 faceres: third_party/human/faceres.json

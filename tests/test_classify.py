@@ -167,6 +167,15 @@ def test_the_bundled_model_averages_each_face_with_its_mirror(ferplus_test_faces
     np.testing.assert_allclose(clf.predict(faces).sum(1), 1, atol=1e-5)
 
 
+def test_the_fast_bundled_model_is_the_same_network_without_the_mirror_pass(ferplus_test_faces: np.ndarray) -> None:
+    faces = ferplus_test_faces
+    default, fast = EmotionClassifier(), EmotionClassifier("ferplus-resnet-s-fast")
+    assert "ferplus-resnet-s-fast" in list_models() and not fast.info.mirrored
+    assert fast.info.input == default.info.input and fast.info.labels == default.info.labels
+    assert not np.allclose(fast.predict(faces[:, :, ::-1].copy()), fast.predict(faces), atol=1e-3)
+    np.testing.assert_allclose(fast.predict_mirrored(faces), default.predict(faces), atol=0.05)
+
+
 def test_the_bundled_int8_model_answers_as_its_graph_does_without_integer_kernels(
     ferplus_test_faces: np.ndarray,
 ) -> None:

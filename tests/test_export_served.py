@@ -89,7 +89,7 @@ def _plain_and_reference(path: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndar
     return answers[0], answers[1]
 
 
-@pytest.mark.parametrize("model", ["export", "bundled"])
+@pytest.mark.parametrize("model", ["export", "ferplus-resnet-s", "ferplus-resnet-s-fast"])
 def test_int8_weights_use_seven_bits_so_any_onnxruntime_session_computes_them_exactly(
     model: str, faces, tmp_path: Path
 ) -> None:
@@ -103,7 +103,7 @@ def test_int8_weights_use_seven_bits_so_any_onnxruntime_session_computes_them_ex
         path, spec, crops = tmp_path / "int8.onnx", GRAY48, faces["valid"]
         export_onnx(_decisive_net(), _info(), path, crops, int8_faces=faces["train"])
     else:
-        path = resolve_model("ferplus-resnet-s")
+        path = resolve_model(model)
         spec = EmotionClassifier(path).info.input
         crops = resize_crops(faces["valid"], spec.size)
     weights = _int8_weights(path)

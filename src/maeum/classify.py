@@ -27,7 +27,12 @@ from maeum.results import Emotion
 METADATA_KEY = "maeum"
 
 # Models shipped inside the package: name -> file in maeum/models.
-BUNDLED_MODELS: dict[str, str] = {"ferplus-resnet-s": "ferplus_resnet_s.onnx"}
+# ferplus-resnet-s-fast is the same network without the mirror pass: half the compute, about
+# 0.5 points less accurate (src/maeum/models/MODEL_CARD.md).
+BUNDLED_MODELS: dict[str, str] = {
+    "ferplus-resnet-s": "ferplus_resnet_s.onnx",
+    "ferplus-resnet-s-fast": "ferplus_resnet_s_fast.onnx",
+}
 DEFAULT_MODEL = "ferplus-resnet-s"
 
 

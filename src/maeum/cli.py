@@ -329,8 +329,10 @@ def _models(args: argparse.Namespace) -> int:
         info = EmotionClassifier(name).info
         mark = " (default)" if name == DEFAULT_MODEL else ""
         spec = info.input
+        form = ", each face averaged with its mirror" if info.mirrored else ""
+        form += ", int8" if info.extra.get("quantization") else ""
         out.write(
-            f"model {name}{mark}: {spec.size}x{spec.size} {spec.color}, labels "
+            f"model {name}{mark}: {spec.size}x{spec.size} {spec.color}{form}, labels "
             f"{', '.join(info.labels)} / {', '.join(display_name(x, 'ko') for x in info.labels)}\n"
         )
     return EXIT_OK

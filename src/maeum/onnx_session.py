@@ -29,9 +29,11 @@ def create_session(path: str | Path, threads: int | None = None) -> ort.Inferenc
     options.add_session_config_entry("session.intra_op.allow_spinning", "1")
     options.add_session_config_entry("session.force_spinning_stop", "1")
     # int8 on x86 CPUs without VNNI (AVX2 only, such as AMD EPYC Milan): onnxruntime's fast u8s8
-    # kernel adds pairs of products in saturating 16 bits, and the bundled model scored 0.8397 on
-    # FER+ Test there instead of 0.8579. This makes it widen the weights to u8 first (exact, about
-    # 15 % slower there); on CPUs with VNNI it changes nothing.
+    # kernel adds pairs of products in saturating 16 bits, and the bundled model's first export,
+    # with 8-bit weights, scored 0.8397 on FER+ Test there instead of 0.8579. This makes it widen
+    # 8-bit weights to u8 first (exact, slower there). `maeum export --int8` keeps weights within
+    # 7 bits, exact and fast without it; the setting keeps files from earlier exports and other
+    # tools exact. On CPUs with VNNI it changes nothing.
     options.add_session_config_entry("session.x64quantprecision", "1")
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
