@@ -20,8 +20,8 @@ QUANTIZE_CROPS = 1024  # training crops that set the int8 activation ranges
 # int8 weights use 7 of their 8 bits. x86 CPUs without VNNI (AVX2 only) multiply uint8 activations
 # by int8 weights with an instruction that adds each pair of products in saturating 16 bits: with
 # weights up to 64 in size a pair stays within range (2 x 255 x 64 < 32,768), so onnxruntime's fast
-# kernel is exact there; with full 8-bit weights it saturates (the bundled model scored 0.8397 on
-# FER+ Test instead of 0.8579) unless the session widens the weights first, at half the speed.
+# kernel is exact there; with full 8-bit weights it saturates (the bundled model's first export
+# scored 0.8397 on FER+ Test instead of 0.8579) unless the session widens the weights first, slower.
 INT8_WEIGHT_BITS = 7
 INT8_MIN_AGREEMENT = 0.95  # on torch's clear answers: below it an int8 export fails
 FLOAT_TOLERANCE = 1e-3  # max |onnx - torch| probability: above it a float export fails
