@@ -207,7 +207,7 @@ def test_models_that_cannot_be_read_back_are_refused_before_training(
         train(tiny_config(aihub, tmp_path / "n", model="resnet_s", init="ferplus-resnet-s", **other_norm))
     with pytest.raises(ConfigError, match="nothing to fine-tune"):
         tiny_config(aihub, tmp_path / "c", model="hog_svm", init="ferplus-resnet-s", **gray48)
-    with pytest.raises(FileNotFoundError, match="a bundled model \\(ferplus-resnet-s\\)"):
+    with pytest.raises(FileNotFoundError, match="a bundled model \\(ferplus-resnet-s, ferplus-resnet-s-fast\\)"):
         tiny_config(aihub, tmp_path / "d", init=str(tmp_path / "missing.onnx"))
 
     ensemble = tmp_path / "two.onnx"
