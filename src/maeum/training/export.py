@@ -179,7 +179,7 @@ def _quantize(path: Path, faces: np.ndarray, spec: InputSpec) -> None:
             nodes_to_exclude=_constant_adds(onnx.load(str(prepared))),
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            reduce_range=True,  # weights in INT8_WEIGHT_BITS = 7 bits
+            reduce_range=INT8_WEIGHT_BITS == 7,  # onnxruntime's quantizer offers 8 bits, or 7 with this
         )
     finally:
         root.setLevel(level)
