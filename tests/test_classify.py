@@ -159,6 +159,13 @@ def test_predict_many_batches_and_mirrors_like_predict(ferplus_test_faces: np.nd
     assert clf.predict_many(faces[:0]).shape == (0, len(FERPLUS7))
 
 
+def test_runs_hold_256_images_by_default_mirrors_included(ferplus_test_faces: np.ndarray) -> None:
+    default, fast = EmotionClassifier(), EmotionClassifier("ferplus-resnet-s-fast")
+    assert (default.batch_size, fast.batch_size) == (128, 256)
+    faces = np.concatenate([ferplus_test_faces] * 7)  # 140 faces: two runs of the mirrored model
+    np.testing.assert_allclose(default.predict(faces), default.predict(faces, batch_size=len(faces)), atol=1e-6)
+
+
 def test_the_bundled_model_averages_each_face_with_its_mirror(ferplus_test_faces: np.ndarray) -> None:
     faces = ferplus_test_faces
     clf = EmotionClassifier()

@@ -40,7 +40,12 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         help="FER+ folder: score against the original FER2013 labels (the FER2013 protocol: --split test "
         "is PrivateTest) instead of the FER+ vote majority",
     )
-    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="faces per inference run (default: 256 images a run, mirror images included)",
+    )
     e.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
     e.add_argument("--out", type=Path, required=True, help="folder for the report files")
     e.set_defaults(run=_evaluate)

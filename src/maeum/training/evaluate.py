@@ -72,12 +72,12 @@ class EvalConfig:
     calibrate_split: str | None = None  # fit a temperature on this split; report ECE before and after
     group_by: str | None = None  # a manifest column: accuracy per value (e.g. "source", "gender")
     fer2013_labels: bool = False  # FER+ folder: the original FER2013 labels instead of the vote majority
-    batch_size: int = 256
+    batch_size: int | None = None  # faces per onnxruntime run (default: the classifier's)
     threads: int | None = None  # inference threads (default: the classifier's)
 
     def __post_init__(self) -> None:
         resolve_model(self.model)  # UnknownNameError / ModelError name the fix
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         path = Path(self.data)
         if not path.exists():
