@@ -103,11 +103,11 @@ def test_card_with_a_run_folder_has_its_settings_and_commands(evaluation: Path, 
     assert f"]({(evaluation / 'confusion.png').resolve().as_posix()})" in card
 
 
-def _foreign_report(evaluation: Path, tmp_path: Path) -> Path:
+def _foreign_report(evaluation: Path, tmp_path: Path, **changes: str) -> Path:
     copy = tmp_path / "other"
     shutil.copytree(evaluation, copy)
     data = json.loads((copy / "report.json").read_text(encoding="utf-8"))
-    data["model"] = "other-model"
+    data.update(changes)
     (copy / "report.json").write_text(json.dumps(data), encoding="utf-8")
     return copy
 
@@ -124,6 +124,7 @@ def _not_a_report(tmp_path: Path) -> Path:
         ("missing report", "no such report"),
         ("not a report", "not a `maeum evaluate` report (missing model, model_path"),
         ("other model", "report of model 'other-model', not of 'ferplus-resnet-s'"),
+        ("other file", "report of another file named 'ferplus-resnet-s'"),
         ("run without config", "no config.json"),
         ("another run", "exported from: its input.size 48 (the model: 64), epochs 12 (the model: 110)"),
     ],
@@ -137,7 +138,9 @@ def test_refusals_are_one_line_and_exit_2(
     elif case == "not a report":
         reports = [_not_a_report(tmp_path)]
     elif case == "other model":
-        reports = [evaluation, _foreign_report(evaluation, tmp_path)]
+        reports = [evaluation, _foreign_report(evaluation, tmp_path, model="other-model")]
+    elif case == "other file":  # the same name, another export: its report does not describe this file
+        reports = [_foreign_report(evaluation, tmp_path, model_sha256="0" * 64)]
     elif case == "another run":
         run = tmp_path / "another-run"
         run.mkdir()

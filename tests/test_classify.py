@@ -84,9 +84,22 @@ def test_metadata_disagreeing_with_the_graph_is_refused(tmp_path: Path) -> None:
         EmotionClassifier(_tiny_model(tmp_path / "m.onnx", _info(size=16).to_metadata(), size=8))
 
 
+def test_labels_that_do_not_match_the_output_are_refused(tmp_path: Path) -> None:
+    path = _tiny_model(tmp_path / "m.onnx", _info().to_metadata(), k=4)  # 4 outputs, 3 labels
+    with pytest.raises(ModelError, match="outputs 4 classes but its metadata names 3 labels"):
+        EmotionClassifier(path)
+    model = onnx.load(str(path))  # the class count left open in the declared output: onnxruntime infers it
+    model.graph.output[0].type.tensor_type.shape.dim[1].dim_param = "K"
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError, match="outputs 4 classes"):
+        EmotionClassifier(path)
+
+
 def test_missing_unreadable_and_unknown_models(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="not found"):
         EmotionClassifier(tmp_path / "nope.onnx")
+    with pytest.raises(ModelError, match="is a folder"):
+        EmotionClassifier(tmp_path)
     (tmp_path / "junk.onnx").write_bytes(b"\x00junk")
     with pytest.raises(ModelError, match="cannot load"):
         EmotionClassifier(tmp_path / "junk.onnx")

@@ -148,6 +148,31 @@ def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str], args: lis
     assert len(lines) == 1 and needle in lines[0]
 
 
+@pytest.mark.parametrize(
+    ("command", "wants"),
+    [
+        (["evaluate", "ferplus-resnet-s", "--data", "{shared}"], "folder"),
+        (["data", "prepare", "ferplus", "{shared}", "--cap", "5"], "folder"),
+        (["card", "ferplus-resnet-s", "--report", "{tmp}"], "file"),
+        (["ensemble", "ferplus-resnet-s", "ferplus-resnet-s-fast"], "file"),
+        (["export", "ferplus-resnet-s-fast", "--data", "{shared}", "--int8"], "file"),
+    ],
+)
+def test_an_out_of_the_wrong_kind_is_refused_before_any_work(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, shared: Path, command: list[str], wants: str
+) -> None:
+    a_file, a_folder = tmp_path / "a_file", tmp_path / "a_folder"
+    a_file.write_text("keep me")
+    a_folder.mkdir()
+    args = [a.format(shared=shared / "data" / "ferplus", tmp=tmp_path) for a in command]
+    wrong = [str(a_file), str(a_file / "below")] if wants == "folder" else [str(a_folder), str(a_file / "x.onnx")]
+    for out in wrong:
+        code, _, err = run(capsys, *args, "--out", out)
+        lines = [x for x in err.splitlines() if x]
+        assert code == 2 and len(lines) == 1 and f"--out {out}: " in lines[0], err
+    assert a_file.read_text() == "keep me" and not any(a_folder.iterdir())
+
+
 def test_upright_aligner(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "analyze", str(EXAMPLES / "astronaut.jpg"), "--aligner", "upright")
     assert code == 0 and next(iter(json.loads(out).values()))[0]["label"] == "happiness"

@@ -286,6 +286,18 @@ def test_cli_writes_the_report_and_a_summary(
     assert "gender=" in stdout and str(out / "report.md") in stdout
 
 
+def test_tta_on_a_mirrored_model_runs_no_second_mirror_pass(
+    manifest: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = str(manifest / "manifest.parquet")
+    plain = evaluate(EvalConfig(DEFAULT_MODEL, data, split="train"))
+    monkeypatch.setattr(EmotionClassifier, "predict_mirrored", lambda *a, **k: pytest.fail("second mirror pass"))
+    with caplog.at_level(logging.WARNING, logger="maeum"):
+        tta = evaluate(EvalConfig(DEFAULT_MODEL, data, split="train", tta=True))
+    assert "no second mirror pass" in caplog.text
+    assert tta.tta and tta.accuracy == plain.accuracy and tta.confusion == plain.confusion
+
+
 def test_evaluate_needs_no_torch() -> None:
     code = "import sys; sys.modules['torch'] = None; import maeum.training.evaluate, maeum.cli"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -156,6 +156,7 @@ def test_train_export_tta_int8_evaluate_card_and_analyze(small_ferplus: Path, tm
     keep = valid.majority() >= 0
     accuracy = float((served.predict(valid.images[keep]).argmax(1) == valid.majority()[keep]).mean())
     assert served.info.extra["ferplus_valid_majority_accuracy"] == round(accuracy, 4)
+    assert served.info.extra["ferplus_valid_images"] == int(keep.sum())
 
     report = tmp_path / "eval"
     assert main(["evaluate", str(model), "--data", str(small_ferplus), "--split", "test", "--out", str(report)]) == 0

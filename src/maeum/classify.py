@@ -101,6 +101,8 @@ def resolve_model(model: str | Path) -> Path:
         return Path(str(ref))
     path = Path(model)
     if path.suffix.lower() == ".onnx" or path.exists():
+        if path.is_dir():
+            raise ModelError(f"model {path} is a folder; pass an .onnx file or a bundled model's name")
         if not path.is_file():
             raise ModelError(f"model file {path} not found")
         return path
@@ -125,6 +127,12 @@ class EmotionClassifier:
         expected = [self.info.input.channels, self.info.input.size, self.info.input.size]
         if [d if isinstance(d, int) else -1 for d in inp.shape[1:]] != expected:
             raise ModelError(f"{path}: input shape {inp.shape} disagrees with its metadata {expected}")
+        classes = self._session.get_outputs()[0].shape[-1]
+        if isinstance(classes, int) and classes != len(self.info.labels):
+            raise ModelError(
+                f"{path}: it outputs {classes} classes but its metadata names {len(self.info.labels)} labels "
+                f"{list(self.info.labels)}; re-export it with maeum"
+            )
         self.path = path
         self.batch_size = RUN_IMAGES // 2 if self.info.mirrored else RUN_IMAGES
 

@@ -26,6 +26,7 @@ from maeum.errors import ImageError, MaeumError
 from maeum.evaluate_cli import add_card_parser, add_evaluate_parser
 from maeum.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_image
 from maeum.labels import LANGUAGES, display_name
+from maeum.outpaths import output_file
 from maeum.progress import Progress
 from maeum.results import FaceResult
 from maeum.train_cli import add_train_parser
@@ -288,6 +289,7 @@ def _export(args: argparse.Namespace) -> int:
     from maeum.classify import BUNDLED_MODELS
     from maeum.training.recipe import export_checkpoint, reexport_onnx
 
+    output_file(args.out)
     source = args.checkpoint
     if source in BUNDLED_MODELS or source.lower().endswith(".onnx"):
         if source not in BUNDLED_MODELS and not Path(source).is_file():

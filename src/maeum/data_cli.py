@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from maeum.errors import MaeumError
+from maeum.outpaths import output_folder
 
 log = logging.getLogger("maeum")
 
@@ -67,6 +68,7 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
 def _prepare(args: argparse.Namespace) -> int:
     from maeum.data.prepare import PrepareConfig, prepare
 
+    output_folder(args.out)
     try:
         fractions = tuple(float(v) for v in args.split.split(","))
     except ValueError:

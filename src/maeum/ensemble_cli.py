@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from maeum.errors import MaeumError
+from maeum.outpaths import output_file
 
 log = logging.getLogger("maeum")
 
@@ -47,6 +48,7 @@ def _ensemble(args: argparse.Namespace) -> int:
     if len(args.models) < 2:
         raise MaeumError(f"an ensemble needs at least two models, got {len(args.models)}; name two or more")
     weights = _parse_weights(args.weights, len(args.models))
+    output_file(args.out)
     try:
         from maeum.training.ensemble import build_ensemble
     except ImportError as e:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from maeum.errors import MaeumError
+from maeum.outpaths import output_file, output_folder
 
 log = logging.getLogger("maeum")
 
@@ -54,6 +55,7 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
 def _evaluate(args: argparse.Namespace) -> int:
     from maeum.training.evaluate import EvalConfig, evaluate, summary_lines, write_report
 
+    output_folder(args.out)
     try:
         config = EvalConfig(
             model=args.model,
@@ -106,6 +108,7 @@ def add_card_parser(sub: argparse._SubParsersAction) -> None:
 def _card(args: argparse.Namespace) -> int:
     from maeum.training.card import write_card
 
+    output_file(args.out)
     path = write_card(args.model, args.report, args.run_dir, out=args.out)
     log.info("model card written to %s", path)
     return EXIT_OK

@@ -7,6 +7,7 @@ nothing is typed by hand, so the card cannot drift from the model it describes. 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -77,7 +78,8 @@ def _render(model: str | Path, reports: Sequence[Path], run: Path | None, link_f
     info = EmotionClassifier(path, threads=1).info
     if not reports:
         raise CardError("no evaluation report given; run `maeum evaluate MODEL --data D --out DIR` and pass DIR")
-    loaded = [_load_report(Path(r), info) for r in reports]
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    loaded = [_load_report(Path(r), info, digest) for r in reports]
     config, summary = _load_run(Path(run), info) if run is not None else (None, None)
     lines = _header(info, path)
     lines += _data(info, run, config, summary)
@@ -87,8 +89,9 @@ def _render(model: str | Path, reports: Sequence[Path], run: Path | None, link_f
     return "\n".join(lines) + "\n"
 
 
-def _load_report(path: Path, info: ModelInfo) -> tuple[Path, dict[str, Any]]:
-    """(folder of the report, its data); refuses what is not an evaluate report of this model."""
+def _load_report(path: Path, info: ModelInfo, digest: str) -> tuple[Path, dict[str, Any]]:
+    """(folder of the report, its data); refuses what is not an evaluate report of this model file
+    (``digest``: its SHA-256; reports written before evaluate recorded it are checked by name only)."""
     file = path / "report.json" if path.is_dir() else path
     if not file.is_file():
         raise CardError(
@@ -109,6 +112,12 @@ def _load_report(path: Path, info: ModelInfo) -> tuple[Path, dict[str, Any]]:
         raise CardError(
             f"{file} is a report of model {data['model']!r}, not of {info.name!r}; "
             f"evaluate this model with `maeum evaluate {info.name} ...` and pass that report"
+        )
+    if data.get("model_sha256", digest) != digest:
+        raise CardError(
+            f"{file} is a report of another file named {info.name!r} ({data['model_path']}, "
+            f"sha256 {data['model_sha256'][:12]}…), not of this one (sha256 {digest[:12]}…); "
+            "evaluate this file and pass that report"
         )
     labels = tuple(data["labels"])
     if labels != info.labels or len(data["confusion"]) != len(labels) or len(data["per_class"]) != len(labels):

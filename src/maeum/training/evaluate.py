@@ -14,6 +14,7 @@ over the classes with support (a model class the data never has does not count).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import math
@@ -166,6 +167,7 @@ class EvalReport:
     seconds: float = 0.0
     reliability: tuple[ReliabilityBin, ...] = ()  # the bins ECE sums over
     reliability_after: tuple[ReliabilityBin, ...] = ()  # the same after temperature scaling (with calibrate_split)
+    model_sha256: str = ""  # of the file evaluated: `maeum card` takes the report only for that file
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -335,6 +337,7 @@ def evaluate(config: EvalConfig) -> EvalReport:
     return EvalReport(
         model=clf.info.name,
         model_path=str(clf.path),
+        model_sha256=hashlib.sha256(Path(clf.path).read_bytes()).hexdigest(),
         data=str(config.data),
         split=config.split,
         labels=clf.labels,
@@ -375,12 +378,18 @@ def _predict_known(
             f"no label overlaps: the data has {sorted(set(data.labels))}, the model {list(clf.labels)}"
         )
     if dropped:
-        log.info("left out %d images whose label the model lacks: %s", sum(dropped.values()), dropped)
+        log.info(
+            'left out %d images whose label the model lacks ("(none)": the data gives them no label): %s',
+            sum(dropped.values()),
+            dropped,
+        )
+    mirrored = config.tta and not clf.info.mirrored
     if config.tta and clf.info.mirrored:
         log.warning(
-            "%s already averages each face with its mirror (exported with --tta): --tta changes nothing", clf.info.name
+            "%s already averages each face with its mirror (exported with --tta): no second mirror pass",
+            clf.info.name,
         )
-    return clf.predict_many(data.images[keep], config.batch_size, config.tta), y[keep], dropped, keep
+    return clf.predict_many(data.images[keep], config.batch_size, mirrored), y[keep], dropped, keep
 
 
 def _load_split(config: EvalConfig, split: str, clf: EmotionClassifier) -> _Split:

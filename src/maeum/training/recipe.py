@@ -170,16 +170,17 @@ def _export(model: torch.nn.Module, info: ModelInfo, out: Path, data: TrainingDa
     calibration = train[spread] if int8 else None
 
     def score(written: EmotionClassifier) -> dict[str, float]:
-        """Majority accuracy of the file as written on each held-out split."""
-        scores = {}
+        """Majority accuracy of the file as written on each held-out split, and how many images it scored."""
+        scores: dict[str, float] = {}
         for split, split_data in data.splits.items():
             if split == "train":
                 continue
             keep = split_data.labels >= 0
             probs = written.predict(split_data.images[keep])
             accuracy = float((probs.argmax(1) == split_data.labels[keep]).mean())
-            named = _SPLIT_NAMES.get(data.name, {}).get(split, split)
-            scores[f"{data.name}_{named}_{'majority_' if data.name != 'fer2013' else ''}accuracy"] = round(accuracy, 4)
+            named = f"{data.name}_{_SPLIT_NAMES.get(data.name, {}).get(split, split)}"
+            scores[f"{named}_{'majority_' if data.name != 'fer2013' else ''}accuracy"] = round(accuracy, 4)
+            scores[f"{named}_images"] = int(keep.sum())  # a prepared subset scores fewer than the whole split
         log.info("metrics of %s: %s", out, json.dumps(scores))
         return scores
 
