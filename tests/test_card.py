@@ -88,6 +88,12 @@ def test_cli_writes_the_card_of_the_bundled_model(
     assert "The recipe of this file is unknown" in card and "--run RUN_DIR" in card
 
 
+def test_a_run_extended_by_a_resume_is_still_the_model_s_run(evaluation: Path, run_dir: Path) -> None:
+    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    (run_dir / "config.json").write_text(json.dumps({**config, "epochs": 200}), encoding="utf-8")
+    assert "best epoch 7 (valid accuracy 0.8123)" in model_card(DEFAULT_MODEL, [evaluation], run=run_dir)
+
+
 def test_card_with_a_run_folder_has_its_settings_and_commands(evaluation: Path, run_dir: Path) -> None:
     yaml = pytest.importorskip("yaml")
     card = model_card(DEFAULT_MODEL, [evaluation / "report.json"], run=run_dir)
@@ -126,7 +132,7 @@ def _not_a_report(tmp_path: Path) -> Path:
         ("other model", "report of model 'other-model', not of 'ferplus-resnet-s'"),
         ("other file", "report of another file named 'ferplus-resnet-s'"),
         ("run without config", "no config.json"),
-        ("another run", "exported from: its input.size 48 (the model: 64), epochs 12 (the model: 110)"),
+        ("another run", "exported from: its input.size 48 (the model: 64), seed 1 (the model: 0)"),
     ],
 )
 def test_refusals_are_one_line_and_exit_2(
@@ -144,7 +150,7 @@ def test_refusals_are_one_line_and_exit_2(
     elif case == "another run":
         run = tmp_path / "another-run"
         run.mkdir()
-        config = TrainConfig(data=str(evaluation), out=str(run), epochs=12).to_dict()
+        config = TrainConfig(data=str(evaluation), out=str(run), epochs=12, seed=1).to_dict()
         (run / "config.json").write_text(json.dumps(config), encoding="utf-8")
     else:
         run = tmp_path / "empty-run"

@@ -192,7 +192,7 @@ def test_hog_svm_exports_in_int8_with_its_epsilons_kept_float(small_ferplus: Pat
 
 
 def test_a_model_trained_at_64_px_on_the_ferplus_folder_exports_from_a_moved_copy_of_the_data(
-    small_ferplus: Path, tmp_path: Path, capsys
+    small_ferplus: Path, prepared_aihub: Path, tmp_path: Path, capsys
 ) -> None:
     import shutil
 
@@ -221,6 +221,8 @@ def test_a_model_trained_at_64_px_on_the_ferplus_folder_exports_from_a_moved_cop
     assert f"was trained on {data}, which is not on this machine; pass --data" in capsys.readouterr().err
     assert not model.exists()
     export = ["export", str(run / "best.pt"), "--out", str(model), "--template-samples", "60", "--data", str(moved)]
+    assert main([*export[:-1], str(prepared_aihub)]) == 2  # other labels: they could not score it
+    assert "best.pt answers neutral, happiness" in capsys.readouterr().err and not model.exists()
     assert main(export) == 0
 
     served = EmotionClassifier(model)

@@ -206,6 +206,11 @@ def test_missing_data_and_config_file_are_refused(tmp_path: Path, capsys) -> Non
     assert "pass --data" in capsys.readouterr().err
     assert main(["train", "--config", str(tmp_path / "nope.yaml"), "--data", ".", "--out", "run"]) == 2
     assert "cannot read it" in capsys.readouterr().err
+    gone, run = tmp_path / "gone", tmp_path / "run"
+    assert main(["train", "--data", str(gone), "--out", str(run)]) == 2
+    assert f"data {gone} not found" in capsys.readouterr().err and not run.exists()
+    # Printing the settings trains nothing, so it needs no data (a config.json from another machine)
+    assert _printed_config(capsys, "--data", str(gone), "--out", str(run))["data"] == str(gone)
 
 
 # -- Schedules and balancing, without a run ------------------------------------------------------

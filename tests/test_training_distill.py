@@ -193,7 +193,7 @@ def test_an_unknown_teacher_name_is_refused_listing_the_models(prepared_aihub_32
     args = ["train", "--data", str(prepared_aihub_32), "--out", str(tmp_path / "run"), "--size", "32",
             "--teacher", "ferplus-resnet"]  # fmt: skip
     assert main(args) == 2
-    assert "unknown model 'ferplus-resnet'; choose one of: ferplus-resnet-s" in capsys.readouterr().err
+    assert "unknown teacher 'ferplus-resnet'; choose one of: ferplus-resnet-s" in capsys.readouterr().err
 
 
 # teacher_mode batch: the teacher answers on each augmented batch, the inputs the student sees.

@@ -79,7 +79,7 @@ def _render(model: str | Path, reports: Sequence[Path], run: Path | None, link_f
     if not reports:
         raise CardError("no evaluation report given; run `maeum evaluate MODEL --data D --out DIR` and pass DIR")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    loaded = [_load_report(Path(r), info, digest) for r in reports]
+    loaded = [_load_report(Path(r), info, digest, str(model)) for r in reports]
     config, summary = _load_run(Path(run), info) if run is not None else (None, None)
     lines = _header(info, path)
     lines += _data(info, run, config, summary)
@@ -89,14 +89,14 @@ def _render(model: str | Path, reports: Sequence[Path], run: Path | None, link_f
     return "\n".join(lines) + "\n"
 
 
-def _load_report(path: Path, info: ModelInfo, digest: str) -> tuple[Path, dict[str, Any]]:
+def _load_report(path: Path, info: ModelInfo, digest: str, model: str) -> tuple[Path, dict[str, Any]]:
     """(folder of the report, its data); refuses what is not an evaluate report of this model file
-    (``digest``: its SHA-256; reports written before evaluate recorded it are checked by name only)."""
+    (``digest``: its SHA-256; reports written before evaluate recorded it are checked by name only).
+    ``model`` is the model as the user named it, for the command a message suggests."""
     file = path / "report.json" if path.is_dir() else path
     if not file.is_file():
         raise CardError(
-            f"{path}: no such report; run `maeum evaluate {info.name} --data D --out DIR` "
-            "and pass DIR or DIR/report.json"
+            f"{path}: no such report; run `maeum evaluate {model} --data D --out DIR` and pass DIR or DIR/report.json"
         )
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
@@ -111,7 +111,7 @@ def _load_report(path: Path, info: ModelInfo, digest: str) -> tuple[Path, dict[s
     if data["model"] != info.name:
         raise CardError(
             f"{file} is a report of model {data['model']!r}, not of {info.name!r}; "
-            f"evaluate this model with `maeum evaluate {info.name} ...` and pass that report"
+            f"evaluate this model with `maeum evaluate {model} ...` and pass that report"
         )
     if data.get("model_sha256", digest) != digest:
         raise CardError(
@@ -138,8 +138,10 @@ def _load_run(run: Path, info: ModelInfo) -> tuple[dict[str, Any], dict[str, Any
     theirs: dict[str, Any] = {"model": info.extra.get("architecture"), "input.size": info.input.size}
     theirs["input.color"] = info.input.color
     training = info.extra.get("training")
-    if isinstance(training, dict):  # the settings export records as they are (teachers it shortens)
-        theirs |= {k: training.get(k) for k in ("labels", "epochs", "batch_size", "lr", "seed")}
+    # The settings export records as they are (teachers it shortens). Not epochs: a resume may
+    # extend a run, and its best.pt keeps the settings of the epoch it was saved at.
+    if isinstance(training, dict):
+        theirs |= {k: training.get(k) for k in ("labels", "batch_size", "lr", "seed")}
     ours = {
         **config,
         "input.size": config.get("input", {}).get("size"),

@@ -17,9 +17,10 @@ def read_checkpoint(path: str | Path, *, weights_only: bool = True) -> dict[str,
     try:
         state = torch.load(path, map_location="cpu", weights_only=weights_only)
     except Exception as e:  # torch raises pickle, zip, index and runtime errors alike for a bad file
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        # the first sentence: torch's advice on unpickling that follows does not apply here
+        reason = str(e).strip().splitlines()[0].split(". ")[0] if str(e).strip() else type(e).__name__
         raise ConfigError(
-            f"{path}: not a checkpoint `maeum train` wrote, or a damaged one ({reason[:160]}); "
+            f"{path}: not a checkpoint `maeum train` wrote, or a damaged one ({reason}); "
             "pass a best.pt or last.pt from a run folder"
         ) from None
     if not isinstance(state, dict) or not all(k in state for k in _KEYS):

@@ -149,8 +149,6 @@ class TrainConfig:
             raise ConfigError("data and out must be set: pass --data and --out, or write them in the config file")
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise ConfigError(f"out {self.out} is a file; pass a folder for the run (new, or a run to resume)")
-        if not Path(self.data).exists():
-            raise FileNotFoundError(f"data {self.data} not found: pass a FER+ folder or a prepared manifest")
         if self.teacher and self.model == "hog_svm":
             raise ConfigError("hog_svm fits hard labels; a teacher needs a network model")
         if self.ema >= 1:

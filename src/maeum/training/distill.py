@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from maeum.classify import EmotionClassifier
-from maeum.errors import ConfigError
+from maeum.errors import ConfigError, UnknownNameError
 from maeum.preprocess import LUMA, InputSpec, resize_crops
 from maeum.training.config import teacher_names
 
@@ -147,11 +147,14 @@ def _load_teacher(teacher: str, labels: tuple[str, ...], threads: int | None, de
         def on_inputs(x: torch.Tensor) -> np.ndarray:
             return F.softmax(model(x.to(next(model.parameters()).device)).float(), 1).cpu().numpy()
     else:
-        clf = EmotionClassifier(teacher, threads=threads)
+        try:
+            clf = EmotionClassifier(teacher, threads=threads)
+        except UnknownNameError as e:
+            raise UnknownNameError("teacher", teacher, [*e.known, "<a run's best.pt>"]) from None
         spec, known, name = clf.info.input, clf.labels, clf.info.name
 
-        def on_crops(crops: np.ndarray) -> np.ndarray:
-            return clf.predict_many(crops, mirrored=True)
+        def on_crops(crops: np.ndarray) -> np.ndarray:  # a file with the mirror in its graph needs no second pass
+            return clf.predict_many(crops, mirrored=not clf.info.mirrored)
 
         def on_inputs(x: torch.Tensor) -> np.ndarray:
             return clf.predict_inputs(np.ascontiguousarray(x.float().cpu().numpy()))

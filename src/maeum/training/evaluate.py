@@ -378,11 +378,8 @@ def _predict_known(
             f"no label overlaps: the data has {sorted(set(data.labels))}, the model {list(clf.labels)}"
         )
     if dropped:
-        log.info(
-            'left out %d images whose label the model lacks ("(none)": the data gives them no label): %s',
-            sum(dropped.values()),
-            dropped,
-        )
+        unlabelled = ' ("(none)": the data gives them no label)' if "(none)" in dropped else ""
+        log.info("left out %d images whose label the model lacks%s: %s", sum(dropped.values()), unlabelled, dropped)
     mirrored = config.tta and not clf.info.mirrored
     if config.tta and clf.info.mirrored:
         log.warning(

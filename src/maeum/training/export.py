@@ -93,14 +93,17 @@ def export_onnx(
         written = EmotionClassifier(partial)
         got = written.predict(check_faces)
         report = compare(ref, got)
+        clear = (
+            f"{report['clear_top1_agreement']:.4f} on the {report['clear_answers']} of {len(ref)} clear answers"
+            if report["clear_answers"]
+            else f"no clear answer among {len(ref)}"
+        )
         log.info(
-            "exported %s: max |onnx - torch| %.2e, top-1 agreement %.4f (%.4f on the %d of %d clear answers)",
+            "exported %s: max |onnx - torch| %.2e, top-1 agreement %.4f (%s)",
             out,
             report["max_abs_diff"],
             report["top1_agreement"],
-            report["clear_top1_agreement"],
-            report["clear_answers"],
-            len(ref),
+            clear,
         )
         if not np.isfinite(got).all():
             raise RuntimeError(f"ONNX export of {info.name} gives non-finite probabilities on the check crops")

@@ -46,6 +46,14 @@ def _teachers(cfg: dict[str, object]) -> dict[str, object]:
     return how
 
 
+def _check_data(source: object, trained_on: str, labels: tuple[str, ...], data: TrainingData, path: Path) -> None:
+    """Refuse data other than the model's own: it calibrates int8 and scores the file written."""
+    if trained_on and trained_on != data.name:
+        raise DataError(f"{source} was trained on {trained_on} data, and {path} holds {data.name}: pass its data")
+    if data.labels != labels:
+        raise DataError(f"{source} answers {', '.join(labels)}; {path} is labelled {', '.join(data.labels)}")
+
+
 def export_checkpoint(
     checkpoint: Path,
     out: Path,
@@ -73,6 +81,7 @@ def export_checkpoint(
     own = data_path == Path(cfg["data"]) and Path(cfg["out"]).is_dir()
     cache = Path(cfg["out"]) / "cache" if own else None
     data = load_training_data(data_path, spec, cache, original_labels=cfg.get("labels") == "fer2013")
+    _check_data(checkpoint, "", labels, data, data_path)
     train = data.splits["train"].images
     rng = np.random.default_rng(0)
     sample = train[rng.choice(len(train), min(template_samples, len(train)), replace=False)]
@@ -125,11 +134,7 @@ def reexport_onnx(
     training = old.extra.get("training")
     original_labels = isinstance(training, dict) and training.get("labels") == "fer2013"
     data = load_training_data(data_path, old.input, original_labels=original_labels)
-    trained_on = str(old.extra.get("trained_on", "")).split(" ", 1)[0]
-    if trained_on and trained_on != data.name:
-        raise DataError(f"{source} was trained on {trained_on} data, and {data_path} holds {data.name}: pass its data")
-    if data.labels != old.labels:
-        raise DataError(f"{source} answers {', '.join(old.labels)}; {data_path} is labelled {', '.join(data.labels)}")
+    _check_data(source, str(old.extra.get("trained_on", "")).split(" ", 1)[0], old.labels, data, data_path)
     weights, _, _ = read_onnx_weights(path, data.splits["train"].images)
     net = create_model(arch, num_classes=len(old.labels), in_chans=old.input.channels, img_size=old.input.size)
     net.load_state_dict(weights)

@@ -54,8 +54,8 @@ METRICS_FORMAT = {
 }
 METRICS_HEADER = tuple(METRICS_FORMAT)
 # Settings that shape the targets or the weights kept: a resume must be given the same ones.
-_RESUME_KEEPS = ("teacher", "teacher_weight", "teacher_temperature", "teacher_mode", "ema", "label_smoothing", "mixup",
-                 "cutmix", "sam")  # fmt: skip
+_RESUME_KEEPS = ("labels", "class_weights", "sampler", "teacher", "teacher_weight", "teacher_temperature",
+                 "teacher_mode", "ema", "label_smoothing", "mixup", "cutmix", "sam")  # fmt: skip
 
 
 def build_model(name: str, labels: tuple[str, ...], spec: InputSpec) -> torch.nn.Module:
@@ -214,6 +214,8 @@ def train(cfg: TrainConfig, runtime: Runtime | None = None) -> Path:
     ``device``, ``gpu`` and ``bf16``, and torchrun's processes).
     """
     check_model_name(cfg.model)
+    if not Path(cfg.data).exists():  # checked here, not in the config: --print-config needs no data
+        raise ConfigError(f"data {cfg.data} not found: pass a FER+ folder or a prepared manifest")
     rt = runtime or start_runtime(cfg.device, cfg.gpu, cfg.bf16)
     completed = False
     try:
@@ -247,7 +249,7 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
     if batch_size < rt.world:
         raise ConfigError(f"batch_size {batch_size} is smaller than the {rt.world} processes sharing each batch")
     log.info(
-        "training %s on %d %s images (%s labels), validating on %d; %s%s",
+        "training %s on %d %s images (%s labels), validating on %d; %s%s, %s",
         cfg.model,
         len(images),
         data.name,
@@ -255,6 +257,7 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
         int((va.labels >= 0).sum()),
         rt.device,
         f", {rt.world} processes" if rt.distributed else "",
+        rt.precision,
     )
 
     if cfg.model == "hog_svm":
