@@ -37,9 +37,9 @@ DEFAULT_MODEL = "ferplus-resnet-s"
 
 # Images per onnxruntime run when the caller names no batch size (a mirrored model runs each face
 # twice, so half as many faces). Sessions have no memory arena (onnx_session.py), and larger runs
-# allocate their activations afresh every time: on a 2-core AVX2 EPYC the bundled model ran 643
-# faces/s in runs of 256 faces (512 images with the mirrors) against 723 to 733 in runs of 96 or
-# 128 faces, while the fast model, with 256 images a run, was level at every size from 32 to 256.
+# allocate their activations afresh every time: runs of 256 faces (512 images with the mirrors)
+# cost the bundled model about 15 % of its speed on a 2-core AVX2 EPYC (docs/benchmarks.md, "Runs
+# of 128 faces"); the fast model, 256 images a run either way, did not change.
 RUN_IMAGES = 256
 
 
