@@ -22,11 +22,13 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import REPO, SHARED, out, table
+from _common import REPO, SHARED, cpu_description, out, table
 from maeum.preprocess import InputSpec
 from maeum.training import ferplus
 from maeum.training.config import load_config_file, resolve_config
+from maeum.training.datasets import ferplus_at_input
 from maeum.training.loader import EpochBatches
+from maeum.training.runtime import cpu_computes_bfloat16
 from maeum.training.trainer import _OPTIMIZERS, build_model
 
 
@@ -43,13 +45,15 @@ def measure(recipe: Path, root: Path, images: np.ndarray, repeat: int) -> list[o
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(0)
     spec = InputSpec.from_dict(cfg.input)
+    images = ferplus_at_input(images, spec)  # as training reads FER+ at the recipe's input, once
     b = cfg.batch_size
+    bf16 = cfg.bf16 and cpu_computes_bfloat16()  # as training decides (float32 where bfloat16 is emulated)
     targets = torch.full((len(images), 7), 1 / 7)
     order = np.random.default_rng(0).permutation(len(images))
     batches = EpochBatches(images, targets, order, b, spec, cfg.seed, 0, mixup=cfg.mixup, cutmix=cfg.cutmix)
     loader = images_per_s(lambda i: batches[i], b, repeat)
 
-    fmt = torch.channels_last if cfg.bf16 else torch.contiguous_format
+    fmt = torch.channels_last if bf16 else torch.contiguous_format
     model = build_model(cfg.model, ferplus.FERPLUS7, spec).to(memory_format=fmt)
     params = sum(p.numel() for p in model.parameters())
     ready = [batches[i] for i in range(min(4, len(batches)))]
@@ -63,7 +67,7 @@ def measure(recipe: Path, root: Path, images: np.ndarray, repeat: int) -> list[o
             with torch.no_grad():
                 model(x)
             return
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
         loss = -(y * F.log_softmax(logits.float(), 1)).sum(1).mean()
         opt.zero_grad(set_to_none=True)
@@ -75,7 +79,7 @@ def measure(recipe: Path, root: Path, images: np.ndarray, repeat: int) -> list[o
     kind = "features" if fitted else "train step"
     epoch_s = f"{len(images) / min(loader, model_rate):.0f}" if not fitted else "-"
     out(f"{recipe.name}: loader {loader:,.0f} img/s, {kind} {model_rate:,.0f} img/s")
-    return [recipe.name, cfg.model, f"{params:,}", b, "bf16" if cfg.bf16 else "fp32", f"{loader:,.0f}",
+    return [recipe.name, cfg.model, f"{params:,}", b, "bf16" if bf16 else "fp32", f"{loader:,.0f}",
             f"{model_rate:,.0f} ({kind})", f"{loader / model_rate:.1f}x", epoch_s]  # fmt: skip
 
 
@@ -91,7 +95,8 @@ def main() -> int:
     images = ferplus.load_split(root, "train", Path.home() / ".cache" / "maeum").images
     rows = [measure(recipe, root, images, args.batches) for recipe in args.recipes]
     out()
-    out(f"FER+ train, {len(images):,} crops of 48x48; {torch.get_num_threads()} threads; torch {torch.__version__}")
+    out(f"FER+ train, {len(images):,} crops of 48x48 at each recipe's input; torch {torch.__version__}")
+    out(cpu_description())
     header = ["recipe", "model", "parameters", "batch", "precision", "loader img/s", "model img/s",
               "loader / model", "s per epoch (est.)"]  # fmt: skip
     out(table(rows, header))

@@ -208,7 +208,7 @@ def test_models_that_cannot_be_read_back_are_refused_before_training(
     with pytest.raises(ConfigError, match="nothing to fine-tune"):
         tiny_config(aihub, tmp_path / "c", model="hog_svm", init="ferplus-resnet-s", **gray48)
     with pytest.raises(FileNotFoundError, match="a bundled model \\(ferplus-resnet-s, ferplus-resnet-s-fast\\)"):
-        tiny_config(aihub, tmp_path / "d", init=str(tmp_path / "missing.onnx"))
+        train(tiny_config(aihub, tmp_path / "d", init=str(tmp_path / "missing.onnx")))
 
     ensemble = tmp_path / "two.onnx"
     build_ensemble(["ferplus-resnet-s", "ferplus-resnet-s"], ensemble)

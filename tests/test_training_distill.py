@@ -178,8 +178,11 @@ def test_resume_with_another_teacher_is_refused(prepared_aihub_32: Path, teacher
 def test_bad_teacher_settings_are_refused(
     prepared_aihub_32: Path, tmp_path: Path, settings: dict, error: type, message: str
 ) -> None:
-    with pytest.raises(error, match=message):
-        tiny_config(prepared_aihub_32, tmp_path / "run", **settings)
+    from maeum.training.trainer import train
+
+    with pytest.raises(error, match=message):  # a missing file when the run starts, the rest as the settings are read
+        train(tiny_config(prepared_aihub_32, tmp_path / "run", **settings))
+    assert not (tmp_path / "run").exists()
 
 
 def test_hog_svm_takes_no_teacher(prepared_aihub_32: Path, teacher: Path, tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ def test_init_from_another_architecture_is_refused(prepared_aihub_32: Path, tmp_
     with pytest.raises(ValueError, match="holds a mini_xception model, not emotionnet"):
         train(second)
     with pytest.raises(FileNotFoundError, match=r"is a run folder: pass its checkpoint, .*first/best\.pt"):
-        tiny_config(prepared_aihub_32, tmp_path / "third", init=str(tmp_path / "first"))
+        train(tiny_config(prepared_aihub_32, tmp_path / "third", init=str(tmp_path / "first")))
 
 
 GRAY = {"color": "gray", "mean": [0.5], "std": [0.5]}

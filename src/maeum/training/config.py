@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from maeum.errors import ConfigError
+from maeum.errors import ConfigError, MaeumError
 from maeum.preprocess import InputSpec
 
 # The choices of each choice-valued setting; the first one is the default.
@@ -65,6 +65,10 @@ _TYPES: dict[str, tuple[type, str]] = {
     "bool": (bool, "true or false"),
     "str": (str, "a string"),
 }
+
+
+class MissingFileError(MaeumError, FileNotFoundError):
+    """A file or folder a setting names that is not there."""
 
 
 @dataclass
@@ -170,21 +174,6 @@ class TrainConfig:
             raise ConfigError(f"teacher_mode {self.teacher_mode} asks a teacher on each batch: set --teacher too")
         if self.teacher and not teacher_names(self.teacher):
             raise ConfigError(f"teacher {self.teacher!r} names no model; pass a model name, .onnx or best.pt")
-        for teacher in teacher_names(self.teacher):
-            if teacher.endswith((".onnx", ".pt")) and not Path(teacher).is_file():
-                raise FileNotFoundError(
-                    f"teacher {teacher}: no such model; pass an exported .onnx, a best.pt or a model name"
-                )
-        from maeum.classify import BUNDLED_MODELS  # here: importing the config stays light
-
-        if self.init and (Path(self.init) / "best.pt").is_file():
-            raise FileNotFoundError(f"--init {self.init} is a run folder: pass its checkpoint, {self.init}/best.pt")
-        if self.init and not (Path(self.init).is_file() or self.init in BUNDLED_MODELS):
-            raise FileNotFoundError(
-                f"--init {self.init}: no such checkpoint or model; pass a best.pt from `maeum train`, "
-                f"an exported .onnx, a bundled model ({', '.join(BUNDLED_MODELS)}), "
-                + ", or ".join(f"for {m} {what}" for m, what in TFJS_INITS.items())
-            )
         if self.init and is_tfjs_weights(self.init) and self.model not in TFJS_INITS:
             raise ConfigError(
                 f"--init {self.init}: TensorFlow.js weights start "
@@ -192,6 +181,28 @@ class TrainConfig:
             )
         if self.init and self.model == "hog_svm":
             raise ConfigError("hog_svm is one fit from its features, with nothing to fine-tune; drop --init")
+
+    def check_files(self) -> None:
+        """Refuse a data path, teacher or ``--init`` file that is not there. ``train`` checks this
+        first; reading settings does not, so ``--print-config`` and tools that only read a recipe
+        need none of its files."""
+        if not Path(self.data).exists():
+            raise MissingFileError(f"data {self.data} not found: pass a FER+ folder or a prepared manifest")
+        for teacher in teacher_names(self.teacher):
+            if teacher.endswith((".onnx", ".pt")) and not Path(teacher).is_file():
+                raise MissingFileError(
+                    f"teacher {teacher}: no such model; pass an exported .onnx, a best.pt or a model name"
+                )
+        from maeum.classify import BUNDLED_MODELS  # here: importing the config stays light
+
+        if self.init and (Path(self.init) / "best.pt").is_file():
+            raise MissingFileError(f"--init {self.init} is a run folder: pass its checkpoint, {self.init}/best.pt")
+        if self.init and not (Path(self.init).is_file() or self.init in BUNDLED_MODELS):
+            raise MissingFileError(
+                f"--init {self.init}: no such checkpoint or model; pass a best.pt from `maeum train`, "
+                f"an exported .onnx, a bundled model ({', '.join(BUNDLED_MODELS)}), "
+                + ", or ".join(f"for {m} {what}" for m, what in TFJS_INITS.items())
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -214,8 +214,7 @@ def train(cfg: TrainConfig, runtime: Runtime | None = None) -> Path:
     ``device``, ``gpu`` and ``bf16``, and torchrun's processes).
     """
     check_model_name(cfg.model)
-    if not Path(cfg.data).exists():  # checked here, not in the config: --print-config needs no data
-        raise ConfigError(f"data {cfg.data} not found: pass a FER+ folder or a prepared manifest")
+    cfg.check_files()
     rt = runtime or start_runtime(cfg.device, cfg.gpu, cfg.bf16)
     completed = False
     try:
