@@ -27,5 +27,9 @@ class UnknownNameError(MaeumError, ValueError):
         self.kind, self.name, self.known = kind, name, known
 
 
+class MissingFileError(MaeumError, FileNotFoundError):
+    """A file or folder a setting names that is not there (a training run's data, teacher, --init)."""
+
+
 class ConfigError(MaeumError, ValueError):
     """A setting that cannot be used: an unknown key, a wrong type or value, an unreadable config file."""

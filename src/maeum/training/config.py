@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from maeum.errors import ConfigError, MaeumError
+from maeum.errors import ConfigError, MissingFileError
 from maeum.preprocess import InputSpec
 
 # The choices of each choice-valued setting; the first one is the default.
@@ -65,10 +65,6 @@ _TYPES: dict[str, tuple[type, str]] = {
     "bool": (bool, "true or false"),
     "str": (str, "a string"),
 }
-
-
-class MissingFileError(MaeumError, FileNotFoundError):
-    """A file or folder a setting names that is not there."""
 
 
 @dataclass
