@@ -1,6 +1,6 @@
 """Training throughput of each committed recipe on this CPU, and whether data loading keeps up.
 
-    python benchmarks/train_speed.py [--recipes recipes/*.yaml] [--batches 12]
+    python benchmarks/train_speed.py [--recipes recipes/*.yaml] [--batches 12] [--precision auto|bf16|fp32]
 
 For each recipe, on FER+ training crops (needs ../shared): the loader alone (crops ->
 serving's preprocessing -> augmentation, one process, as ``workers: 0`` runs it) and the
@@ -40,14 +40,15 @@ def images_per_s(fn, n_images: int, repeat: int) -> float:
     return n_images * repeat / (time.perf_counter() - t)
 
 
-def measure(recipe: Path, root: Path, images: np.ndarray, repeat: int) -> list[object]:
+def measure(recipe: Path, root: Path, images: np.ndarray, repeat: int, precision: str) -> list[object]:
     cfg = resolve_config(load_config_file(recipe), {"data": str(root), "out": "unused"})
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(0)
     spec = InputSpec.from_dict(cfg.input)
     images = ferplus_at_input(images, spec)  # as training reads FER+ at the recipe's input, once
     b = cfg.batch_size
-    bf16 = cfg.bf16 and cpu_computes_bfloat16()  # as training decides (float32 where bfloat16 is emulated)
+    # auto: as training decides (float32 where the CPU only emulates bfloat16); bf16 or fp32: forced
+    bf16 = cfg.bf16 and cpu_computes_bfloat16() if precision == "auto" else precision == "bf16"
     targets = torch.full((len(images), 7), 1 / 7)
     order = np.random.default_rng(0).permutation(len(images))
     batches = EpochBatches(images, targets, order, b, spec, cfg.seed, 0, mixup=cfg.mixup, cutmix=cfg.cutmix)
@@ -87,13 +88,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", nargs="+", type=Path, default=sorted((REPO / "recipes").glob("*.yaml")))
     parser.add_argument("--batches", type=int, default=12, help="timed batches per measurement")
+    parser.add_argument(
+        "--precision", choices=("auto", "bf16", "fp32"), default="auto", help="auto: each recipe's, as training runs it"
+    )
     args = parser.parse_args()
     root = SHARED / "data" / "ferplus"
     if not (root / "fer2013new.csv").is_file():
         out(f"FER+ not found at {root} (set MAEUM_SHARED)")
         return 1
     images = ferplus.load_split(root, "train", Path.home() / ".cache" / "maeum").images
-    rows = [measure(recipe, root, images, args.batches) for recipe in args.recipes]
+    rows = [measure(recipe, root, images, args.batches, args.precision) for recipe in args.recipes]
     out()
     out(f"FER+ train, {len(images):,} crops of 48x48 at each recipe's input; torch {torch.__version__}")
     out(cpu_description())

@@ -101,7 +101,8 @@ def start_runtime(device: str, gpu: int, mixed_precision: bool) -> Runtime:
     elif mixed_precision and cpu_computes_bfloat16():
         amp = torch.bfloat16
     elif mixed_precision:
-        # emulated bfloat16 is over ten times slower: resnet_s at 48 px on an AVX2 EPYC, 8 against 137 images/s
+        # emulated bfloat16 is over ten times slower: resnet_s at 48 px on an AVX2 EPYC, 12 against 136 images/s
+        # (benchmarks/train_speed.py --precision bf16, then fp32)
         why_float32 = "this CPU has no bfloat16 kernels, which oneDNN has with AVX-512 or AMX"
     return Runtime(dev, rank, world, amp, why_float32)
 
