@@ -11,6 +11,7 @@ a file without this entry is refused.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from importlib import resources
@@ -140,6 +141,11 @@ class EmotionClassifier:
     def labels(self) -> tuple[str, ...]:
         return self.info.labels
 
+    @property
+    def sha256(self) -> str:
+        """The SHA-256 of the model file (read when asked, not at load)."""
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
     def predict(self, faces: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Class probabilities (N, K) for square uint8 crops (N, S, S, 3) or (N, S, S).
 
@@ -172,8 +178,11 @@ class EmotionClassifier:
         return (self.predict(faces, batch_size) + self.predict(mirrored, batch_size)) / 2
 
     def predict_many(self, faces: np.ndarray, batch_size: int | None = None, mirrored: bool = False) -> np.ndarray:
-        """``predict`` (``predict_mirrored`` when ``mirrored``) batch by batch, with a progress bar on a terminal."""
-        predict = self.predict_mirrored if mirrored else self.predict
+        """``predict`` (``predict_mirrored`` when ``mirrored``) batch by batch, with a progress bar on a terminal.
+
+        A model with the mirror pass in its graph (``info.mirrored``) already gives the mirrored
+        answer, so ``mirrored`` runs no second pass for it."""
+        predict = self.predict_mirrored if mirrored and not self.info.mirrored else self.predict
         batch_size = batch_size or self.batch_size
         progress = Progress(len(faces), "faces")
         out = [np.zeros((0, len(self.labels)), np.float32)]

@@ -7,7 +7,6 @@ nothing is typed by hand, so the card cannot drift from the model it describes. 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -75,10 +74,11 @@ def write_card(model: str | Path, reports: Sequence[Path], run: Path | None = No
 
 def _render(model: str | Path, reports: Sequence[Path], run: Path | None, link_from: Path | None) -> str:
     path = resolve_model(model)
-    info = EmotionClassifier(path, threads=1).info
+    clf = EmotionClassifier(path, threads=1)
+    info = clf.info
     if not reports:
         raise CardError("no evaluation report given; run `maeum evaluate MODEL --data D --out DIR` and pass DIR")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = clf.sha256
     loaded = [_load_report(Path(r), info, digest, str(model)) for r in reports]
     config, summary = _load_run(Path(run), info) if run is not None else (None, None)
     lines = _header(info, path)

@@ -153,8 +153,8 @@ def _load_teacher(teacher: str, labels: tuple[str, ...], threads: int | None, de
             raise UnknownNameError("teacher", teacher, [*e.known, "<a run's best.pt>"]) from None
         spec, known, name = clf.info.input, clf.labels, clf.info.name
 
-        def on_crops(crops: np.ndarray) -> np.ndarray:  # a file with the mirror in its graph needs no second pass
-            return clf.predict_many(crops, mirrored=not clf.info.mirrored)
+        def on_crops(crops: np.ndarray) -> np.ndarray:
+            return clf.predict_many(crops, mirrored=True)
 
         def on_inputs(x: torch.Tensor) -> np.ndarray:
             return clf.predict_inputs(np.ascontiguousarray(x.float().cpu().numpy()))

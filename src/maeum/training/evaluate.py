@@ -14,7 +14,6 @@ over the classes with support (a model class the data never has does not count).
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import math
@@ -337,7 +336,7 @@ def evaluate(config: EvalConfig) -> EvalReport:
     return EvalReport(
         model=clf.info.name,
         model_path=str(clf.path),
-        model_sha256=hashlib.sha256(Path(clf.path).read_bytes()).hexdigest(),
+        model_sha256=clf.sha256,
         data=str(config.data),
         split=config.split,
         labels=clf.labels,
@@ -380,13 +379,12 @@ def _predict_known(
     if dropped:
         unlabelled = ' ("(none)": the data gives them no label)' if "(none)" in dropped else ""
         log.info("left out %d images whose label the model lacks%s: %s", sum(dropped.values()), unlabelled, dropped)
-    mirrored = config.tta and not clf.info.mirrored
     if config.tta and clf.info.mirrored:
         log.warning(
             "%s already averages each face with its mirror (exported with --tta): no second mirror pass",
             clf.info.name,
         )
-    return clf.predict_many(data.images[keep], config.batch_size, mirrored), y[keep], dropped, keep
+    return clf.predict_many(data.images[keep], config.batch_size, config.tta), y[keep], dropped, keep
 
 
 def _load_split(config: EvalConfig, split: str, clf: EmotionClassifier) -> _Split:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -123,7 +122,8 @@ def reexport_onnx(
     and ``exported_from`` naming the source.
     """
     path = resolve_model(source)
-    old = EmotionClassifier(path).info
+    source_clf = EmotionClassifier(path)
+    old = source_clf.info
     arch = old.extra.get("architecture")
     if arch == "ensemble":
         raise ConfigError(f"{source} is an ensemble: export its members again, then join them with `maeum ensemble`")
@@ -140,7 +140,7 @@ def reexport_onnx(
     net.load_state_dict(weights)
     scores = f"{data.name}_"  # the source's scores: the new file gets its own
     kept = {k: v for k, v in old.extra.items() if k not in ("tta", "quantization") and not k.startswith(scores)}
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    digest = source_clf.sha256[:12]
     origin = f"{source if isinstance(source, str) and source in BUNDLED_MODELS else path.name} (sha256 {digest}…)"
     info = ModelInfo(
         name=name or old.name,
