@@ -83,6 +83,18 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndarray) -
     }
 
 
+def unprivileged(argv: list[str]) -> list[str]:
+    """``argv`` run so that file permissions apply to it: as root (where chmod 000 stops nobody),
+    without the capabilities that override them."""
+    if os.geteuid() != 0:
+        return argv
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: file permissions cannot be tested")
+    caps = "-dac_override,-dac_read_search"
+    return [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}", *argv]
+
+
 def _png_bomb(w: int, h: int) -> bytes:
     """A valid gray PNG of w x h black pixels: a few hundred KB that decode to w*h bytes."""
 

@@ -93,3 +93,9 @@ def test_box_iou() -> None:
     assert a.iou(Box(5, 0, 10, 10)) == pytest.approx(50 / 150)
     assert a.iou(Box(20, 20, 5, 5)) == 0.0
     assert Box(0, 0, 0, 0).iou(Box(0, 0, 0, 0)) == 0.0
+
+
+def test_a_thin_image_has_no_face_and_its_batch_keeps_the_others(analyzer: Analyzer, astronaut: np.ndarray) -> None:
+    strip = np.full((1, 4000, 3), 128, np.uint8)
+    results = analyzer.analyze_batch([astronaut, strip, strip.transpose(1, 0, 2)])
+    assert [len(r) for r in results] == [1, 0, 0] and results[0][0].emotion.label == "happiness"

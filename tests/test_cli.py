@@ -3,15 +3,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import onnx
 import pytest
+from PIL import Image
 
-from conftest import EXAMPLES, YUNET
+from conftest import EXAMPLES, YUNET, tiny_model, unprivileged
 from maeum.cli import main
+from maeum.filenames import printable
 from maeum.labels import FERPLUS7, display_name
 
 
@@ -67,7 +71,7 @@ def test_csv_and_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and len(rows) == 2  # two faces; the cat adds no row
     assert set(FERPLUS7) <= set(rows[0]) and rows[0]["label"] in FERPLUS7
     code, out, _ = run(capsys, "analyze", str(EXAMPLES), "--format", "table", "--lang", "ko")
-    assert "chelsea_no_face.jpg: no face" in out and "기쁨" in out
+    assert "chelsea_no_face.jpg: 얼굴 없음" in out and "기쁨" in out
 
 
 def test_whole_image_flag_and_no_detect(capsys: pytest.CaptureFixture[str]) -> None:
@@ -137,6 +141,8 @@ def test_bad_inputs_in_a_batch(capsys: pytest.CaptureFixture[str], bad_files: di
         (["--detector-option", "max_side=640.5"], "max_side=640.5: must be a whole number"),
         (["--detector", "haar", "--detector-option", "scale_factor=0.5"], "scale_factor=0.5: must be above 1"),
         (["--detector", "haar", "--detector-option", "cascade=none.xml"], "Haar cascade none.xml not found"),
+        (["--detector", "haar", "--detector-option", f"cascade={__file__}"], "is it an OpenCV cascade XML file?"),
+        (["--detector", "haar", "--detector-option", f"cascade={EXAMPLES / 'astronaut.jpg'}"], "cascade XML file?"),
         (["--detector", "yunet", "--detector-option", f"model_path={__file__}"], "could not be loaded"),
         (["-o", "/nonexistent/out.json"], "cannot write it"),
     ],
@@ -192,11 +198,175 @@ def test_console_script_and_models() -> None:
     assert done.returncode == 1 and "nope.jpg: no such file" in done.stderr
 
 
-def test_closed_pipe_is_not_a_crash() -> None:
+def test_closed_pipe_is_not_a_crash(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("maeum")
-    args = " ".join([str(EXAMPLES)] * 8)
+    for k in range(8):  # copies: the same file named twice is read once
+        shutil.copytree(EXAMPLES, tmp_path / str(k))
+    args = " ".join(str(tmp_path / str(k)) for k in range(8))
     done = subprocess.run(
         f"'{exe}' analyze {args} --format jsonl | head -n 1", shell=True, capture_output=True, text=True, timeout=120
     )
     assert done.stdout.count("\n") == 1
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs and outputs that must not break a run
+
+
+def maeum_process(*args: str, stdout: int | None = subprocess.PIPE, cwd: Path | None = None, root: bool = True):
+    """``maeum ARGS`` in a child process (where a crash cannot take the tests with it)."""
+    argv = [sys.executable, "-m", "maeum.cli", *args]
+    return subprocess.run(
+        argv if root else unprivileged(argv), stdout=stdout, stderr=subprocess.PIPE, cwd=cwd, timeout=300
+    )
+
+
+def test_an_output_that_is_an_input_is_refused_before_any_work(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo = folder / "astronaut.jpg"
+    shutil.copy(EXAMPLES / "astronaut.jpg", photo)
+    (tmp_path / "link.jpg").symlink_to(photo)
+    data = photo.read_bytes()
+    for inputs, output in (
+        ([photo], photo),  # the photo itself
+        ([folder], photo),  # a photo inside the folder analysed
+        ([tmp_path / "link.jpg"], photo),  # the same file under another name
+        ([photo], folder / ".." / "photos" / "astronaut.jpg"),
+    ):
+        code, out, err = run(capsys, "analyze", *map(str, inputs), "-o", str(output))
+        lines = err.splitlines()
+        assert code == 2 and out == "" and len(lines) == 1, err
+        assert f"-o {output}: is the input" in lines[0]
+        assert photo.read_bytes() == data
+
+
+def test_thin_images_give_no_face_and_the_others_their_results(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    strips = []
+    for w, h in ((4000, 1), (1, 4000), (8000, 2)):
+        strips.append(tmp_path / f"{w}x{h}.png")
+        Image.new("RGB", (w, h), (120, 90, 60)).save(strips[-1])
+    good = str(EXAMPLES / "astronaut.jpg")
+    code, out, _ = run(capsys, "analyze", good, *map(str, strips), "-o", str(tmp_path / "out.json"))
+    assert code == 0 and out == ""
+    results = json.loads((tmp_path / "out.json").read_text())
+    assert len(results[good]) == 1 and all(results[str(p)] == [] for p in strips)
+
+
+def test_file_names_that_are_not_utf8_are_written_escaped(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # 얼굴.jpg as a Korean Windows zip stores it: EUC-KR bytes, not UTF-8.
+    folder = tmp_path / "names"
+    folder.mkdir()
+    shutil.copy(EXAMPLES / "astronaut.jpg", os.fsdecode(bytes(folder) + b"/\xbe\xf3\xb1\xbc.jpg"))
+    (folder / "nope.jpg").write_bytes(b"not an image")
+    out_file = tmp_path / "out.json"
+    code, _, err = run(capsys, "analyze", str(folder), "-o", str(out_file))
+    assert code == 1 and "nope.jpg: not an image" in err
+    results = json.loads(out_file.read_bytes().decode("utf-8"))  # strict UTF-8
+    assert {k: len(v) for k, v in results.items()} == {f"{folder}/\\xbe\\xf3\\xb1\\xbc.jpg": 1}
+    code, out, _ = run(capsys, "analyze", str(folder), "--format", "csv")
+    assert code == 1 and "\\xbe\\xf3\\xb1\\xbc.jpg,0," in out
+    bad = os.fsdecode(bytes(folder) + b"/\xbe\xf3.jpg")  # a missing one: the error names it the same way
+    code, out, err = run(capsys, "analyze", bad, "--format", "jsonl")
+    assert code == 1 and json.loads(out)["path"].endswith("/\\xbe\\xf3.jpg") and "\\xbe\\xf3.jpg: no such" in err
+    assert printable("얼굴.jpg") == "얼굴.jpg"
+
+
+def test_existing_paths_with_glob_characters_are_taken_as_they_are(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    shutil.copy(EXAMPLES / "astronaut.jpg", tmp_path / "photo[1].jpg")
+    (tmp_path / "album[2020]").mkdir()
+    shutil.copy(EXAMPLES / "grace_hopper.jpg", tmp_path / "album[2020]" / "x.jpg")
+    code, out, _ = run(capsys, "analyze", str(tmp_path / "photo[1].jpg"), str(tmp_path / "album[2020]"))
+    assert code == 0
+    assert {Path(k).name: len(v) for k, v in json.loads(out).items()} == {"photo[1].jpg": 1, "x.jpg": 1}
+    shutil.copy(EXAMPLES / "astronaut.jpg", tmp_path / "photo2.jpg")
+    code, out, _ = run(capsys, "analyze", str(tmp_path / "photo[0-9].jpg"))  # a pattern no file is named
+    assert code == 0 and [Path(k).name for k in json.loads(out)] == ["photo2.jpg"]
+
+
+def test_folder_walks_skip_hidden_files_and_each_file_is_read_once(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    tree = tmp_path / "tree"
+    (tree / "a" / ".Trashes").mkdir(parents=True)
+    shutil.copy(EXAMPLES / "astronaut.jpg", tree / "a" / "photo.jpg")
+    (tree / "a" / "._photo.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble resource fork")
+    (tree / "a" / ".Trashes" / "old.jpg").write_bytes(b"deleted, half written")
+    (tree / "a" / "loop").symlink_to("..")  # a link loop that `**` follows
+    code, out, err = run(capsys, "analyze", str(tree), "--format", "jsonl")
+    assert code == 0 and err == ""
+    assert [json.loads(line)["path"] for line in out.splitlines()] == [str(tree / "a" / "photo.jpg")]
+    code, out, err = run(
+        capsys, "analyze", str(tree / "**" / "*.jpg"), str(tree / "a" / "photo.jpg"), "--format", "jsonl"
+    )
+    assert code == 0 and [json.loads(line)["path"] for line in out.splitlines()] == [str(tree / "a" / "photo.jpg")]
+
+
+def test_unreadable_files_and_folders_say_permission_denied(tmp_path: Path) -> None:
+    ok = tmp_path / "ok.jpg"
+    shutil.copy(EXAMPLES / "astronaut.jpg", ok)
+    locked, noperm = tmp_path / "locked", tmp_path / "noperm.jpg"
+    locked.mkdir()
+    shutil.copy(EXAMPLES / "astronaut.jpg", locked / "x.jpg")
+    shutil.copy(EXAMPLES / "astronaut.jpg", noperm)
+    locked.chmod(0)
+    noperm.chmod(0)
+    try:
+        done = maeum_process(
+            "analyze", str(ok), str(locked / "x.jpg"), str(noperm), str(locked), "--format", "jsonl", root=False
+        )
+    finally:
+        locked.chmod(0o755)
+    err = done.stderr.decode()
+    assert done.returncode == 1 and "Traceback" not in err, err
+    lines = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert len(lines[0]["faces"]) == 1  # the readable file still got its result
+    assert [x["path"] for x in lines[1:]] == [str(locked / "x.jpg"), str(noperm), str(locked)]
+    assert all("permission denied" in x["error"] for x in lines[1:])
+    assert "3 input(s) failed, 1 analysed" in err
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_is_a_one_line_error_with_its_own_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "analyze", str(EXAMPLES / "astronaut.jpg"), "-o", "/dev/full")
+    assert code == 3 and err.splitlines() == ["maeum: cannot write /dev/full: No space left on device"]
+    with open("/dev/full", "wb") as full:
+        done = maeum_process("analyze", str(EXAMPLES / "astronaut.jpg"), stdout=full.fileno())
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.decode().splitlines() == ["maeum: cannot write stdout: No space left on device"]
+
+
+def test_model_metadata_that_is_not_an_object(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    for text in ("null", "[1, 2]", '"labels"'):
+        model = onnx.load(str(tiny_model(tmp_path / "tiny.onnx")))
+        model.metadata_props[0].value = text
+        onnx.save(model, str(tmp_path / "null.onnx"))
+        code, _, err = run(capsys, "analyze", str(EXAMPLES / "astronaut.jpg"), "--model", str(tmp_path / "null.onnx"))
+        assert code == 2 and "malformed 'maeum' metadata" in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many"])
+def test_max_pixels_must_be_positive(capsys: pytest.CaptureFixture[str], value: str) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["analyze", str(EXAMPLES / "astronaut.jpg"), "--max-pixels", value])
+    assert e.value.code == 2 and "--max-pixels: must be" in capsys.readouterr().err
+
+
+def test_dash_output_is_stdout_and_korean_csv_files_have_a_bom(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "analyze", str(EXAMPLES / "astronaut.jpg"), "-o", "-")
+    assert code == 0 and len(json.loads(out)) == 1 and not (tmp_path / "-").exists()
+    code, _, _ = run(
+        capsys, "analyze", str(EXAMPLES / "astronaut.jpg"), "--format", "csv", "--lang", "ko", "-o", "k.csv"
+    )
+    data = (tmp_path / "k.csv").read_bytes()
+    assert code == 0 and data.startswith(b"\xef\xbb\xbfpath,") and "기쁨".encode() in data

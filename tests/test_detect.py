@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -102,3 +103,12 @@ def test_yunet_without_model_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch
         create_detector("yunet")
     with pytest.raises(ModelError, match="not found"):
         create_detector("yunet", model_path="/nonexistent/yunet.onnx")
+
+
+@pytest.mark.parametrize("name", list_detectors())
+@pytest.mark.parametrize(("w", "h"), [(4000, 1), (1, 4000), (8000, 2), (5000, 1), (1, 1), (2000, 20)])
+def test_thin_and_tiny_images_have_no_face(name: str, w: int, h: int, astronaut: np.ndarray) -> None:
+    # Downscaled to max_side, such strips once became 0 px high (a crash in cv2.resize); YuNet saw
+    # faces of 1e29 px with score 1 in anything 32 px high or less.
+    strip = cv2.resize(astronaut, (w, h), interpolation=cv2.INTER_AREA)
+    assert _detector(name).detect(strip) == []

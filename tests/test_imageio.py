@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import unprivileged
 from maeum.errors import ImageError
 from maeum.imageio import as_rgb_array, load_image
 
@@ -87,7 +90,7 @@ def test_missing_file_and_folder(tmp_path: Path) -> None:
 
 
 def test_max_pixels_is_configurable(bad_files: dict[str, Path]) -> None:
-    with pytest.raises(ImageError, match="image too large"):
+    with pytest.raises(ImageError, match=r"image too large.*--max-pixels"):
         load_image(bad_files["good"], max_pixels=100 * 100)
 
 
@@ -108,3 +111,42 @@ def test_large_photos_under_the_limit_are_read(tmp_path: Path) -> None:
     Image.new("L", (12500, 8000), 128).save(path)
     img = load_image(path)
     assert img.shape == (8000, 12500, 3)
+
+
+def test_max_pixels_above_pillows_own_limit_takes_effect(
+    bad_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pillow refuses more than twice Image.MAX_IMAGE_PIXELS (179 MP by default) whatever max_pixels
+    # says; here its limit is lowered so a 512 x 512 photo stands for a 200 MP one.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50_000)
+    assert load_image(bad_files["good"], max_pixels=300_000).shape == (512, 512, 3)
+    assert Image.MAX_IMAGE_PIXELS == 50_000  # put back
+    with pytest.raises(ImageError, match=r"image too large \(over 100,000 pixels, limit 100,000\).*--max-pixels"):
+        load_image(bad_files["good"], max_pixels=100_000)
+
+
+def test_unreadable_files_say_permission_denied(bad_files: dict[str, Path], tmp_path: Path) -> None:
+    locked, noperm = tmp_path / "locked", tmp_path / "noperm.jpg"
+    locked.mkdir()
+    noperm.write_bytes(bad_files["good"].read_bytes())
+    noperm.chmod(0)
+    locked.chmod(0)
+    probe = (
+        "import sys\nfrom maeum.imageio import load_image\nfrom maeum.errors import ImageError\n"
+        "for path in sys.argv[1:]:\n"
+        "    try:\n        load_image(path)\n    except ImageError as e:\n        print(e)\n"
+    )
+    try:
+        done = subprocess.run(
+            unprivileged([sys.executable, "-c", probe, str(locked / "x.jpg"), str(noperm)]),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        locked.chmod(0o755)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"{locked / 'x.jpg'}: permission denied; a folder on its path cannot be entered",
+        f"{noperm}: permission denied; check the file's permissions",
+    ]

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ASTRONAUT_FACE, HOPPER_FACE
+from conftest import ASTRONAUT_FACE, HOPPER_FACE, unprivileged
 from maeum.analyzer import Analyzer
 from maeum.cli import main
 from maeum.labels import FERPLUS7, display_name
@@ -463,8 +463,8 @@ def test_cli_detector_options_reach_the_detector(one_face_mp4: Path, capsys: pyt
     assert len(lines) == 5 and all(json.loads(line)["faces"] == [] for line in lines)
 
 
-def test_plot_memory_is_bounded() -> None:
-    plot = TimelinePlot("unused.png", FERPLUS7, max_bins=10)
+def test_plot_memory_is_bounded(tmp_path: Path) -> None:
+    plot = TimelinePlot(tmp_path / "unused.png", FERPLUS7, max_bins=10)
     e = Emotion.from_probs(FERPLUS7, [1.0, 0, 0, 0, 0, 0, 0])
     f = Face(Box(0, 0, 10, 10), 1.0, ((0.0, 0.0),) * 5)  # type: ignore[arg-type]
     frame = Frame(0, 0.0, np.zeros((1, 1, 3), np.uint8))
@@ -520,3 +520,118 @@ def test_ctrl_c_leaves_valid_partial_outputs(tmp_path: Path, faces: dict[str, np
     rows = list(csv.DictReader(out_csv.open()))
     assert 20 <= len(rows) < 1500 and all(r[FERPLUS7[-1]] for r in rows)  # whole rows only
     assert frame_count(out_mp4) == len({r["frame"] for r in rows})  # a playable file holding every frame analysed
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs and inputs that must not lose data or crash
+
+
+def test_outputs_that_would_overwrite_the_input_or_each_other_are_refused(tmp_path: Path, one_face_mp4: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(one_face_mp4.read_bytes())
+    data = clip.read_bytes()
+    for argv in (
+        ["--out", str(clip)],
+        ["--csv", str(clip)],
+        ["--plot", str(tmp_path / ".." / tmp_path.name / "clip.mp4")],
+        ["--csv", str(tmp_path / "t.csv"), "--jsonl", str(tmp_path / "t.csv")],
+        ["--out", str(tmp_path / "x.mp4"), "--csv", str(tmp_path / "x.mp4")],
+    ):
+        assert video_cli(str(clip), *argv) == 2, argv
+    assert clip.read_bytes() == data and sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_a_plot_that_cannot_be_written_is_refused_before_the_first_frame(
+    tmp_path: Path, one_face_mp4: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "dir.png").mkdir()
+    csv_path = tmp_path / "t.csv"
+    for plot in (tmp_path / "dir.png", Path("/proc/x.png")):
+        assert video_cli(str(one_face_mp4), "--csv", str(csv_path), "--plot", str(plot)) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and f"--plot {plot}: " in err[0]
+        assert not csv_path.exists()  # no frame was analysed
+    locked = tmp_path / "ro"
+    locked.mkdir(mode=0o555)
+    done = subprocess.run(
+        unprivileged([sys.executable, "-m", "maeum.cli", "video", str(one_face_mp4), "--plot", str(locked / "p.png")]),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2 and "--plot" in done.stderr and "Permission denied" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_a_file_name_that_is_not_utf8_plays(tmp_path: Path, one_face_mp4: Path) -> None:
+    # 얼굴.mp4 in EUC-KR, as a Korean Windows zip stores it: OpenCV alone crashes on such a name.
+    clip = os.fsdecode(bytes(tmp_path) + b"/\xbe\xf3\xb1\xbc.mp4")
+    Path(clip).write_bytes(one_face_mp4.read_bytes())
+    done = subprocess.run(
+        [sys.executable, "-m", "maeum.cli", "video", clip, "--fps", "5", "--csv", str(tmp_path / "t.csv")],
+        capture_output=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(list(csv.DictReader((tmp_path / "t.csv").open()))) == 5
+    with open_video(clip) as source:
+        assert source.frame_count == 30 and len(list(source)) == 30
+    out = os.fsdecode(bytes(tmp_path) + b"/\xbe\xf3.mp4")  # an output OpenCV cannot be given: refused
+    assert video_cli(str(one_face_mp4), "--out", out) == 2
+
+
+def test_unreadable_video_files_say_permission_denied(tmp_path: Path, one_face_mp4: Path) -> None:
+    locked, noperm = tmp_path / "locked", tmp_path / "noperm.mp4"
+    locked.mkdir()
+    noperm.write_bytes(one_face_mp4.read_bytes())
+    noperm.chmod(0)
+    for clip in (locked / "x.mp4", noperm):
+        locked.chmod(0)
+        try:
+            done = subprocess.run(
+                unprivileged([sys.executable, "-m", "maeum.cli", "video", str(clip)]),
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+        finally:
+            locked.chmod(0o755)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert f"{clip}: permission denied" in done.stderr
+
+
+def test_thin_frames_have_no_face(video_analyzer: VideoAnalyzer, one_face_frames: list[np.ndarray]) -> None:
+    strip = cv2.resize(one_face_frames[0], (4000, 1), interpolation=cv2.INTER_AREA)
+    results = list(video_analyzer.run(frames_from_arrays([strip] * 3 + one_face_frames[:3], fps=10)))
+    assert [len(r.faces) for r in results] == [0, 0, 0, 1, 1, 1]  # detected on frames 0 and 3
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_is_a_one_line_error_with_its_own_exit_code(
+    one_face_mp4: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert video_cli(str(one_face_mp4), "--csv", "/dev/full") == 3
+    assert capsys.readouterr().err.splitlines() == ["maeum: cannot write /dev/full: No space left on device"]
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "maeum.cli", "video", str(one_face_mp4), "--fps", "5"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+        )
+    assert done.returncode == 3 and done.stderr.splitlines() == ["maeum: cannot write stdout: No space left on device"]
+
+
+def test_korean_csv_files_start_with_a_bom(tmp_path: Path, one_face_mp4: Path) -> None:
+    assert video_cli(str(one_face_mp4), "--fps", "5", "--lang", "ko", "--csv", str(tmp_path / "t.csv")) == 0
+    rows = list(csv.DictReader((tmp_path / "t.csv").open(encoding="utf-8-sig")))
+    assert (tmp_path / "t.csv").read_bytes().startswith(b"\xef\xbb\xbfframe,") and rows[0]["label"] == "기쁨"
+
+
+def test_usage_errors_name_no_internal_function(one_face_mp4: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--camera", "abc"], [str(one_face_mp4), "--fps", "abc"], [str(one_face_mp4), "--every", "x"]):
+        with pytest.raises(SystemExit) as e:
+            video_cli(*argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and "must be" in err and "invalid" not in err, err  # not "invalid _natural value"

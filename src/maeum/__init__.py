@@ -11,7 +11,7 @@ from maeum.analyzer import Analyzer
 from maeum.classify import EmotionClassifier, ModelInfo
 from maeum.classify import list_models as list_emotion_models
 from maeum.detect import Detector, create_detector, list_detectors
-from maeum.errors import ImageError, MaeumError, ModelError, UnknownNameError
+from maeum.errors import ImageError, MaeumError, ModelError, OutputError, UnknownNameError
 from maeum.imageio import load_image
 from maeum.labels import display_name
 from maeum.preprocess import InputSpec, to_model_input
@@ -30,6 +30,7 @@ __all__ = [
     "MaeumError",
     "ModelError",
     "ModelInfo",
+    "OutputError",
     "UnknownNameError",
     "align_face",
     "create_aligner",

@@ -75,12 +75,14 @@ class ModelInfo:
     def from_metadata(cls, text: str, source: str = "model") -> ModelInfo:
         try:
             data = json.loads(text)
+            if not isinstance(data, dict):
+                raise TypeError(f"a JSON object is expected, not {type(data).__name__}")
             labels = tuple(str(x) for x in data.pop("labels"))
             spec = InputSpec.from_dict(data.pop("input"))
             template = np.asarray(data.pop("template"), dtype=np.float64).reshape(5, 2)
             output = data.pop("output")
             name = str(data.pop("name"))
-        except (KeyError, TypeError, ValueError) as e:
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise ModelError(
                 f"{source}: malformed '{METADATA_KEY}' metadata ({e!r}); re-export the model with maeum"
             ) from None

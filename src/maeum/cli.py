@@ -6,13 +6,13 @@ Each subcommand turns its options into library calls; the library never reads ar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
-import glob
 import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -22,11 +22,13 @@ from maeum.app_cli import add_app_parser
 from maeum.data_cli import add_data_parser
 from maeum.detect import parse_options
 from maeum.ensemble_cli import add_ensemble_parser
-from maeum.errors import ImageError, MaeumError
+from maeum.errors import ImageError, MaeumError, OutputError
 from maeum.evaluate_cli import add_card_parser, add_evaluate_parser
+from maeum.filenames import printable
 from maeum.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_image
+from maeum.inputs import expand_paths
 from maeum.labels import LANGUAGES, display_name
-from maeum.outpaths import output_file
+from maeum.outpaths import TextOutput, output_file, refuse_overwriting
 from maeum.progress import Progress
 from maeum.results import FaceResult
 from maeum.train_cli import add_train_parser
@@ -34,7 +36,9 @@ from maeum.video_cli import add_video_parser, positive_int
 
 log = logging.getLogger("maeum")
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+# 1: some inputs failed, the others have their results; 2: the command itself is wrong (nothing
+# was done); 3: an output could not be written (a full disk, an I/O error).
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WRITE_FAILED = 0, 1, 2, 3
 BATCH_IMAGES, BATCH_PIXELS = 32, 64_000_000
 FORMATS = ("json", "jsonl", "csv", "table")
 
@@ -42,14 +46,22 @@ FORMATS = ("json", "jsonl", "csv", "table")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_PrintableFormatter("maeum: %(message)s"))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO if args.command != "analyze" else logging.WARNING,
-        format="maeum: %(message)s",
-        stream=sys.stderr,
+        handlers=[handler],
         force=True,
     )
     try:
         return int(args.run(args))
+    except OutputError as e:  # a full disk, an I/O error: what was asked for is incomplete
+        log.error("%s", e)
+        try:
+            sys.stdout.flush()
+        except OSError:  # stdout itself failed: drop what it still holds, or Python complains at exit
+            _discard_stdout()
+        return EXIT_WRITE_FAILED
     except MaeumError as e:
         log.error("%s", e)
         return EXIT_USAGE
@@ -59,8 +71,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader closed the pipe (e.g. `| head`): stop quietly, and keep Python from
         # complaining again when it flushes stdout at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _discard_stdout()
         return 141
+
+
+def _discard_stdout() -> None:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+class _PrintableFormatter(logging.Formatter):
+    """Messages with non-UTF-8 file names escaped (``\\xbe``), as in the results."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,9 +113,14 @@ def _parser() -> argparse.ArgumentParser:
         help="when no face is found, classify the image's centred square as one face",
     )
     a.add_argument("--lang", choices=LANGUAGES, default="en", help="label names: en or ko (한국어)")
-    a.add_argument("--output", "-o", type=Path, help="write results to this file instead of stdout")
+    a.add_argument("--output", "-o", type=Path, help="write results to this file instead of stdout ('-': stdout)")
     a.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: cores, max 4)")
-    a.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
+    a.add_argument(
+        "--max-pixels",
+        type=positive_int,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"refuse images with more pixels (default {DEFAULT_MAX_PIXELS:,})",
+    )
     a.set_defaults(run=_analyze)
 
     add_video_parser(sub)
@@ -146,31 +174,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def expand_paths(paths: Sequence[str]) -> Iterator[tuple[str, Path | None, str]]:
-    """Yield (argument, image path, "") for every image, or (argument, None, error) for a bad argument."""
-    for arg in paths:
-        matches = sorted(glob.glob(arg, recursive=True)) if glob.has_magic(arg) else [arg]
-        if not matches:
-            yield arg, None, f"{arg}: no file matches this pattern"
-            continue
-        for match in matches:
-            p = Path(match)
-            if p.is_dir():
-                images = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-                if not images:
-                    yield arg, None, f"{p}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
-                for f in images:
-                    yield arg, f, ""
-            elif p.exists():
-                yield arg, p, ""
-            else:
-                yield arg, None, f"{p}: no such file or folder; check the path"
-
-
 def _analyze(args: argparse.Namespace) -> int:
     from maeum.analyzer import Analyzer
     from maeum.classify import DEFAULT_MODEL
 
+    to_file = args.output is not None and str(args.output) != "-"
+    inputs = list(expand_paths(args.paths, IMAGE_SUFFIXES))
+    if to_file:  # before any work: a folder, or one of the images, is not overwritten
+        output_file(args.output, "-o")
+        refuse_overwriting([("-o", args.output)], [p for _, p, _ in inputs if p is not None])
     analyzer = Analyzer(
         None if args.no_detect else args.detector,
         args.model or DEFAULT_MODEL,
@@ -179,14 +191,19 @@ def _analyze(args: argparse.Namespace) -> int:
         threads=args.threads,
         whole_image_fallback=args.whole_image_if_no_face,
     )
-    try:
-        out: IO[str] = args.output.open("w", encoding="utf-8", newline="") if args.output else sys.stdout
-    except OSError as e:
-        raise MaeumError(
-            f"-o {args.output}: cannot write it ({e.strerror}); pass a file in an existing folder"
-        ) from None
-    writer = _Writer(out, args.format, args.lang, analyzer.classifier.labels)
-    inputs = list(expand_paths(args.paths))
+    if to_file:
+        # A Korean CSV starts with a byte order mark: Excel reads UTF-8 Hangul only with one.
+        encoding = "utf-8-sig" if args.format == "csv" and args.lang == "ko" else "utf-8"
+        try:
+            out: IO[str] = args.output.open("w", encoding=encoding, newline="")
+        except OSError as e:
+            raise MaeumError(
+                f"-o {args.output}: cannot write it ({e.strerror}); pass a file in an existing folder"
+            ) from None
+    else:
+        out = sys.stdout
+    target = TextOutput(out, str(args.output) if to_file else "stdout")
+    writer = _Writer(target, args.format, args.lang, analyzer.classifier.labels)
     progress = Progress(sum(1 for _, p, _ in inputs if p is not None), "images")
     failed = done = read = 0
     batch: list[tuple[str, np.ndarray | None, str]] = []  # (path, image, error), in input order
@@ -232,26 +249,35 @@ def _analyze(args: argparse.Namespace) -> int:
         writer.close()
     finally:
         progress.close()
-        if args.output:
-            out.close()
+        if to_file and not out.closed:  # after a failure: the file is incomplete either way
+            with contextlib.suppress(OSError):
+                out.close()
     if failed:
         log.error("%d input(s) failed, %d analysed", failed, done)
         return EXIT_SOME_FAILED
     return EXIT_OK
 
 
-class _Writer:
-    """Streams results in one of FORMATS (json is written whole at the end)."""
+_NO_FACE = {"en": "no face", "ko": "얼굴 없음"}  # the table's line for an image without faces, per language
 
-    def __init__(self, out: IO[str], fmt: str, lang: str, labels: tuple[str, ...]) -> None:
+
+class _Writer:
+    """Streams results in one of FORMATS (json is written whole at the end).
+
+    File names that are not UTF-8 are written with ``\\xNN`` escapes (``printable``); a write
+    that fails raises OutputError.
+    """
+
+    def __init__(self, out: TextOutput, fmt: str, lang: str, labels: tuple[str, ...]) -> None:
         self.out, self.fmt, self.lang = out, fmt, lang
         self.json: dict[str, list[dict[str, object]]] = {}
         self.names = [display_name(label, lang) for label in labels]
         if fmt == "csv":
-            self.csv = csv.writer(out)
+            self.csv = csv.writer(self.out)
             self.csv.writerow(["path", "face", "x", "y", "w", "h", "score", "label", *self.names])
 
     def write(self, path: str, results: list[FaceResult]) -> None:
+        path = printable(path)
         faces = [r.to_dict(self.lang) for r in results]
         if self.fmt == "json":
             self.json[path] = faces
@@ -264,7 +290,7 @@ class _Writer:
                 self.csv.writerow([path, i, *f["rect"], f["score"], f["label"], *(probs[n] for n in self.names)])  # type: ignore[misc]
         else:
             if not faces:
-                self.out.write(f"{path}: no face\n")
+                self.out.write(f"{path}: {_NO_FACE[self.lang]}\n")
             for i, f in enumerate(faces):
                 probs = f["probs"]
                 assert isinstance(probs, dict)
@@ -274,7 +300,9 @@ class _Writer:
 
     def error(self, path: str, message: str) -> None:
         if self.fmt == "jsonl":
-            self.out.write(json.dumps({"path": path, "error": message}, ensure_ascii=False) + "\n")
+            line = {"path": printable(path), "error": printable(message)}
+            self.out.write(json.dumps(line, ensure_ascii=False) + "\n")
+            self.out.flush()
 
     def close(self) -> None:
         if self.fmt == "json":  # one image per line: readable, and still one JSON document
@@ -283,6 +311,7 @@ class _Writer:
                 for k, v in self.json.items()
             ]
             self.out.write("{\n" + ",\n".join(items) + ("\n}\n" if items else "}\n"))
+        self.out.close()
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -33,3 +33,7 @@ class MissingFileError(MaeumError, FileNotFoundError):
 
 class ConfigError(MaeumError, ValueError):
     """A setting that cannot be used: an unknown key, a wrong type or value, an unreadable config file."""
+
+
+class OutputError(MaeumError):
+    """An output that could not be written once the work was under way: a full disk, an I/O error."""

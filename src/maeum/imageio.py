@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import stat
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,35 +39,74 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS)
         stream = check_file(Path(source), "an image file", ImageError)
     try:
         with warnings.catch_warnings():
-            # Our own max_pixels check below decides; Pillow still refuses > 179 MP at open.
+            # max_pixels decides, checked below before decoding; Pillow's own guard (a warning
+            # above 89 MP, an error above 179 MP) would otherwise refuse a raised max_pixels.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(stream) as im:
+            with _pillow_limit(max_pixels), Image.open(stream) as im:
                 w, h = im.size
                 if w * h > max_pixels:
-                    raise ImageError(
-                        f"{name}: image too large ({w}x{h} pixels, limit {max_pixels:,}); "
-                        "downscale the image or raise max_pixels"
-                    )
+                    raise _too_large(name, f"{w}x{h} pixels", max_pixels)
                 im.load()
                 return pil_to_rgb(ImageOps.exif_transpose(im))
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image file maeum can read (JPEG, PNG, BMP, WebP, TIFF, GIF)") from None
-    except Image.DecompressionBombError:
-        raise ImageError(f"{name}: image too large (a possible decompression bomb); downscale it first") from None
+    except Image.DecompressionBombError:  # only above twice Pillow's limit, so above max_pixels too
+        raise _too_large(name, f"over {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels", max_pixels) from None
+    except PermissionError:
+        raise ImageError(f"{name}: permission denied; check the file's permissions") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{name}: corrupt or truncated image ({e}); re-export or re-download it") from None
 
 
+def _too_large(name: str, size: str, max_pixels: int) -> ImageError:
+    return ImageError(
+        f"{name}: image too large ({size}, limit {max_pixels:,}); "
+        "downscale the image or raise the limit (max_pixels; on the command line --max-pixels)"
+    )
+
+
+# Image.MAX_IMAGE_PIXELS is one setting for the whole process: changed under this lock only.
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _pillow_limit(max_pixels: int) -> Iterator[None]:
+    """Lift Pillow's decompression-bomb limit while opening when ``max_pixels`` is above it."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is None or max_pixels <= 2 * limit:  # Pillow refuses only above twice its limit
+        yield
+        return
+    with _PILLOW_LIMIT_LOCK:
+        Image.MAX_IMAGE_PIXELS = max(max_pixels, limit)
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+
+
 def check_file(path: Path, kind: str, error: type[MaeumError]) -> Path:
-    """Raise ``error`` naming ``path`` if it is missing, a folder or empty; else return it."""
-    if not path.exists():
-        raise error(f"{path}: no such file; check the path")
-    if path.is_dir():
+    """Raise ``error`` naming ``path`` if it is missing, a folder, empty or unreadable; else return it."""
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise error(f"{path}: no such file; check the path") from None
+    except PermissionError:
+        raise error(f"{path}: permission denied; a folder on its path cannot be entered") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read it ({e.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
         raise error(f"{path}: is a folder; pass {kind}")
-    if path.stat().st_size == 0:
+    if info.st_size == 0:
         raise error(f"{path}: empty file (0 bytes); re-export or re-download it")
+    try:
+        with path.open("rb"):
+            pass
+    except PermissionError:
+        raise error(f"{path}: permission denied; check the file's permissions") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read it ({e.strerror})") from None
     return path
 
 

@@ -16,8 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from maeum.errors import MaeumError
+from maeum.errors import MaeumError, OutputError
+from maeum.filenames import printable
 from maeum.labels import LANGUAGES
+from maeum.outpaths import refuse_overwriting, writable_file
 from maeum.progress import Progress
 
 if TYPE_CHECKING:  # maeum.video imports OpenCV: only when the subcommand runs
@@ -38,7 +40,7 @@ def add_video_parser(sub: argparse._SubParsersAction) -> None:
     )
     src = v.add_mutually_exclusive_group(required=True)
     src.add_argument("input", nargs="?", metavar="INPUT", help="video file (mp4, avi, mov, webm ...) or rtsp:// URL")
-    src.add_argument("--camera", type=_natural, metavar="N", help="read camera N (0 is the first) instead")
+    src.add_argument("--camera", type=natural, metavar="N", help="read camera N (0 is the first) instead")
     v.add_argument("--out", type=Path, metavar="FILE", help="write the annotated video (.mp4, .mov, .mkv, .avi)")
     v.add_argument("--csv", metavar="FILE", help="timeline, one row per face per frame ('-': stdout)")
     v.add_argument("--jsonl", metavar="FILE", help="timeline, one JSON line per frame ('-': stdout)")
@@ -46,7 +48,7 @@ def add_video_parser(sub: argparse._SubParsersAction) -> None:
         "--plot", type=Path, metavar="FILE", help="emotion-over-time chart per face (.png; needs matplotlib)"
     )
     v.add_argument("--every", type=positive_int, default=1, metavar="N", help="analyse every Nth frame (default 1)")
-    v.add_argument("--fps", type=_positive_float, metavar="F", help="analyse at most F frames per second of video")
+    v.add_argument("--fps", type=positive_float, metavar="F", help="analyse at most F frames per second of video")
     v.add_argument(
         "--detect-every",
         type=positive_int,
@@ -91,6 +93,7 @@ def run_video(args: argparse.Namespace) -> int:
 
     if not getattr(args, "verbose", False):
         _quiet_opencv()
+    _check_outputs(args)
     try:
         if args.camera is not None:
             source = open_camera(args.camera, every=args.every, sample_fps=args.fps)
@@ -132,8 +135,7 @@ def run_video(args: argparse.Namespace) -> int:
             code = EXIT_INTERRUPTED
         finally:
             progress.close()
-            for sink in sinks:
-                sink.close()
+            _close_all(sinks)
     log.info("%d frames analysed, %d faces", frames, faces)
     return code
 
@@ -159,6 +161,29 @@ def _interrupt_after() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, an output that would overwrite the input or another output, or that
+    cannot be written (a folder, a folder without write permission)."""
+    outputs = [("--out", args.out), ("--csv", args.csv), ("--jsonl", args.jsonl), ("--plot", args.plot)]
+    local_input = args.input is not None and "://" not in args.input
+    refuse_overwriting(outputs, [args.input] if local_input else [])
+    for flag, path in outputs:
+        if path is not None and str(path) != "-":
+            writable_file(path, flag)
+
+
+def _close_all(sinks: list[Sink]) -> None:
+    """Close every sink, even after one fails to (a full disk); then raise the first failure."""
+    failure: OutputError | None = None
+    for sink in sinks:
+        try:
+            sink.close()
+        except OutputError as e:
+            failure = failure or e
+    if failure is not None:
+        raise failure
+
+
 def _sinks(args: argparse.Namespace, fps: float | None, labels: tuple[str, ...]) -> list[Sink]:
     """The outputs asked for, opened before the first frame so a bad path fails at once."""
     from maeum.video import AnnotatedVideo, CsvTimeline, JsonlTimeline, LiveWindow, TimelinePlot, VideoError
@@ -176,13 +201,13 @@ def _sinks(args: argparse.Namespace, fps: float | None, labels: tuple[str, ...])
         if args.plot:
             sinks.append(TimelinePlot(args.plot, labels, args.lang))
     except VideoError:
-        for sink in sinks:
-            sink.close()
+        _close_all(sinks)
         raise
     # Asked for: a window or a warning. By default a camera gets one when it can, silently otherwise.
     if args.show or (args.show is None and args.camera is not None):
         try:
-            sinks.append(LiveWindow(f"maeum: {args.input if args.camera is None else f'camera {args.camera}'}"))
+            name = printable(args.input) if args.camera is None else f"camera {args.camera}"
+            sinks.append(LiveWindow(f"maeum: {name}"))
         except VideoError as e:
             (log.warning if args.show else log.info)("no live window: %s; running headless", e)
     if not sinks:
@@ -200,21 +225,34 @@ def _quiet_opencv() -> None:
 
 def positive_int(text: str) -> int:
     """An argparse type: a whole number of 1 or more."""
-    value = int(text)
+    value = _whole(text, "1 or more")
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
     return value
 
 
-def _natural(text: str) -> int:
-    value = int(text)
+def natural(text: str) -> int:
+    """An argparse type: a whole number of 0 or more."""
+    value = _whole(text, "0 or more")
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
+def positive_float(text: str) -> float:
+    """An argparse type: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
     return value
+
+
+def _whole(text: str, must: str) -> int:
+    # argparse would otherwise report "invalid positive_int value", naming this module's function
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of {must}, got {text!r}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 
 from maeum.errors import ConfigError
@@ -45,6 +46,19 @@ def make_face(
 
 def landmarks_from_box(x: float, y: float, w: float, h: float) -> np.ndarray:
     return BOX_LANDMARKS * [w, h] + [x, y]
+
+
+def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """``image`` shrunk (never enlarged) so its longer side is at most ``max_side``, and the scale used.
+
+    Each side keeps at least 1 pixel: a 4000 x 1 strip becomes 1280 x 1, not an empty image.
+    """
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale == 1.0:
+        return image, scale
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
 
 
 def number_option(

@@ -14,6 +14,7 @@ import numpy as np
 from maeum.detect import register_detector
 from maeum.detect._common import PIXELS, landmarks_from_box, make_face, number_option
 from maeum.errors import ModelError
+from maeum.filenames import opencv_readable
 from maeum.results import Face
 
 
@@ -29,10 +30,17 @@ class HaarDetector:
             number_option(self.name, "min_neighbors", min_neighbors, "0 or more, e.g. 5", lambda v: v >= 0, whole=True)
         )
         self.min_face = int(number_option(self.name, "min_face", min_face, *PIXELS, whole=True))
-        path = Path(cascade) if cascade else Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        opencv_data = Path(cv2.data.haarcascades)
+        path = Path(cascade) if cascade else opencv_data / "haarcascade_frontalface_default.xml"
+        if cascade and not path.is_file() and (opencv_data / path).is_file():  # a bare name: one OpenCV ships
+            path = opencv_data / path
         if cascade and not path.is_file():
-            raise ModelError(f"Haar cascade {path} not found")
-        self._cascade = cv2.CascadeClassifier(str(path))
+            raise ModelError(f"Haar cascade {path} not found (nor in OpenCV's {opencv_data})")
+        try:
+            with opencv_readable(path, ModelError) as name:
+                self._cascade = cv2.CascadeClassifier(name)
+        except (cv2.error, SystemError):  # a file OpenCV cannot parse raises instead of loading empty
+            self._cascade = cv2.CascadeClassifier()
         if self._cascade.empty():
             hint = "is it an OpenCV cascade XML file?" if cascade else "install opencv-python-headless<5"
             raise ModelError(f"could not load Haar cascade {path}; {hint}")

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from maeum.detect import register_detector
-from maeum.detect._common import OVERLAP, PIXELS, SCORE, SIDE, make_face, nms, number_option
+from maeum.detect._common import OVERLAP, PIXELS, SCORE, SIDE, downscale, make_face, nms, number_option
 from maeum.onnx_session import create_session
 from maeum.results import Face
 
@@ -60,12 +60,7 @@ class RetinaFaceDetector:
 
     def detect(self, image: np.ndarray) -> list[Face]:
         h, w = image.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
-        small = (
-            image
-            if scale == 1.0
-            else cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-        )
+        small, scale = downscale(image, self.max_side)
         x = cv2.dnn.blobFromImage(small, 1.0, None, _MEAN_BGR, swapRB=True)  # (1, 3, h, w) BGR - mean
         loc, conf, landms = self._session.run(None, {"input": x})
         scores = conf[0, :, 1]

@@ -9,16 +9,15 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
 
-from maeum.errors import VideoError
+from maeum.errors import OutputError, VideoError
+from maeum.filenames import is_utf8, printable
 from maeum.labels import display_name
-
-if TYPE_CHECKING:
-    pass
+from maeum.outpaths import TextOutput
 from maeum.video.sources import Frame
 from maeum.video.tracking import FrameResult, TrackedFace
 
@@ -33,20 +32,24 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-def _open_text(path: str | Path) -> IO[str]:
+def _open_text(path: str | Path, encoding: str = "utf-8") -> TextOutput:
     if str(path) == "-":
-        return sys.stdout
+        return TextOutput(sys.stdout, "stdout")
     try:
-        return Path(path).open("w", encoding="utf-8", newline="")
+        return TextOutput(Path(path).open("w", encoding=encoding, newline=""), str(path))
     except OSError as e:
         raise VideoError(f"{path}: cannot write ({e.strerror}); check the folder and permissions") from None
 
 
 class CsvTimeline:
-    """One row per face per analysed frame: time, track id, box, smoothed label and scores, raw label."""
+    """One row per face per analysed frame: time, track id, box, smoothed label and scores, raw label.
+
+    With Korean labels a file starts with a UTF-8 byte order mark, so that Excel reads the Hangul.
+    """
 
     def __init__(self, path: str | Path, labels: tuple[str, ...], lang: str = "en") -> None:
-        self.out, self.lang, self.labels = _open_text(path), lang, labels
+        self.out = _open_text(path, "utf-8-sig" if lang == "ko" else "utf-8")
+        self.lang, self.labels = lang, labels
         self.csv = csv.writer(self.out)
         names = [display_name(label, lang) for label in labels]
         header = ["frame", "time", "face", "x", "y", "w", "h", "score", "label", "raw_label", "tracked"]
@@ -71,8 +74,7 @@ class CsvTimeline:
         self.out.flush()  # an interrupted run keeps every row written so far
 
     def close(self) -> None:
-        if self.out is not sys.stdout:
-            self.out.close()
+        self.out.close()
 
 
 class JsonlTimeline:
@@ -86,8 +88,7 @@ class JsonlTimeline:
         self.out.flush()
 
     def close(self) -> None:
-        if self.out is not sys.stdout:
-            self.out.close()
+        self.out.close()
 
 
 # Output container -> FourCC that OpenCV's bundled FFmpeg can encode without extra libraries.
@@ -140,6 +141,8 @@ class AnnotatedVideo:
             raise VideoError(f"{path}: cannot write this kind of video; use one of {', '.join(sorted(_FOURCC))}")
         if not self.path.parent.is_dir():
             raise VideoError(f"{path}: folder {self.path.parent} does not exist")
+        if not is_utf8(self.path):  # OpenCV would crash on it
+            raise VideoError(f"{printable(str(path))}: the file name is not valid UTF-8, which OpenCV cannot write")
         self.fourcc, self.fps, self.max_gap = fourcc, fps, round(max_gap_s * fps)
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] = (0, 0)
@@ -266,7 +269,10 @@ class TimelinePlot:
         axes[0].legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=len(names), prop=font, frameon=False)
         axes[-1].set_xlabel(f"time (s), {self.bin_s:g}-s averages of smoothed scores")
         fig.tight_layout()
-        fig.savefig(self.path, dpi=100)
+        try:
+            fig.savefig(self.path, dpi=100)
+        except OSError as e:
+            raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from None
 
     def _font(self) -> tuple[object, list[str]]:
         """Font properties and label names; English when Korean is asked for but no Hangul font exists."""

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from maeum.errors import VideoError
+from maeum.filenames import is_utf8, opencv_readable, printable
 from maeum.imageio import as_rgb_array, check_file
 
 if TYPE_CHECKING:
@@ -218,9 +219,14 @@ def open_video(source: str | Path, every: int = 1, sample_fps: float | None = No
     url = str(source)
     is_url = "://" in url
     name = re.sub(r"://[^/@]*@", "://***@", url)  # no passwords in messages and logs
-    if not is_url:
+    if is_url:
+        if not is_utf8(url):
+            raise VideoError(f"{printable(name)}: the URL is not valid UTF-8; percent-encode it")
+        cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG)
+    else:
         check_file(Path(name), "a video file", VideoError)
-    cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG)
+        with opencv_readable(url, VideoError) as readable:  # a non-UTF-8 name would crash OpenCV
+            cap = cv2.VideoCapture(readable, cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
         if is_url:
