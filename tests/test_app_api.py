@@ -34,8 +34,11 @@ ERROR = re.compile(r'id="error">([^<]+)<')
 class Visitor:
     """One browser's worth of cookies, with helpers for the diary's forms."""
 
-    def __init__(self, app) -> None:
-        self.client = TestClient(app, follow_redirects=False, raise_server_exceptions=False)
+    def __init__(self, app, address: str = "testclient", forwarded_for: str | None = None) -> None:
+        headers = {"x-forwarded-for": forwarded_for} if forwarded_for else None
+        self.client = TestClient(
+            app, follow_redirects=False, raise_server_exceptions=False, client=(address, 50000), headers=headers
+        )
 
     def csrf(self, path: str = "/posts/new") -> str:
         page = self.client.get(path)
@@ -119,6 +122,10 @@ def test_signup_refuses_bad_input_and_keeps_what_was_typed(diary_app) -> None:
         ({"username": "mina", "password": "short", "password2": "short", "name": "민아"}, "8자 이상"),
         ({"username": "mina", "password": "password123", "password2": "password124", "name": "민아"}, "서로 다릅니다"),
         ({"username": "mina", "password": "password123", "password2": "password123", "name": "  "}, "이름을"),
+        ({"username": "mina", "password": "aaaaaaaa", "password2": "aaaaaaaa", "name": "민아"}, "너무 쉬운"),
+        ({"username": "mina", "password": "12345678", "password2": "12345678", "name": "민아"}, "너무 쉬운"),
+        ({"username": "mina", "password": "PassWord", "password2": "PassWord", "name": "민아"}, "너무 쉬운"),
+        ({"username": "mina1234", "password": "MINA1234", "password2": "MINA1234", "name": "민아"}, "너무 쉬운"),
     ]
     for form, message in cases:
         r = v.client.post("/signup", data={**form, "intro": "안녕", "csrf": v.csrf("/signup")})
@@ -183,12 +190,110 @@ def test_expired_session_sends_to_login_with_a_message(diary_app, selfie_jpeg) -
     csrf = v.csrf()
     with diary_app.state.diary.tx() as db:
         db.execute(update(SessionRow).values(expires_at=utcnow() - dt.timedelta(seconds=1)))
-    r = v.client.post("/posts", data={"text": "lost?", "csrf": csrf}, files={"photo": ("a.jpg", selfie_jpeg)})
-    assert r.status_code == 303 and r.headers["location"].startswith("/login")
-    assert "expired=1" in r.headers["location"]
+    r = v.client.post(
+        "/posts",
+        data={"text": "lost?", "csrf": csrf},
+        files={"photo": ("a.jpg", selfie_jpeg)},
+        headers={"referer": "http://testserver/posts/new"},
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=/posts/new&expired=1"
     assert "세션이 만료되었습니다" in v.client.get(r.headers["location"]).text
     assert v.client.get("/api/posts").status_code == 401
     assert rows(diary_app, Post) == 0 and rows(diary_app, SessionRow) == 0
+    r = v.client.post(
+        "/login", data={"username": "mina", "password": "password123", "next": "/posts/new", "csrf": v.csrf("/login")}
+    )
+    assert r.headers["location"] == "/posts/new"  # back to the form, where the browser's draft waits
+    with diary_app.state.diary.tx() as db:
+        db.execute(update(SessionRow).values(expires_at=utcnow() - dt.timedelta(seconds=1)))
+    r = v.client.post("/posts", data={"csrf": csrf}, headers={"referer": "https://elsewhere.example/posts/new"})
+    assert r.headers["location"] == "/login?next=/&expired=1"  # another site's page is not followed
+
+
+def test_login_limit_counts_per_username_and_address(diary_settings, analyzer) -> None:
+    """Behind a trusted proxy each visitor has their own address; made-up usernames and wrong passwords
+    lock out only the address they came from."""
+    from dataclasses import replace
+
+    from maeum.app.web import create_app
+
+    app = create_app(replace(diary_settings, trusted_proxies=("10.0.0.0/8",)), analyzer)
+    try:
+        Visitor(app).signup("victim")
+        attacker = Visitor(app, "10.0.0.1", forwarded_for="203.0.113.9")
+        victim = Visitor(app, "10.0.0.1", forwarded_for="198.51.100.7")
+        for _ in range(5):
+            assert attacker.login("victim", "wrong-password").status_code == 401
+        assert attacker.login("victim").status_code == 429  # that address waits for this username
+        assert victim.login("victim").status_code == 303  # the user, elsewhere, does not
+        for n in range(25):
+            assert attacker.login(f"made-up-{n}", "whatever1").status_code == 401
+        assert attacker.login("someone-else", "whatever1").status_code == 429  # 30 from one address
+        assert Visitor(app, "10.0.0.1", forwarded_for="198.51.100.7").login("victim").status_code == 303
+        # X-Forwarded-For from anyone but a trusted proxy is not believed: a forger stays at its own address
+        forger = Visitor(app, "192.0.2.1", forwarded_for="198.51.100.7")
+        for _ in range(5):
+            forger.login("victim", "wrong-password")
+        assert forger.login("victim").status_code == 429
+        assert Visitor(app, "10.0.0.1", forwarded_for="198.51.100.7").login("victim").status_code == 303
+    finally:
+        app.state.diary.close()
+
+
+def test_client_address_believes_only_trusted_proxies() -> None:
+    from maeum.app.security import client_address, proxy_networks
+    from maeum.errors import MaeumError
+
+    trusted = proxy_networks(("10.0.0.0/8", "::1"))
+    assert client_address("10.0.0.1", ["1.2.3.4, 10.0.0.2"], trusted) == "1.2.3.4"
+    assert client_address("10.0.0.1", ["6.6.6.6", "1.2.3.4"], trusted) == "1.2.3.4"  # the forged part is left
+    assert client_address("::1", ["1.2.3.4"], trusted) == "1.2.3.4"
+    assert client_address("10.0.0.1", ["garbage"], trusted) == "10.0.0.1"
+    assert client_address("10.0.0.1", [], trusted) == "10.0.0.1"
+    assert client_address("5.5.5.5", ["1.2.3.4"], trusted) == "5.5.5.5"
+    assert client_address("10.0.0.1", ["1.2.3.4"], ()) == "10.0.0.1"  # off by default
+    with pytest.raises(MaeumError, match="not an IP address"):
+        proxy_networks(("proxy.example",))
+
+
+def test_control_characters_are_dropped_from_every_form(diary_app, selfie_jpeg) -> None:
+    """NUL is refused by PostgreSQL and invisible anyway: every text field loses it, on both databases."""
+    v = Visitor(diary_app)
+    r = v.client.post(
+        "/signup",
+        data={
+            "username": "nul",
+            "password": "password123",
+            "password2": "password123",
+            "name": "피지\x00유저",
+            "intro": "소개\x00\x07",
+            "csrf": v.csrf("/signup"),
+        },
+    )
+    assert r.status_code == 303
+    anonymous = Visitor(diary_app)
+    r = anonymous.client.post(
+        "/login", data={"username": "pg\x00user2", "password": "x\x00", "csrf": anonymous.csrf("/login")}
+    )
+    assert r.status_code == 401 and 'value="pguser2"' in r.text
+    r = v.client.post("/profile", data={"name": "이름\x00", "intro": "", "csrf": v.csrf("/profile")})
+    assert r.status_code == 303
+    post_id = v.post_id(selfie_jpeg, text="널 문자\x00 포함\n두 줄\t탭")
+    assert v.client.get(f"/api/posts/{post_id}").json()["text"] == "널 문자 포함\n두 줄\t탭"
+    assert v.client.post("/chat", data={"message": "안녕\x00하세요", "csrf": v.csrf("/chat")}).status_code == 303
+    assert "안녕하세요" in v.client.get("/chat").text
+    assert v.client.get("/pending/%00abc").status_code == 404
+    catalogue = b"name,artist,id,valence,energy\nSo\x00ng,Ba\x00nd,t-1,0.5,0.5\n"
+    r = v.client.post(
+        "/companion/music",
+        data={"format": "spotify", "csrf": v.csrf("/companion")},
+        files={"catalogue": ("songs.csv", catalogue, "text/csv")},
+    )
+    assert r.status_code == 303
+    with diary_app.state.diary.sessions() as db:
+        user = db.scalar(select(User))
+        assert (user.name, user.intro) == ("이름", "")
+        assert db.execute(text("SELECT title, artist FROM tracks")).one() == ("Song", "Band")
 
 
 def test_profile_edit_keeps_posts(diary_app, selfie_jpeg) -> None:
@@ -267,7 +372,7 @@ def test_no_face_is_refused_and_nothing_saved(diary_app, no_face_jpeg) -> None:
         (b"this is not an image at all", "JPEG, PNG, WebP"),
         ("truncated", "손상되어"),
         ("gif", "JPEG, PNG, WebP"),
-        ("huge", "해상도가 너무 큽니다"),
+        ("huge", "해상도가 너무 큽니다 (최대 6,000만 화소)"),
         ("tiny", "너무 작습니다"),
     ],
 )
@@ -300,7 +405,8 @@ def test_missing_or_wrong_fields(diary_app, selfie_jpeg) -> None:
     tomorrow = (today() + dt.timedelta(days=1)).isoformat()
     assert "미래 날짜" in v.post(selfie_jpeg, day=tomorrow).text
     assert "날짜 형식" in v.post(selfie_jpeg, day="2026-02-30").text
-    assert "5000자 이하" in v.post(selfie_jpeg, text="가" * 5001).text
+    assert "5,000자 이하" in v.post(selfie_jpeg, text="가" * 5001).text
+    assert "5,000자까지 쓸 수 있어요" in v.client.get("/posts/new").text  # said before, not only after
     r = v.client.post("/posts", content=b"garbage", headers={"content-type": "multipart/form-data; boundary=x"})
     assert r.status_code in (400, 403)
     assert rows(diary_app, Post) == 0 and image_files(diary_app) == []
@@ -309,11 +415,19 @@ def test_missing_or_wrong_fields(diary_app, selfie_jpeg) -> None:
 
 
 def test_request_too_large(diary_app) -> None:
+    """Over the request limit (25 MB) a photo gets the same message as over the photo limit (20 MB),
+    on the app's own new-entry page."""
     v = Visitor(diary_app)
     v.signup("mina")
     big = os.urandom(26 * 1024 * 1024)
+    photo_limit = "사진이 너무 큽니다. 20MB 이하의 사진을 올려 주세요."
     r = v.client.post("/posts", data={"text": "x", "csrf": v.csrf()}, files={"photo": ("big.jpg", big)})
-    assert r.status_code == 413 and "요청이 너무 큽니다" in r.text
+    assert r.status_code == 413 and ERROR.search(r.text).group(1) == photo_limit
+    assert 'id="post-form"' in r.text and 'id="nav-new"' in r.text  # the app's page, the form again
+    r = v.client.post("/posts", data={"text": "x", "csrf": v.csrf()}, files={"photo": ("big.jpg", big[: 21 << 20])})
+    assert r.status_code == 413 and ERROR.search(r.text).group(1) == photo_limit
+    r = v.client.post("/api/dictation", data={"csrf": v.csrf()}, files={"audio": ("a.webm", big)})
+    assert r.status_code == 413 and r.json()["message"] == "보낸 파일이 너무 큽니다. 더 작은 파일로 다시 시도해 주세요."
     assert rows(diary_app, Post) == 0 and image_files(diary_app) == []
 
 
@@ -365,11 +479,20 @@ def test_several_faces_the_user_picks_theirs(diary_app, two_faces_jpeg) -> None:
     token = r.headers["location"].rsplit("/", 1)[1]
     assert v.client.get(f"/pending/{token}/image").status_code == 200
     assert v.client.post(f"/pending/{token}", data={"face": "5", "csrf": v.csrf()}).status_code == 400
+    home = v.client.get("/").text  # the choice can be found again, and it says when it goes
+    assert 'id="pending"' in home and f'href="/pending/{token}"' in home and "24시간 안에" in home
+    assert "24시간 안에" in pick.text
     r = v.client.post(f"/pending/{token}", data={"face": "1", "csrf": v.csrf()})
     post = v.client.get(r.headers["location"].replace("/posts/", "/api/posts/").split("?")[0]).json()
     assert post["face_count"] == 2 and post["face_box"][0] > 500  # the face on the right
     assert rows(diary_app, PendingPost) == 0 and len(image_files(diary_app)) == 1
-    assert v.client.get(f"/pending/{token}").status_code == 404  # used up
+    again = v.client.post(f"/pending/{token}", data={"face": "0", "csrf": v.csrf()})  # sent twice
+    assert again.status_code == 303 and again.headers["location"] == f"/posts/{post['id']}"
+    assert v.client.get(f"/pending/{token}").headers["location"] == f"/posts/{post['id']}"
+    assert rows(diary_app, Post) == 1 and 'id="pending"' not in v.client.get("/").text
+    other = Visitor(diary_app)
+    other.signup("jisu")
+    assert other.client.get(f"/pending/{token}").status_code == 404
 
 
 def test_expired_face_choices_are_removed(diary_app, two_faces_jpeg) -> None:
@@ -429,11 +552,22 @@ def test_other_users_posts_are_not_found(diary_app, selfie_jpeg, two_faces_jpeg)
     assert post["label"] == "happiness" and post["feedback"] is None  # untouched
 
 
-def test_delete_post(diary_app, selfie_jpeg) -> None:
+def test_delete_post_asks_first_and_says_it_is_done(diary_app, selfie_jpeg) -> None:
     v = Visitor(diary_app)
     v.signup("mina")
-    post_id = v.post_id(selfie_jpeg)
-    assert v.client.post(f"/posts/{post_id}/delete", data={"csrf": v.csrf()}).status_code == 303
+    post_id = v.post_id(selfie_jpeg, text="지울 일기")
+    r = v.client.post(f"/posts/{post_id}/delete", data={"csrf": v.csrf()})  # the button, without the script
+    assert r.status_code == 303 and r.headers["location"] == f"/posts/{post_id}/delete"
+    assert rows(diary_app, Post) == 1
+    page = v.client.get(f"/posts/{post_id}/delete")
+    assert "이 일기를 삭제할까요?" in page.text and "지울 일기" in page.text
+    assert 'name="confirm" value="1"' in page.text and f'href="/posts/{post_id}"' in page.text  # delete or cancel
+    other = Visitor(diary_app)
+    other.signup("jisu")
+    assert other.client.get(f"/posts/{post_id}/delete").status_code == 404
+    r = v.client.post(f"/posts/{post_id}/delete", data={"csrf": v.csrf(), "confirm": "1"})
+    assert r.status_code == 303 and r.headers["location"] == "/?deleted=1"
+    assert 'id="notice">일기를 삭제했습니다.<' in v.client.get(r.headers["location"]).text
     assert rows(diary_app, Post) == 0 and image_files(diary_app) == []
 
 
@@ -477,6 +611,146 @@ def test_streaks_and_month_grid() -> None:
     assert len(cells) == 28 and weeks[0][0].day == dt.date(2026, 2, 1)  # 1 Feb 2026 is a Sunday
     assert [c for c in cells if c.label] == [stats.DayCell(dt.date(2026, 2, 14), "happiness", 2, 7)]
     assert stats.shift_month(2026, 1, -1) == (2025, 12) and stats.shift_month(2026, 12, 1) == (2027, 1)
+
+
+def test_every_entry_is_reachable_from_home_and_calendar(diary_app, selfie_jpeg) -> None:
+    """Three entries on one day and twenty on others: the home page pages through all of them, and the
+    calendar's day with several entries lists each."""
+    v = Visitor(diary_app)
+    v.signup("mina")
+    first = v.post_id(selfie_jpeg, day="2020-06-01")
+    with diary_app.state.diary.tx() as db:  # the rest as copies of the first, without analysing 22 photos
+        row = db.get(Post, first)
+        columns = {c.key: getattr(row, c.key) for c in Post.__table__.columns if c.key not in ("id", "image")}
+        for n in range(22):
+            day = dt.date(2020, 6, 1) if n < 2 else dt.date(2020, 6, 2) + dt.timedelta(days=n)
+            db.add(Post(**{**columns, "day": day, "image": f"{n:032d}.jpg"}))
+    ids = [p["id"] for p in v.client.get("/api/posts").json()]
+    assert len(ids) == 23
+    seen = []
+    page = v.client.get("/").text
+    seen += re.findall(r'href="/posts/(\d+)"', page)
+    assert len(seen) == 20 and 'href="/?page=2"' in page and 'id="newer-posts"' not in page
+    page = v.client.get("/?page=2").text
+    seen += re.findall(r'href="/posts/(\d+)"', page)
+    assert 'href="/?page=1"' in page and 'id="older-posts"' not in page
+    assert sorted(map(int, seen)) == sorted(ids)
+    assert 'id="page-empty"' in v.client.get("/?page=99").text
+    assert v.client.get("/?page=99999999999999999999").status_code == 200
+    month = v.client.get("/calendar?month=2020-06").text
+    assert 'href="/calendar/2020-06-01"' in month and "×3" in month
+    day = v.client.get("/calendar/2020-06-01").text
+    on_day = [p["id"] for p in v.client.get("/api/posts?month=2020-06").json() if p["day"] == "2020-06-01"]
+    assert sorted(map(int, re.findall(r'href="/posts/(\d+)"', day))) == sorted(on_day) and len(on_day) == 3
+    assert "2020년 6월 1일" in day and 'href="/calendar?month=2020-06"' in day
+    assert 'id="day-empty"' in v.client.get("/calendar/2020-05-01").text
+    assert v.client.get("/calendar/2020-13-01").status_code == 400
+
+
+def test_out_of_range_ids_and_months_are_not_found_or_refused(diary_app, selfie_jpeg) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    v.post_id(selfie_jpeg)
+    for path in (
+        "/posts/99999999999999999999999",
+        "/posts/99999999999999999999999/image",
+        "/api/posts/99999999999999999999999",
+        "/api/posts/9223372036854775808",
+        "/posts/2147483648",
+        "/posts/0",
+        "/posts/-1",
+    ):
+        r = v.client.get(path)
+        assert r.status_code == 404, (path, r.status_code)
+    assert v.client.get("/api/posts/9223372036854775808").json()["message"] == "일기를 찾을 수 없습니다."
+    last = v.client.get("/calendar?month=9999-12")
+    assert last.status_code == 200 and 'id="next-month"' not in last.text and "month=9999-11" in last.text
+    assert v.client.get("/api/posts?month=9999-12").json() == []
+    first = v.client.get("/calendar?month=1900-01")
+    assert first.status_code == 200 and 'id="prev-month"' not in first.text and "month=1900-02" in first.text
+    for month in ("1899-12", "10000-01", "2026-00"):
+        assert v.client.get(f"/calendar?month={month}").status_code == 400
+        assert v.client.get(f"/api/posts?month={month}").json()["error"] == "month_invalid"
+
+
+def test_form_addresses_opened_in_the_browser(diary_app) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    r = v.client.get("/posts")  # the address a refused upload leaves in the bar
+    assert r.status_code == 303 and r.headers["location"] == "/posts/new"
+    for path in ("/logout", "/account/delete", "/chat/draft"):
+        r = v.client.get(path)
+        assert r.status_code == 405 and r.headers["content-type"].startswith("text/html"), path
+        assert "양식을 보낼 때만" in ERROR.search(r.text).group(1) and 'href="/"' in r.text
+        assert "POST" in r.headers["allow"]
+
+
+def test_messages_are_in_the_visitors_language(diary_app) -> None:
+    anonymous = Visitor(diary_app)
+    r = anonymous.client.get("/api/posts")
+    assert r.status_code == 401 and r.json() == {"error": "login_required", "message": "로그인이 필요합니다."}
+    anonymous.client.get("/lang/en")
+    assert anonymous.client.get("/api/posts").json()["message"] == "Please log in."
+    v = Visitor(diary_app)
+    v.signup("mina")
+    form = {"attitude": "friendly", "intensity": "normal", "length": "medium", "endpoint_model": "m"}
+    r = v.client.post("/companion", data={**form, "endpoint_url": "http://192.168.1.1:11434/v1", "csrf": v.csrf()})
+    message = ERROR.search(r.text).group(1)
+    assert r.status_code == 400 and "사설망" in message
+    assert not re.search(r"allow_private|resolves|endpoint", message)  # no developer's English, no parameters
+
+
+def test_cookies_and_dictation_language(diary_app) -> None:
+    v = Visitor(diary_app)
+    r = v.client.get("/lang/en")
+    assert "httponly" in r.headers["set-cookie"].lower()  # no script reads the language
+    v.signup("mina")
+    r = v.client.post("/api/dictation", data={"lang": "fr", "csrf": v.csrf()}, files={"audio": ("a.wav", b"RIFF")})
+    assert r.status_code == 400 and r.json()["error"] == "dictation_lang_invalid"
+
+
+def test_statistics_wording(diary_app, selfie_jpeg) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    v.post_id(selfie_jpeg, day="2020-01-01")
+    page = v.client.get("/stats").text
+    assert "연속 기록 0일째" not in page and "오늘 일기를 쓰면 연속 기록이 시작돼요" in page
+    v.post_id(selfie_jpeg)
+    v.client.get("/lang/en")
+    page = v.client.get("/stats").text
+    assert "Current streak: 1 day<" in page and "Longest streak: 1 day<" in page and "2 entries in all" in page
+    with diary_app.state.diary.tx() as db:
+        db.execute(Post.__table__.delete().where(Post.day == dt.date(2020, 1, 1)))
+    assert "1 entry in all" in v.client.get("/stats").text
+
+
+def test_chat_draft_says_when_it_was_shortened(diary_app) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    v.client.post("/chat", data={"message": "짧은 하루", "csrf": v.csrf("/chat")})
+    assert 'id="draft-shortened"' not in v.client.post("/chat/draft", data={"csrf": v.csrf("/chat")}).text
+    for n in range(6):  # six messages of 997 characters: more than a diary entry holds
+        r = v.client.post("/chat", data={"message": f"{n}" + "가나다라마 " * 166, "csrf": v.csrf("/chat")})
+        assert r.status_code == 303
+    page = v.client.post("/chat/draft", data={"csrf": v.csrf("/chat")}).text
+    assert 'id="draft-shortened"' in page and "5,000자에서 잘렸을 수 있어요" in page
+
+
+def test_data_files_are_private_to_the_server_user(diary_app, selfie_jpeg) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    v.post_id(selfie_jpeg)
+    d = diary_app.state.diary
+    (image,) = image_files(diary_app)
+    modes = {
+        "images": d.store.root.stat().st_mode & 0o777,
+        "image folder": image.parent.stat().st_mode & 0o777,
+        "image": image.stat().st_mode & 0o777,
+        "secret.key": (d.settings.data_dir / "secret.key").stat().st_mode & 0o777,
+    }
+    if d.settings.url.startswith("sqlite"):
+        modes["database"] = Path(d.engine.url.database).stat().st_mode & 0o777
+    assert modes == {name: 0o600 if name in ("image", "secret.key", "database") else 0o700 for name in modes}
 
 
 # ------------------------------------------------------------------------------------------------

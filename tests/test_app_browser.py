@@ -11,6 +11,7 @@ test-artifacts/screenshots), named after the database and the viewport.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import socket
@@ -51,7 +52,9 @@ PASSWORD = "마음-일기-비밀번호-2024"
 EVIL_TEXT = "<script>window.__pwned = 1</script><b>bold</b> 오늘은 좋은 날"
 NO_FACE = "이미지에서 얼굴을 인식하지 못했습니다"
 EXPIRED = "세션이 만료되었습니다"
-DRAFT_KEY = "maeum-draft"
+# Drafts live in localStorage, one key per user ("maeum-draft:ID"), as JSON {text, day}.
+DRAFTS_JS = """() => Object.fromEntries(Object.keys(localStorage)
+    .filter((k) => k.startsWith("maeum-draft")).map((k) => [k, localStorage.getItem(k)]))"""
 TIMEOUT_MS = 15_000
 
 
@@ -241,8 +244,16 @@ def post_id_of(site: Site, page: Page) -> int:
     return int(post_id)
 
 
-def draft(page: Page) -> str | None:
-    return page.evaluate("(key) => localStorage.getItem(key)", DRAFT_KEY)
+def drafts(page: Page) -> dict[str, str]:
+    """Every draft kept in the browser, by key."""
+    return page.evaluate(DRAFTS_JS)
+
+
+def draft(page: Page, field: str = "text") -> str | None:
+    """The text (or date) of the one draft in the browser, or None when there is none."""
+    kept = drafts(page)
+    assert len(kept) <= 1 and all(key.startswith("maeum-draft:") for key in kept), kept
+    return json.loads(next(iter(kept.values())))[field] if kept else None
 
 
 def api(page: Page, path: str, status: int = 200) -> Any:
@@ -373,7 +384,7 @@ def test_journey_post_confirm_calendar_stats(site: Site, selfie_jpeg: bytes) -> 
 
     # log out: the diary is closed again
     page.click("#logout")
-    page.wait_for_url(site.url("/login"))
+    page.wait_for_url(site.url("/login?signed_out=1"))
     assert api(page, "/api/posts", 401)["error"] == "login_required"
     page.goto(f"/posts/{post_id}")
     assert page.url == site.url(f"/login?next=/posts/{post_id}")
@@ -429,7 +440,8 @@ def test_two_faces_pick_the_second(site: Site, two_faces_jpeg: bytes) -> None:
     assert record["face_count"] == 2
     assert record["face_box"] == pytest.approx(second_box, abs=0.05)
     assert page.request.get(f"/posts/{post_id}/image").status == 200
-    assert page.request.get(pending_path).status == 404, "the choice is used up"
+    again = page.request.get(pending_path)  # used up: the page of the choice now leads to the entry
+    assert again.status == 200 and again.url == site.url(f"/posts/{post_id}"), "the choice is used up"
     assert len(site.image_files()) == 1, "the upload became the post's image, with no copy left behind"
 
 
@@ -511,19 +523,21 @@ def test_webcam_capture_uploads_a_real_image(site: Site) -> None:
 
 def test_expired_session_keeps_the_draft(site: Site, selfie_jpeg: bytes) -> None:
     """The session ends while writing: submitting leads to the login page with the Korean notice, and
-    after logging in the new-entry page has the text back from the browser's draft."""
+    after logging in the new-entry page is back with the text and the date from the browser's draft."""
     page = site.page(mobile=True)
     sign_up(site, page, "slow.writer")
     words = "쓰다 보니 시간이 많이 흘렀다.\n그래도 기록은 남기고 싶다."
+    past = (seoul_today() - dt.timedelta(days=23)).isoformat()
     open_new_post(page, words, jpeg_file(selfie_jpeg))
-    assert draft(page) == words
+    page.fill("#day", past)
+    assert draft(page) == words and draft(page, "day") == past
 
     with database(site) as db:
         expired = db.execute(text("UPDATE sessions SET expires_at = :t"), {"t": dt.datetime(2000, 1, 1)})
         assert expired.rowcount == 1
 
     assert submit_post(site, page) == 303
-    page.wait_for_url(site.url("/login?next=/&expired=1"))
+    page.wait_for_url(site.url("/login?next=/posts/new&expired=1"))
     with database(site) as db:
         assert db.execute(text("SELECT count(*) FROM sessions")).scalar_one() == 0, "the expired row is deleted"
     expect(page.locator("#error")).to_contain_text(EXPIRED)
@@ -533,17 +547,82 @@ def test_expired_session_keeps_the_draft(site: Site, selfie_jpeg: bytes) -> None
     assert api(page, "/api/posts", 401)["error"] == "login_required"
 
     log_in(site, page, "slow.writer")
-    assert page.url == site.url("/")
+    assert page.url == site.url("/posts/new"), "back where the entry was being written"
     assert api(page, "/api/posts") == [], "the expired request saved nothing"
     assert site.image_files() == []
-    page.goto("/posts/new")
     expect(page.locator("#text")).to_have_value(words)
+    expect(page.locator("#day")).to_have_value(past)
     # and now it can be saved, which clears the draft
     page.set_input_files("#photo", jpeg_file(selfie_jpeg))
     assert submit_post(site, page) == 303
     post_id_of(site, page)
     expect(page.locator("#diary-text")).to_have_text(words)
+    expect(page.locator("#post time")).to_have_attribute("datetime", past)
     assert draft(page) is None
+
+
+def test_a_draft_never_reaches_the_next_account(site: Site) -> None:
+    """Two people share a browser: what one typed and left unsaved is forgotten at logout and at account
+    deletion, and never appears in another account's new entry."""
+    page = site.page(mobile=True)
+    sign_up(site, page, "first.writer")
+    secret = "아무에게도 말 못한 비밀: 회사를 그만두고 싶다"
+    open_new_post(page, secret)
+    assert draft(page) == secret
+    page.click("#logout")
+    page.wait_for_url(site.url("/login?signed_out=1"))
+    expect(page.locator("#notice")).to_have_text("로그아웃했습니다.")
+    assert drafts(page) == {}
+    sign_up(site, page, "second.writer")
+    page.goto("/posts/new")
+    expect(page.locator("#text")).to_have_value("")
+    # a draft another user left (their session expired) or an older version's unkeyed one is not shown
+    page.evaluate("() => localStorage.setItem('maeum-draft:999999', JSON.stringify({text: 'x', day: ''}))")
+    page.evaluate("() => localStorage.setItem('maeum-draft', 'an older version kept this for anyone')")
+    page.reload()
+    expect(page.locator("#text")).to_have_value("")
+    page.fill("#text", "두 번째 사람의 초안")
+    page.goto("/account")
+    page.fill("#delete-password", PASSWORD)
+    page.click("#delete-submit")
+    expect(page.locator("#message")).to_contain_text("삭제했습니다")
+    assert drafts(page) == {}
+
+
+def test_deleting_an_entry_asks_first(site: Site, selfie_jpeg: bytes) -> None:
+    """The delete button ("이 일기 삭제") asks first; cancelling keeps the entry, confirming deletes it and says so."""
+    page = site.page(mobile=True)
+    sign_up(site, page, "careful")
+    open_new_post(page, "지울까 말까", jpeg_file(selfie_jpeg))
+    assert submit_post(site, page) == 303
+    post_id = post_id_of(site, page)
+    expect(page.locator("#comment-text")).to_be_visible()  # the page reloads itself once the comment is written
+    asked: list[str] = []
+
+    def answer(accept: bool) -> Any:
+        return lambda dialog: (asked.append(dialog.message), dialog.accept() if accept else dialog.dismiss())
+
+    page.once("dialog", answer(False))
+    page.click("#delete-post")
+    expect(page.locator("#post")).to_be_visible()
+    assert asked == ["이 일기를 삭제할까요? 사진과 코멘트도 함께 지워지며 되돌릴 수 없습니다."]
+    assert api(page, f"/api/posts/{post_id}")["id"] == post_id
+    page.once("dialog", answer(True))
+    page.click("#delete-post")
+    page.wait_for_url(site.url("/?deleted=1"))
+    expect(page.locator("#notice")).to_have_text("일기를 삭제했습니다.")
+    api(page, f"/api/posts/{post_id}", 404)
+    assert site.image_files() == []
+
+
+def test_a_long_chat_message_wraps_on_a_phone(site: Site) -> None:
+    page = site.page(mobile=True)
+    sign_up(site, page, "long.talker")
+    page.goto("/chat")
+    page.fill("#chat-message", "b" * 1000)
+    page.click("#chat-send")
+    expect(page.locator("#messages .message.user")).to_have_count(1)
+    site.shot(page, "chat-long-message")  # fails if the page scrolls sideways at 390 px
 
 
 # ------------------------------------------------------------------------------------------------
@@ -715,7 +794,11 @@ def test_chat_becomes_a_diary_entry(site: Site, selfie_jpeg: bytes) -> None:
     expect(page.locator("#notice")).to_contain_text("대화로 초안을 만들었어요")
     expected = "오늘 시험이 끝나서 후련했어. 저녁엔 가족이랑 산책했어."
     expect(page.locator("#text")).to_have_value(expected)
-    page.wait_for_function("([key, text]) => localStorage.getItem(key) === text", arg=[DRAFT_KEY, expected])
+    page.wait_for_function(
+        "(text) => Object.keys(localStorage).some((k) => k.startsWith('maeum-draft:') "
+        "&& JSON.parse(localStorage.getItem(k)).text === text)",
+        arg=expected,
+    )
 
     page.fill("#text", expected + " 내일도 힘내자!")
     page.set_input_files("#photo", jpeg_file(selfie_jpeg))

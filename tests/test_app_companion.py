@@ -220,9 +220,9 @@ def test_settings_page_saves_and_shows_choices(app) -> None:
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"endpoint_url": "http://10.0.0.5:11434/v1", "endpoint_model": "m"}, "private"),
-        ({"endpoint_url": "http://169.254.169.254/v1", "endpoint_model": "m"}, "non-public"),
-        ({"endpoint_url": "file:///etc/passwd", "endpoint_model": "m"}, "http"),
+        ({"endpoint_url": "http://10.0.0.5:11434/v1", "endpoint_model": "m"}, "사설망 주소"),
+        ({"endpoint_url": "http://169.254.169.254/v1", "endpoint_model": "m"}, "사설망 주소"),
+        ({"endpoint_url": "file:///etc/passwd", "endpoint_model": "m"}, "http://"),
         ({"endpoint_url": "http://127.0.0.1:1/v1"}, "모델 이름"),
         ({"attitude": "rude"}, "attitude"),
         ({"genre": ["sadness:no-such-genre"]}, "genres"),
@@ -322,6 +322,91 @@ def test_chat_refuses_bad_messages_and_keeps_what_was_typed(app) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+# words of suicidal thoughts or self-harm, and what the text says beside the face
+
+CRISIS_TEXT = "자살하고 싶다는 생각이 계속 든다."
+HELP = ("자살예방상담전화 109 (24시간)", "정신건강위기상담 1577-0199")
+
+
+@pytest.fixture(scope="module")
+def neutral_jpeg(hopper) -> bytes:  # Grace Hopper: the analyzer reads her face as neutral
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(hopper).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def test_crisis_diary_shows_help_and_no_cheer_or_songs(app, selfie_jpeg) -> None:
+    v = Visitor(app)
+    v.signup("sora", name="소라")
+    post_id = v.post_id(selfie_jpeg, text=CRISIS_TEXT)  # the astronaut smiles
+    data = comment(v, post_id)
+    assert data["source"] == "offline" and all(h in data["text"] for h in HELP)
+    assert "마음에 남아" not in data["text"] and "기쁨" not in data["text"] and "'자살'" not in data["text"]
+    page = v.client.get(f"/posts/{post_id}").text
+    help_box = re.search(r'<section class="card crisis-help" id="crisis-help".*?</section>', page, re.S)
+    assert help_box and "109 (24시간)" in help_box.group(0) and "1577-0199" in help_box.group(0)
+    assert 'id="music"' not in page and not track_ids(page)  # no happiness songs after it
+    assert v.client.get("/lang/en").status_code in (302, 303)
+    english = v.client.get(f"/posts/{post_id}").text
+    assert "contact your local emergency services or a crisis line" in english
+    ordinary = v.post_id(selfie_jpeg, text="오늘 회사에서 칭찬을 받아서 정말 기뻤다.")
+    page = v.client.get(f"/posts/{ordinary}").text
+    assert 'id="crisis-help"' not in page and 'id="music"' in page
+
+
+def test_crisis_diary_is_not_left_to_the_llm(app, selfie_jpeg, llm) -> None:
+    llm.reply = "와, 최고의 하루였구나! 신나는 노래 들으면서 마음껏 즐겨!"
+    v = Visitor(app)
+    v.signup("sora")
+    use_llm(v, llm)
+    post_id = v.post_id(selfie_jpeg, text="I want to kill myself. Nobody would notice.")
+    data = comment(v, post_id)
+    assert llm.calls == 0 and data["source"] == "offline" and all(h in data["text"] for h in HELP)
+    assert "AI 모델에 연결하지 못해" not in v.client.get(f"/posts/{post_id}").text
+
+
+def test_chat_answers_crisis_messages_with_help_even_with_an_llm(app, llm) -> None:
+    v = Visitor(app)
+    v.signup("sora")
+    csrf = v.csrf("/chat")
+    v.client.post("/chat", data={"message": "오늘 좀 피곤했어", "csrf": csrf})
+    assert 'id="crisis-help"' not in v.client.get("/chat").text
+    v.client.post("/chat", data={"message": "죽고 싶어", "csrf": csrf})
+    page = v.client.get("/chat").text
+    replies = re.findall(r'class="message companion"[^>]*>\s*<span class="who">[^<]+</span>\s*<p>([^<]+)</p>', page)
+    assert all(h in replies[-1] for h in HELP) and 'id="crisis-help"' in page
+    use_llm(v, llm)
+    v.client.post("/chat", data={"message": "요즘 그냥 사라지고 싶어", "csrf": csrf})
+    assert llm.calls == 0
+    with app.state.diary.sessions() as db:
+        last = db.scalars(select(ChatMessage).order_by(ChatMessage.id.desc())).first()
+        assert last.source == "offline" and all(h in last.text for h in HELP)
+
+
+def test_neutral_face_with_sad_text_gets_a_comment_about_the_sadness(app, neutral_jpeg) -> None:
+    v = Visitor(app)
+    v.signup("mina")
+    post_id = v.post_id(neutral_jpeg, text="회사에서 발표를 망쳤다. 너무 속상하고 우울하다.")
+    assert v.client.get(f"/api/posts/{post_id}").json()["label"] == "neutral"
+    data = comment(v, post_id)
+    assert data["text_emotion"] == "sadness" and data["disagree"] is False
+    quiet = ("아무 일 없던", "특별한 일이 없어도", "평범한 하루", "잔잔하게", "조용한 하루", "표정")
+    assert not any(q in data["text"] for q in quiet), data["text"]
+
+
+def test_english_diary_claims_no_text_emotion(app, selfie_jpeg) -> None:
+    v = Visitor(app)
+    v.signup("mina")
+    v.client.get("/lang/en")
+    post_id = v.post_id(selfie_jpeg, text="I am so sad today, I cried all day.")
+    data = comment(v, post_id)
+    assert data["text_emotion"] is None and data["disagree"] is False
+    assert 'id="text-emotion"' not in v.client.get(f"/posts/{post_id}").text
+
+
+# ------------------------------------------------------------------------------------------------
 # read aloud
 
 
@@ -411,7 +496,7 @@ SPOTIFY_CSV = (
 )
 
 
-def test_catalogue_upload_per_user_with_line_numbered_errors(app, selfie_jpeg) -> None:
+def test_catalogue_upload_per_user_with_line_numbered_errors(app, selfie_jpeg, monkeypatch) -> None:
     v = Visitor(app)
     v.signup("mina")
 
@@ -425,6 +510,10 @@ def test_catalogue_upload_per_user_with_line_numbered_errors(app, selfie_jpeg) -
     r = upload(bad.encode())
     assert r.status_code == 400 and "line 4" in ERROR.findall(r.text)[0] and "valence" in ERROR.findall(r.text)[0]
     assert upload(b"").status_code == 400
+    with monkeypatch.context() as m:  # more songs than one import may hold: refused, not a 500
+        m.setattr("maeum.app.music.MAX_IMPORTED_TRACKS", 1)
+        r = upload(SPOTIFY_CSV.encode())
+        assert r.status_code == 400 and "more than the 1" in ERROR.findall(r.text)[0]
     big = app.state.diary.settings.max_catalogue_bytes + 1
     assert upload(b"x" * big).status_code == 413
     with app.state.diary.sessions() as db:  # the refused uploads changed nothing

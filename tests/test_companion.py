@@ -23,6 +23,7 @@ from maeum.companion import (
     write_comment,
 )
 from maeum.companion import offline as offline_mod
+from maeum.companion.chat import ChatTurn, offline_reply, reply
 from maeum.companion.prompt import DIARY_BEGIN, DIARY_END
 from maeum.errors import MaeumError
 
@@ -362,3 +363,165 @@ def test_keywords_strip_particles_and_skip_verbs() -> None:
 
 def test_offline_unknown_emotion_is_neutral() -> None:
     assert offline_comment(_context(face="bewildered"), CompanionSettings())
+
+
+# ---------------------------------------------------------------- face and words
+
+
+QUIET_DAY = ("아무 일 없던", "특별한 일이 없어도", "평범한 하루", "잔잔하게", "조용한 하루")
+FACE_WORDS = ("표정", "얼굴")
+SAD_DIARY = "회사에서 발표를 망쳤다. 너무 속상하고 우울하다."
+
+
+@pytest.mark.parametrize("attitude", ["friendly", "polite", "playful"])
+def test_neutral_face_with_a_clear_sad_text_speaks_to_the_sadness(attitude: str) -> None:
+    # The audit: a neutral selfie with this diary got "아무 일 없던 날도 잘 버텨 낸 날이야".
+    ctx = _context(SAD_DIARY, face="neutral", text_emotion="sadness")
+    for seed in range(12):
+        kinds = offline_mod.compose(ctx, CompanionSettings(attitude=attitude, length="long"), seed=seed)
+        text = " ".join(s for _, s in kinds)
+        assert not any(q in text for q in QUIET_DAY + FACE_WORDS), (seed, text)
+        assert re.search(r"슬픔|속상|무거|눈물", text), text
+
+
+def test_a_smiling_face_with_a_sad_text_asks_and_never_describes_the_face() -> None:
+    # The audit: "표정은 기쁨으로 보였는데 …" then "담담한 표정 뒤에 여러 생각이 오갔을 것 같아".
+    ctx = _context(SAD_DIARY, face="happiness", text_emotion="sadness", emotions_disagree=True)
+    for seed in range(12):
+        parts = offline_mod.compose(ctx, CompanionSettings(length="long"), seed=seed)
+        assert [k for k, _ in parts].count("question") == 1
+        body = " ".join(s for k, s in parts if k != "question")
+        assert not any(q in body for q in QUIET_DAY + FACE_WORDS + ("기쁨",)), (seed, body)
+
+
+def test_face_lines_are_used_when_face_and_text_agree_or_the_text_is_unclear() -> None:
+    settings = CompanionSettings(composition=frozenset({"empathy"}), length="long")
+    for ctx in (_context(face="happiness", text_emotion="happiness"), _context(face="happiness")):
+        texts = [offline_comment(ctx, settings, seed=i) for i in range(8)]
+        assert any("얼굴" in t for t in texts)
+
+
+def test_an_unclear_text_leaves_the_face_in_charge() -> None:
+    quiet = " ".join(
+        offline_comment(_context("회의를 했다.", face="neutral"), CompanionSettings(), seed=i) for i in range(8)
+    )
+    assert any(q in quiet for q in QUIET_DAY)
+
+
+# ---------------------------------------------------------------- what is mentioned
+
+
+@pytest.mark.parametrize(
+    ("diary", "limit", "expected"),
+    [
+        ("오늘은 너무 슬펐다. 할머니가 돌아가셨다. 하루 종일 울었다.", 2, ["할머니"]),
+        ("아버지와 바다에 갔다. 라면을 먹었다. 할머니 가게에서.", 5, ["아버지", "바다", "라면", "가게"]),
+        ("엄마와 강아지랑 공원에 갔다", 5, ["엄마", "강아지", "공원"]),
+        ("오늘은 좋은 날", 2, []),
+        ("그래도 저녁에 화해했어", 2, []),
+        ("하루 종일 좋은 생각만 했다", 2, []),
+        ("고양이가 귀엽다. 고양이 최고", 2, ["고양이"]),
+        ("떡볶이 먹었다. 떡볶이 또 먹고 싶다", 2, []),  # never "떡볶" (떡볶이 is not 떡볶 + 이)
+        ("맛있는 음식을 먹어도 괜찮은 하루", 5, ["음식"]),
+        ("서울로 이사했다", 2, ["서울"]),
+    ],
+)
+def test_keywords_keep_nouns_that_end_like_verbs_and_skip_fillers(diary: str, limit: int, expected: list[str]) -> None:
+    assert offline_mod.keywords(diary, limit) == expected
+
+
+def test_grandmothers_death_is_not_mentioned_as_a_long_day() -> None:
+    ctx = _context("오늘은 너무 슬펐다. 할머니가 돌아가셨다. 하루 종일 울었다.", face="sadness", text_emotion="sadness")
+    mention = dict(offline_mod.compose(ctx, CompanionSettings()))["mention"]
+    assert "'할머니'" in mention and "하루" not in mention and "종일" not in mention
+
+
+# ---------------------------------------------------------------- suicidal thoughts and self-harm
+
+
+CRISIS_DIARIES = [
+    "자살하고 싶다는 생각이 계속 든다.",
+    "요즘 너무 힘들어서 죽고 싶다. 다 끝내고 싶어. 아무도 날 이해 못 해.",
+    "그냥 사라지고 싶다",
+    "I want to die",
+]
+HELP = ("109", "1577-0199")
+CHEERFUL = ("기쁨", "반짝", "설렘", "신나", "잔잔", "평범", "마음껏", "즐거움", "마음에 남아")
+
+
+@pytest.mark.parametrize("diary", CRISIS_DIARIES)
+@pytest.mark.parametrize("face", ["happiness", "neutral", "sadness"])
+@pytest.mark.parametrize("attitude", ["friendly", "polite", "playful"])
+def test_crisis_diary_gets_care_and_help_lines_never_cheer(diary: str, face: str, attitude: str) -> None:
+    ctx = _context(diary, face=face, text_emotion="happiness" if face == "happiness" else None)
+    parts = offline_mod.compose(ctx, CompanionSettings(attitude=attitude, length="long"), seed=3)
+    assert [k for k, _ in parts] == ["greeting", "care", "care", "help", "closing"]
+    text = offline_comment(ctx, CompanionSettings(attitude=attitude), seed=3)
+    assert all(h in text for h in HELP) and "자살예방상담전화 109 (24시간)" in text and "정신건강위기상담" in text
+    assert not any(c in text for c in CHEERFUL), text
+    assert "'" not in text  # nothing from the diary is quoted back
+    assert not re.search(r"[\U0001F300-\U0001FAFF]", text)  # the playful companion drops its emoji
+    assert ("요." in text) is (attitude == "polite")
+
+
+def test_crisis_flag_covers_a_diary_cut_before_the_words() -> None:
+    ctx = _context("오늘은 좋은 날", crisis=True)
+    assert ctx.in_crisis and "109" in offline_comment(ctx, CompanionSettings())
+
+
+def test_crisis_diary_is_never_sent_to_the_endpoint(server: LLMServer) -> None:
+    server.reply = "와 최고의 하루였구나! 신나는 노래 들으면서 마음껏 즐겨!"
+    comment = write_comment(_context(CRISIS_DIARIES[0]), _settings(server), client_factory=_fast)
+    assert comment.source == "offline" and comment.error is None and server.calls == 0
+    assert all(h in comment.text for h in HELP) and server.reply not in comment.text
+    assert write_comment(_context(), _settings(server), client_factory=_fast).source == "llm"  # others still are
+
+
+# ---------------------------------------------------------------- chat
+
+
+def _turns(*messages: str) -> list[ChatTurn]:
+    return [ChatTurn("user", m) for m in messages]
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["그래도 저녁에 화해했어", "회의를 했어", "오늘 정말 행복했어!", "그냥 그랬어", "I had lunch with my sister"],
+)
+@pytest.mark.parametrize("attitude", ["friendly", "polite"])
+def test_chat_replies_never_mention_a_face_or_a_quiet_day(message: str, attitude: str) -> None:
+    # The audit: "그래도 저녁에 화해했어" got "담담한 표정 뒤에 여러 생각이 오갔을 것 같아. '저녁' 이야기구나…"
+    for seed in range(12):
+        text = offline_reply(_turns(message), CompanionSettings(attitude=attitude), seed=seed)
+        assert not any(q in text for q in FACE_WORDS + QUIET_DAY + ("'저녁'",)), (seed, text)
+
+
+@pytest.mark.parametrize("message", ["죽고 싶어", "자해하고 싶은 마음이 들어", "살기 싫다", "I want to kill myself"])
+def test_chat_answers_crisis_messages_with_help(message: str) -> None:
+    for attitude in ("friendly", "polite", "playful"):
+        text = offline_reply(_turns("안녕", message), CompanionSettings(attitude=attitude))
+        assert all(h in text for h in HELP) and "'" not in text
+        assert not any(c in text for c in CHEERFUL)
+
+
+def test_chat_crisis_message_is_answered_without_the_endpoint(server: LLMServer) -> None:
+    answer = reply(_turns("죽고 싶어"), _settings(server), client_factory=_fast)
+    assert answer.source == "offline" and server.calls == 0 and all(h in answer.text for h in HELP)
+    assert reply(_turns("오늘 좀 피곤해"), _settings(server), client_factory=_fast).text == REPLY
+
+
+@pytest.mark.parametrize(
+    ("name", "call"),
+    [
+        ("김민준", "민준아"),
+        ("지은", "지은아"),
+        ("민수", "민수야"),
+        ("남궁민수", "민수야"),
+        ("Mina", "Mina"),
+        ("김", "김"),
+    ],
+)
+def test_friendly_comment_calls_a_korean_name_by_its_given_name(name: str, call: str) -> None:
+    context = CommentContext(user_name=name, diary_text="오늘은 친구와 공원에 갔다.", face_emotion="neutral")
+    greeting = offline_mod.compose(context, CompanionSettings(attitude="friendly"))[0][1]
+    assert greeting.startswith(f"{call}, ")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from maeum.text import LABELS, TextEmotion, analyze_text, disagreement
+from maeum.text import LABELS, TextEmotion, analyze_text, can_read, disagreement, is_clear
 
 SENTENCES = Path(__file__).parent / "data" / "diary_sentences_ko.tsv"
 
@@ -135,6 +135,44 @@ def test_disagreement() -> None:
     assert not disagreement("happiness", weak)
     with pytest.raises(ValueError, match="known"):
         disagreement("smiling", sad)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["자살하고 싶다는 생각이 계속 든다.", "그냥 사라지고 싶다", "없어지고 싶어", "어제 자해를 했다", "살기 싫어"],
+)
+def test_words_of_despair_read_as_sadness(text: str) -> None:
+    # They were unknown to the lexicon and read as neutral (the companion's safety net is maeum.text.crisis).
+    assert analyze_text(text).label == "sadness"
+
+
+@pytest.mark.parametrize(
+    ("text", "readable"),
+    [
+        ("I am so sad today, I cried all day", False),
+        ("Great day at the beach with my sister!", False),
+        ("오늘 I felt so sad and lonely", False),
+        ("오늘 Starbucks에서 coffee를 마셨다", True),
+        ("너무 슬펐다 ㅠㅠ", True),
+        ("😊", True),
+        ("", True),
+    ],
+)
+def test_can_read_only_korean(text: str, readable: bool) -> None:
+    assert can_read(text) is readable
+
+
+def test_english_text_is_neutral_without_evidence() -> None:
+    # Why can_read exists: the Korean lexicon finds nothing in English and would call it neutral.
+    result = analyze_text("I am so sad today, I cried all day")
+    assert result.label == "neutral" and not is_clear(result)
+
+
+def test_is_clear() -> None:
+    assert is_clear(analyze_text("너무 슬퍼"))
+    assert not is_clear(analyze_text("12345"))  # no evidence
+    assert not is_clear(analyze_text("너무 슬퍼"), min_evidence=2)
+    assert not is_clear(analyze_text("기쁘면서도 슬프고 화나고 무서웠다"))  # no label holds half
 
 
 def test_held_out_accuracy_floor() -> None:

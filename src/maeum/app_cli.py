@@ -17,8 +17,8 @@ def add_app_parser(sub: argparse._SubParsersAction) -> None:
         "app",
         help="the emotion diary web app (SQLite by default, PostgreSQL with --database-url)",
         description="Start the diary server. Settings also come from MAEUM_APP_DATA_DIR, MAEUM_APP_DATABASE_URL, "
-        "MAEUM_APP_SECRET_KEY, MAEUM_APP_TIMEZONE, MAEUM_APP_SECURE_COOKIES, MAEUM_APP_ALLOW_PRIVATE_ENDPOINTS and "
-        "MAEUM_APP_SPEECH_MODEL.",
+        "MAEUM_APP_SECRET_KEY, MAEUM_APP_TIMEZONE, MAEUM_APP_SECURE_COOKIES, MAEUM_APP_ALLOW_PRIVATE_ENDPOINTS, "
+        "MAEUM_APP_TRUSTED_PROXIES and MAEUM_APP_SPEECH_MODEL.",
     )
     _common(a)
     a.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
@@ -28,6 +28,12 @@ def add_app_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         default=None,
         help="let users point the companion at LLM servers on private networks (loopback is always allowed)",
+    )
+    a.add_argument(
+        "--trusted-proxies",
+        metavar="LIST",
+        help="comma-separated addresses or networks of reverse proxies in front of the server, e.g. 127.0.0.1; "
+        "their X-Forwarded-For then names each visitor's address (default: none, the connection's address counts)",
     )
     a.add_argument(
         "--speech-model",
@@ -70,8 +76,13 @@ def _settings(args: argparse.Namespace):  # -> AppSettings
         data_dir=args.data_dir,
         database_url=args.database_url,
         allow_private_endpoints=getattr(args, "allow_private_endpoints", None),
+        trusted_proxies=_split(getattr(args, "trusted_proxies", None)),
         speech_model=getattr(args, "speech_model", None),
     )
+
+
+def _split(value: str | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(part.strip() for part in value.split(",") if part.strip())
 
 
 def _serve(args: argparse.Namespace) -> int:

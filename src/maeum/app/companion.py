@@ -26,8 +26,9 @@ from maeum.companion.chat import ChatTurn, check_message, diary_draft, reply
 from maeum.companion.comment import Comment
 from maeum.companion.context import MAX_DIARY_CHARS, MAX_INTRO_CHARS, MAX_NAME_CHARS
 from maeum.companion.endpoint import ChatClient, check_endpoint_url
+from maeum.companion.safety import in_crisis
 from maeum.companion.settings import ATTITUDES, COMPOSITIONS, INTENSITIES, LENGTHS
-from maeum.text.emotion import analyze_text, disagreement
+from maeum.text.emotion import analyze_text, can_read, disagreement, is_clear
 
 log = logging.getLogger(__name__)
 
@@ -128,22 +129,32 @@ def restart_comment(db: DbSession, post: Post) -> None:
         row.status, row.text, row.source, row.error = "pending", "", "", None
 
 
-def comment_context(post: Post, user: User) -> tuple[CommentContext, str, bool]:
-    """What a comment on ``post`` is written from, with the diary text's emotion and whether it disagrees."""
-    text = analyze_text(post.text)
-    try:
-        disagree = disagreement(post.label, text)
-    except ValueError:  # a label the text model does not know (a custom model): no question asked
-        disagree = False
+def comment_context(post: Post, user: User) -> tuple[CommentContext, str | None, bool]:
+    """What a comment on ``post`` is written from, with the diary text's emotion (None for a text
+    ``maeum.text`` cannot read, e.g. English) and whether it disagrees with the face.
+
+    The comment hears of the text's emotion only when it is clear, so it never claims a feeling the
+    words do not show.
+    """
+    if not can_read(post.text):
+        text_emotion, clear, disagree = None, None, False
+    else:
+        text = analyze_text(post.text)
+        text_emotion, clear = text.label, text.label if is_clear(text) else None
+        try:
+            disagree = disagreement(post.label, text)
+        except ValueError:  # a label the text model does not know (a custom model): no question asked
+            disagree = False
     context = CommentContext(
         user_name=user.name[:MAX_NAME_CHARS],
         diary_text=post.text[:MAX_DIARY_CHARS],
         face_emotion=post.label,
         user_intro=user.intro[:MAX_INTRO_CHARS],
-        text_emotion=text.label,
+        text_emotion=clear,
         emotions_disagree=disagree,
+        crisis=in_crisis(post.text),
     )
-    return context, text.label, disagree
+    return context, text_emotion, disagree
 
 
 class Companion:

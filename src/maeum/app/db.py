@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -16,8 +17,10 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def create_db_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get WAL, foreign keys and a busy timeout."""
+    """An engine for ``url``; SQLite files get WAL, foreign keys and a busy timeout, and are readable
+    by their owner only."""
     if url.startswith("sqlite"):
+        _owner_only_sqlite(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20)
 
         @event.listens_for(engine, "connect")
@@ -30,6 +33,22 @@ def create_db_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _owner_only_sqlite(url: str) -> None:
+    """Create the SQLite file (and its folder) for the server's user only, before SQLite creates it
+    with the umask's mode; tighten a file an older version left readable. SQLite gives its -wal and
+    -shm files the database file's mode."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and file.stat().st_mode & 0o077:
+            file.chmod(0o600)
 
 
 def migrate(engine: Engine) -> None:

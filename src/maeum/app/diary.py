@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import secrets
+import math
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from maeum.results import FaceResult
 MIN_FACE_RATIO = 0.2
 PENDING_HOURS = 24
 FIRST_DAY = dt.date(1900, 1, 1)
+MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL; anything larger is simply not found
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
 
 
 @dataclass(frozen=True)
@@ -126,8 +129,10 @@ def new_post(
 def new_pending(
     user: User, day: dt.date, text: str, image: str, size: tuple[int, int], model: str, faces: list[FaceChoice]
 ) -> PendingPost:
+    """The upload waiting for a face choice. Its token is the stored image's random name, which the post
+    keeps, so a choice sent twice finds the post the first one made (:func:`post_of_pending`)."""
     return PendingPost(
-        token=secrets.token_urlsafe(24),
+        token=image.removesuffix(".jpg"),
         user_id=user.id,
         day=day,
         text=text,
@@ -149,18 +154,43 @@ def post_from_pending(pending: PendingPost, user: User, index: int) -> Post:
 
 def owned_post(db: DbSession, user: User, post_id: int) -> Post:
     """The user's post ``post_id``; anyone else's, or none, is 'not found' (never 'forbidden')."""
-    post = db.get(Post, post_id)
+    post = db.get(Post, post_id) if 0 < post_id <= MAX_ID else None
     if post is None or post.user_id != user.id:
         raise UserError("post_not_found", 404)
     return post
 
 
 def owned_pending(db: DbSession, user: User, token: str) -> PendingPost:
-    pending = db.get(PendingPost, token)
+    pending = db.get(PendingPost, token) if _TOKEN.fullmatch(token) else None
     expired = pending is not None and pending.created_at < utcnow() - dt.timedelta(hours=PENDING_HOURS)
     if pending is None or pending.user_id != user.id or expired:
         raise UserError("pending_not_found", 404)
     return pending
+
+
+def post_of_pending(db: DbSession, user: User, token: str) -> Post | None:
+    """The user's post made from the upload ``token`` once its face was chosen; None before (or never)."""
+    if not _TOKEN.fullmatch(token):
+        return None
+    return db.scalar(select(Post).where(Post.user_id == user.id, Post.image == f"{token}.jpg"))
+
+
+def waiting_pending(db: DbSession, user: User) -> list[PendingPost]:
+    """The user's uploads still waiting for a face choice, oldest first (they expire first)."""
+    cutoff = utcnow() - dt.timedelta(hours=PENDING_HOURS)
+    return list(
+        db.scalars(
+            select(PendingPost)
+            .where(PendingPost.user_id == user.id, PendingPost.created_at >= cutoff)
+            .order_by(PendingPost.created_at)
+        )
+    )
+
+
+def pending_hours_left(pending: PendingPost) -> int:
+    """Whole hours (at least 1) until the upload is deleted unless its face is chosen."""
+    left = pending.created_at + dt.timedelta(hours=PENDING_HOURS) - utcnow()
+    return max(1, math.ceil(left.total_seconds() / 3600))
 
 
 def give_feedback(post: Post, label: str, labels: tuple[str, ...]) -> None:
@@ -179,10 +209,10 @@ def posts_between(db: DbSession, user: User, first: dt.date, last: dt.date) -> l
     )
 
 
-def recent_posts(db: DbSession, user: User, limit: int = 20) -> list[Post]:
-    return list(
-        db.scalars(select(Post).where(Post.user_id == user.id).order_by(Post.day.desc(), Post.id.desc()).limit(limit))
-    )
+def recent_posts(db: DbSession, user: User, limit: int = 20, offset: int = 0) -> list[Post]:
+    """The user's posts, latest day first, ``limit`` of them after skipping ``offset``."""
+    newest = select(Post).where(Post.user_id == user.id).order_by(Post.day.desc(), Post.id.desc())
+    return list(db.scalars(newest.limit(limit).offset(offset)))
 
 
 def expired_pending(db: DbSession) -> list[str]:

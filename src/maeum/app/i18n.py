@@ -53,6 +53,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "username_taken": ("이미 사용 중인 아이디입니다.", "That username is taken."),
     "password_short": ("비밀번호는 8자 이상이어야 합니다.", "Passwords need at least 8 characters."),
     "password_mismatch": ("비밀번호가 서로 다릅니다.", "The passwords differ."),
+    "password_weak": (
+        "너무 쉬운 비밀번호입니다. 한 글자만 반복하거나, 아이디와 같거나, 흔히 쓰이는 비밀번호는 쓸 수 없습니다.",
+        "That password is too easy to guess: not one character repeated, not your username, not a common password.",
+    ),
+    "signed_out": ("로그아웃했습니다.", "You are logged out."),
     "name_required": ("이름을 입력해 주세요.", "Please enter your name."),
     "name_too_long": ("이름은 50자 이하로 입력해 주세요.", "Names are at most 50 characters."),
     "intro_too_long": ("소개는 500자 이하로 입력해 주세요.", "Introductions are at most 500 characters."),
@@ -66,6 +71,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Your session expired. Please log in again; the entry you were writing is kept in this browser.",
     ),
     "login_required": ("로그인이 필요합니다.", "Please log in."),
+    "method_not_allowed": (
+        "이 주소는 양식을 보낼 때만 쓰입니다. 처음 화면에서 다시 시작해 주세요.",
+        "This address is only for sending a form. Please start again from the home page.",
+    ),
     "csrf_failed": (
         "요청을 확인할 수 없습니다. 페이지를 새로 고친 뒤 다시 시도해 주세요.",
         "This request could not be verified. Reload the page and try again.",
@@ -104,9 +113,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "day": ("날짜", "Date"),
     "diary_text": ("오늘 하루", "Your day"),
     "diary_placeholder": ("오늘 어떤 하루였나요?", "How was your day?"),
+    "text_help": ("{chars:,}자까지 쓸 수 있어요.", "Up to {chars:,} characters."),
+    "draft_shortened": (
+        "대화가 길어서 초안이 {chars:,}자에서 잘렸을 수 있어요. 빠진 뒷부분은 대화 페이지에서 확인해 주세요.",
+        "The chat was long, so the draft may have been cut at {chars:,} characters; the rest is on the chat page.",
+    ),
     "post_submit": ("기록하기", "Save entry"),
     "text_required": ("일기 내용을 입력해 주세요.", "Please write a few lines about your day."),
-    "text_too_long": ("일기는 {chars}자 이하로 써 주세요.", "Entries are at most {chars} characters."),
+    "text_too_long": ("일기는 {chars:,}자 이하로 써 주세요.", "Entries are at most {chars:,} characters."),
     "day_invalid": ("날짜 형식이 올바르지 않습니다.", "That date is not valid."),
     "day_future": ("미래 날짜의 일기는 쓸 수 없습니다.", "Entries cannot be dated in the future."),
     "image_missing": ("셀카를 선택하거나 촬영해 주세요.", "Please choose or take a selfie."),
@@ -115,7 +129,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The photo is too large; upload one of at most {mb} MB.",
     ),
     "image_too_many_pixels": (
-        "사진의 해상도가 너무 큽니다 (최대 {mp}백만 화소).",
+        "사진의 해상도가 너무 큽니다 (최대 {man:,}만 화소).",
         "The photo has too many pixels (at most {mp} megapixels).",
     ),
     "image_too_small": (
@@ -138,6 +152,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "선택을 기다리던 사진이 없거나 만료되었습니다. 다시 올려 주세요.",
         "That upload is gone or expired; please post again.",
     ),
+    "pending_expires": (
+        "{hours}시간 안에 얼굴을 고르지 않으면 사진과 글이 지워집니다.",
+        "Unless you pick a face within {hours} hours, the photo and the text are deleted.",
+    ),
+    "pending_title": ("얼굴 선택을 기다리는 일기", "Entries waiting for a face choice"),
     # a post
     "post_not_found": ("일기를 찾을 수 없습니다.", "Entry not found."),
     "emotion_is": ("오늘의 감정", "Today's emotion"),
@@ -151,6 +170,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "scores": ("감정 점수", "Emotion scores"),
     "delete_post": ("이 일기 삭제", "Delete this entry"),
     "post_deleted": ("일기를 삭제했습니다.", "Entry deleted."),
+    "delete_post_confirm": (
+        "이 일기를 삭제할까요? 사진과 코멘트도 함께 지워지며 되돌릴 수 없습니다.",
+        "Delete this entry? Its photo and comment go too, and this cannot be undone.",
+    ),
+    "delete_post_submit": ("삭제하기", "Delete"),
+    "cancel": ("취소", "Cancel"),
     "back": ("돌아가기", "Back"),
     # calendar and statistics
     "calendar_title": ("{year}년 {month}월", "{month_name} {year}"),
@@ -158,12 +183,19 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "next_month": ("다음 달", "Next month"),
     "month_empty": ("이 달에는 작성한 일기가 없습니다.", "No entries this month."),
     "month_invalid": ("달 형식이 올바르지 않습니다 (예: 2026-11).", "Months look like 2026-11."),
+    "day_title": ("{year}년 {month}월 {day}일", "{month_name} {day}, {year}"),
+    "day_empty": ("이 날에는 작성한 일기가 없습니다.", "No entries on this day."),
+    "day_entries": ("이 날의 일기 {n}편 보기", "See this day's {n} entries"),
+    "older_posts": ("지난 일기 더 보기", "Older entries"),
+    "newer_posts": ("최근 일기", "Newer entries"),
+    "page_empty": ("이 쪽에는 일기가 없습니다.", "No entries on this page."),
     "weekdays": ("일 월 화 수 목 금 토", "Sun Mon Tue Wed Thu Fri Sat"),
     "stats_title": ("감정 통계", "Emotion statistics"),
     "stats_counts": ("감정별 기록 수", "Entries per emotion"),
     "stats_trend": ("최근 12주 감정 흐름", "Emotions over the last 12 weeks"),
     "stats_total": ("전체 일기 {n}편", "{n} entries in all"),
     "streak_current": ("연속 기록 {n}일째", "Current streak: {n} days"),
+    "streak_none": ("오늘 일기를 쓰면 연속 기록이 시작돼요", "Write today to start a streak"),
     "streak_longest": ("최장 연속 기록 {n}일", "Longest streak: {n} days"),
     "stats_empty": ("통계를 보려면 일기를 먼저 써 주세요.", "Write an entry to see statistics."),
     # the companion
@@ -223,10 +255,23 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "catalogue_removed_saved": ("가져온 곡을 지웠습니다.", "Imported songs removed."),
     "companion_bad_choice": ("알 수 없는 값입니다 ({field}).", "Unknown value for {field}."),
     "endpoint_incomplete": ("서버 주소와 모델 이름을 함께 입력하세요.", "Give both the base URL and the model name."),
-    "endpoint_invalid": ("이 서버 주소는 쓸 수 없습니다: {reason}", "This endpoint cannot be used: {reason}"),
+    # {reason} (from the endpoint guard) is for the log and the operator, not the page
+    "endpoint_invalid": (
+        "이 서버 주소는 쓸 수 없습니다. http:// 또는 https://로 시작하는 공개 주소나 이 컴퓨터의 주소(127.0.0.1, "
+        "localhost)를 넣어 주세요. 사설망 주소(192.168.x.x, 10.x.x.x 등)는 이 서버를 운영하는 사람이 허용했을 때만 "
+        "쓸 수 있습니다.",
+        "This address cannot be used. Give a public address starting with http:// or https://, or this "
+        "computer's (127.0.0.1, localhost). Private-network addresses (192.168.x.x, 10.x.x.x, …) work only "
+        "when whoever runs this server allows them.",
+    ),
     "catalogue_missing": ("CSV 파일을 골라 주세요.", "Choose a CSV file."),
     "catalogue_too_large": ("CSV 파일은 {mb}MB까지 올릴 수 있습니다.", "CSV files can be at most {mb} MB."),
-    "catalogue_invalid": ("음악 목록을 읽을 수 없습니다: {reason}", "The catalogue cannot be read: {reason}"),
+    "catalogue_invalid": (
+        "음악 목록을 읽을 수 없습니다. 고른 형식에 맞는 CSV인지, 곡마다 id와 제목이 있고 valence·energy가 0~1 "
+        "사이인지 확인해 주세요. (원인: {reason})",
+        "The catalogue cannot be read. Check that the CSV has the chosen format, that every song has an id and "
+        "a title, and that valence and energy lie between 0 and 1. (Cause: {reason})",
+    ),
     "comment_title": ("마음의 한마디", "A word from maeum"),
     "comment_pending": ("코멘트를 쓰는 중이에요…", "Writing a comment…"),
     "comment_llm": ("AI 모델이 썼어요", "Written by the language model"),
@@ -239,6 +284,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "comment_ask": ("코멘트 받기", "Ask for a comment"),
     "comment_not_ready": ("코멘트가 아직 준비되지 않았습니다.", "The comment is not ready yet."),
     "text_emotion": ("글에서 읽힌 감정", "Emotion in the text"),
+    "crisis_title": ("혼자 견디지 않아도 돼요", "You don't have to carry this alone"),
+    "crisis_help": (
+        "지금 많이 힘들다면 자살예방상담전화 109 (24시간), 정신건강위기상담 1577-0199에 전화해 주세요. "
+        "당장 위험하다면 119에 연락해 주세요.",
+        "If you are thinking about suicide or hurting yourself, please contact your local emergency services "
+        "or a crisis line now. In Korea: 109 (24 hours) or 1577-0199; emergencies 119.",
+    ),
     "listen": ("🔊 듣기", "🔊 Listen"),
     "listen_stop": ("■ 멈추기", "■ Stop"),
     "tts_unavailable": ("서버에서 음성을 만들 수 없습니다.", "The server cannot read this aloud."),
@@ -276,6 +328,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "dictation_transcribing": ("서버에서 받아쓰는 중이에요…", "Transcribing on the server…"),
     "dictation_nothing": ("알아들은 말이 없어요. 다시 해 볼까요?", "No words were heard. Try again?"),
+    "dictation_lang_invalid": ("받아쓰기 언어는 ko 또는 en이어야 합니다.", "The dictation language must be ko or en."),
     "dictation_unavailable": (
         "이 서버에는 음성 인식이 설치되어 있지 않아요.",
         "Speech recognition is not installed on this server.",
@@ -285,7 +338,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "audio_too_large": ("녹음 파일은 {mb}MB까지 올릴 수 있어요.", "Recordings can be at most {mb} MB."),
     # errors
     "error_title": ("문제가 생겼습니다", "Something went wrong"),
-    "request_too_large": ("요청이 너무 큽니다 (최대 {mb}MB).", "The request is too large (at most {mb} MB)."),
+    "request_too_large": (
+        "보낸 파일이 너무 큽니다. 더 작은 파일로 다시 시도해 주세요.",
+        "What was sent is too large; try again with a smaller file.",
+    ),
     "not_found": ("페이지를 찾을 수 없습니다.", "Page not found."),
     "bad_request": (
         "요청이 올바르지 않습니다. 입력한 내용을 확인해 주세요.",
@@ -298,11 +354,21 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
+# English messages counting one thing ({n} == 1); Korean has no plural.
+ENGLISH_ONE: dict[str, str] = {
+    "stats_total": "1 entry in all",
+    "streak_current": "Current streak: 1 day",
+    "streak_longest": "Longest streak: 1 day",
+    "day_entries": "See this day's entry",
+}
+
+
 def translate(key: str, lang: str, **params: object) -> str:
     pair = MESSAGES.get(key)
     if pair is None:
         return key
-    text = pair[0] if lang == "ko" else pair[1]
+    english = ENGLISH_ONE.get(key, pair[1]) if params.get("n") == 1 else pair[1]
+    text = pair[0] if lang == "ko" else english
     return text.format(**params) if params else text
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 Scope = dict[str, Any]
 Receive = Any
@@ -44,11 +45,12 @@ class SecurityHeaders:
 
 
 class BodyLimit:
-    """Answers 413 to a request body larger than ``max_bytes``, declared or streamed, without
-    passing the excess to the app."""
+    """Answers a request body larger than ``max_bytes``, declared or streamed, without passing the
+    excess to the app: the app's own page at ``error_paths`` (``(page, api)``, GET, no body, the
+    original path in ``?from=``) answers instead, so the refusal looks like every other one."""
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: Any, max_bytes: int, error_paths: tuple[str, str]) -> None:
+        self.app, self.max_bytes, self.error_paths = app, max_bytes, error_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -101,28 +103,23 @@ class BodyLimit:
                 return
 
     async def _reject(self, scope: Scope, send: Send) -> None:
-        mb = self.max_bytes // (1024 * 1024)
-        cookies = dict(scope.get("headers", [])).get(b"cookie", b"").decode("latin-1")
-        english = "maeum_lang=en" in cookies
-        text = (
-            f"The request is too large (at most {mb} MB). Go back and choose a smaller photo."
-            if english
-            else f"요청이 너무 큽니다 (최대 {mb}MB). 뒤로 돌아가 더 작은 사진을 골라 주세요."
-        )
-        body = (
-            f'<!doctype html><html lang="{"en" if english else "ko"}"><meta charset="utf-8">'
-            f'<title>413</title><p class="error">{text}</p><p><a href="/">maeum</a></p></html>'
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"text/html; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                    *HEADERS,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        path = self.error_paths[1] if scope["path"].startswith("/api/") else self.error_paths[0]
+        dropped = (b"content-length", b"content-type", b"transfer-encoding")
+        error_scope = {
+            **scope,
+            "method": "GET",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": urlencode({"from": scope["path"]}).encode(),
+            "headers": [(k, v) for k, v in scope.get("headers", []) if k.lower() not in dropped],
+        }
+
+        async def no_body() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send_closing(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":  # the rest of the body was never read
+                message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
+            await send(message)
+
+        await self.app(error_scope, no_body, send_closing)

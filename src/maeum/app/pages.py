@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session as DbSession
+from starlette.datastructures import FormData
 
 from maeum.app.errors import UserError
 from maeum.app.i18n import LANGS, emotion_name, translate
@@ -20,6 +23,31 @@ from maeum.app.security import csrf_token, csrf_valid, session_user
 from maeum.app.state import Diary
 
 SESSION_COOKIE, ANON_COOKIE, LANG_COOKIE = "maeum_session", "maeum_anon", "maeum_lang"
+# Control characters nobody types on purpose (tab, newline and carriage return stay). PostgreSQL refuses
+# NUL in text, so they are dropped from every form field before any route sees them, on every database.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(value: str) -> str:
+    return _CONTROL.sub("", value)
+
+
+class _CleanFormRequest(Request):
+    async def form(self, **limits: Any) -> FormData:  # type: ignore[override]
+        form = await super().form(**limits)
+        return FormData([(k, clean_text(v) if isinstance(v, str) else v) for k, v in form.multi_items()])
+
+
+class CleanFormRoute(APIRoute):
+    """A route whose form fields (not files) come without control characters."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def clean_handler(request: Request) -> Response:
+            return await handler(_CleanFormRequest(request.scope, request.receive))
+
+        return clean_handler
 
 
 class LoginRequired(Exception):
@@ -90,6 +118,17 @@ def safe_next(target: str | None) -> str:
     """Only same-site paths are followed after login."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
+    return "/"
+
+
+def return_path(request: Request) -> str:
+    """Where to go back to after logging in: the page itself for a GET, else the page the form was
+    sent from (the Referer, when it is this site), else the home page."""
+    if request.method == "GET":
+        return request.url.path + ("?" + request.url.query if request.url.query else "")
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc and referer.netloc == request.url.netloc:
+        return safe_next(referer.path + ("?" + referer.query if referer.query else ""))
     return "/"
 
 

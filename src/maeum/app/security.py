@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
 import secrets
 
 from argon2 import PasswordHasher
@@ -13,6 +14,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session as DbSession
 
 from maeum.app.models import LoginFailure, Session, User, utcnow
+from maeum.errors import MaeumError
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended cost
 
@@ -26,6 +28,53 @@ def verify_password(stored_hash: str, password: str) -> bool:
         return _hasher.verify(stored_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+# The most common passwords of 8 or more characters in public breach lists (shorter ones are refused anyway).
+COMMON_PASSWORDS = frozenset(
+    {
+        "password",
+        "password1",
+        "passw0rd",
+        "12345678",
+        "123456789",
+        "1234567890",
+        "0987654321",
+        "87654321",
+        "12341234",
+        "11223344",
+        "qwertyui",
+        "qwertyuiop",
+        "qwerty123",
+        "1q2w3e4r",
+        "1q2w3e4r5t",
+        "q1w2e3r4",
+        "1qaz2wsx",
+        "qwer1234",
+        "asdf1234",
+        "abcd1234",
+        "abc12345",
+        "a1b2c3d4",
+        "zxcvbnm1",
+        "iloveyou",
+        "sunshine",
+        "princess",
+        "football",
+        "baseball",
+        "superman",
+        "trustno1",
+        "welcome1",
+        "letmein1",
+        "admin123",
+    }
+)
+
+
+def weak_password(password: str, username: str) -> bool:
+    """Whether ``password`` is one character repeated, the username, or one of :data:`COMMON_PASSWORDS`
+    (case ignored). Length is checked apart."""
+    lowered = password.lower()
+    return len(set(lowered)) <= 1 or lowered == username.lower() or lowered in COMMON_PASSWORDS
 
 
 # A hash to verify against when the user does not exist, so both cases take the same time.
@@ -91,7 +140,12 @@ def csrf_valid(secret: str, anchor: str | None, token: str | None) -> bool:
 
 
 class LoginLimiter:
-    """Refuses logins after too many failures for one username or one address within a window."""
+    """Refuses logins after too many failures within a window: ``per_user`` for one username from one
+    address, ``per_ip`` for any usernames from one address.
+
+    Counting a username's failures per address means nobody elsewhere can lock a known user out by
+    guessing wrong on purpose, and made-up usernames only ever lock out their own address.
+    """
 
     def __init__(self, per_user: int, per_ip: int, window_minutes: int) -> None:
         self.per_user, self.per_ip = per_user, per_ip
@@ -102,12 +156,11 @@ class LoginLimiter:
         since = utcnow() - self.window
         db.execute(delete(LoginFailure).where(LoginFailure.at < since))
         worst = 0
-        for column, key, limit in (
-            (LoginFailure.username, username, self.per_user),
-            (LoginFailure.ip, ip, self.per_ip),
-        ):
+        from_ip = LoginFailure.ip == ip[:64]
+        pair = (from_ip, LoginFailure.username == username[:64])
+        for conditions, limit in ((pair, self.per_user), ((from_ip,), self.per_ip)):
             count, oldest = db.execute(
-                select(func.count(), func.min(LoginFailure.at)).where(column == key, LoginFailure.at >= since)
+                select(func.count(), func.min(LoginFailure.at)).where(*conditions, LoginFailure.at >= since)
             ).one()
             if count >= limit and oldest is not None:
                 worst = max(worst, int((oldest + self.window - utcnow()).total_seconds()) + 1)
@@ -116,5 +169,53 @@ class LoginLimiter:
     def failed(self, db: DbSession, username: str, ip: str) -> None:
         db.add(LoginFailure(username=username[:64], ip=ip[:64]))
 
-    def succeeded(self, db: DbSession, username: str) -> None:
-        db.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    def succeeded(self, db: DbSession, username: str, ip: str) -> None:
+        db.execute(delete(LoginFailure).where(LoginFailure.username == username[:64], LoginFailure.ip == ip[:64]))
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def proxy_networks(proxies: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    """The trusted proxies setting as networks; MaeumError names an entry that is neither an address nor a network."""
+    networks = []
+    for entry in proxies:
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise MaeumError(
+                f"trusted proxy {entry!r} is not an IP address or network (e.g. 127.0.0.1 or 10.0.0.0/8)"
+            ) from None
+    return tuple(networks)
+
+
+def client_address(peer: str, forwarded_for: list[str], trusted: tuple[IPNetwork, ...]) -> str:
+    """The address a request came from: ``peer`` (the TCP peer) unless it is a trusted proxy; then the
+    nearest address in X-Forwarded-For (``forwarded_for``, the header's values in order) that is not a
+    trusted proxy. Each proxy appends the address it heard from, so only the entries added by trusted
+    proxies, read from the right, can be believed; anything left of the first untrusted one may be made up."""
+    if not _trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for value in forwarded_for for hop in value.split(",")]
+    for hop in reversed(hops):
+        if _ip(hop) is None:  # garbage: the last proxy is all that is known
+            break
+        if not _trusted(hop, trusted):
+            return hop
+        peer = hop
+    return peer
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _trusted(address: str, trusted: tuple[IPNetwork, ...]) -> bool:
+    ip = _ip(address)
+    return ip is not None and any(ip in network for network in trusted)

@@ -35,6 +35,8 @@ class AppSettings:
     login_failures_per_user: int = 5
     login_failures_per_ip: int = 30
     login_window_minutes: int = 15
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client; empty: the peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
     analysis_threads: int | None = None
     analysis_slots: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     # The companion: LLM endpoints on private networks (other than loopback) are refused unless allowed
@@ -64,7 +66,7 @@ class AppSettings:
             return self
         path = self.data_dir / "secret.key"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_urlsafe(48))
@@ -82,6 +84,7 @@ class AppSettings:
             "SECURE_COOKIES": ("secure_cookies", lambda v: v.lower() in ("1", "true", "yes")),
             "ALLOW_PRIVATE_ENDPOINTS": ("allow_private_endpoints", lambda v: v.lower() in ("1", "true", "yes")),
             "SPEECH_MODEL": ("speech_model", Path),
+            "TRUSTED_PROXIES": ("trusted_proxies", lambda v: tuple(p.strip() for p in v.split(",") if p.strip())),
         }
         for key, (name, cast) in env.items():
             if (value := os.environ.get(ENV_PREFIX + key)) is not None:

@@ -126,7 +126,9 @@ class Recognizer:
         self._lock = threading.Lock()
 
     def transcribe(self, audio: bytes, lang: str = "ko") -> str:
-        """The words spoken in ``audio`` (any format :func:`decode_audio` reads), in ``lang``."""
+        """The words spoken in ``audio`` (any format :func:`decode_audio` reads), in ``lang`` (ko or en)."""
+        if lang not in DICTATION_LANGS:
+            raise UserError("dictation_lang_invalid")
         if not self.available:
             raise UserError("dictation_unavailable", 503)
         samples = decode_audio(audio, self.max_seconds)
@@ -134,7 +136,7 @@ class Recognizer:
             model = self.load()
             segments, _info = model.transcribe(
                 samples,
-                language=lang if lang in DICTATION_LANGS else "ko",
+                language=lang,
                 beam_size=5,
                 temperature=0.0,  # the same recording always gives the same words
                 condition_on_previous_text=False,

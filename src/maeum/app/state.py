@@ -18,7 +18,7 @@ from maeum.app.companion import Companion
 from maeum.app.db import create_db_engine, migrate, session_factory, transaction
 from maeum.app.i18n import EMOJI
 from maeum.app.music import Music
-from maeum.app.security import LoginLimiter, end_expired_sessions
+from maeum.app.security import LoginLimiter, end_expired_sessions, proxy_networks
 from maeum.app.settings import AppSettings
 from maeum.app.speech import Recognizer
 from maeum.app.uploads import ImageStore, UploadLimits
@@ -32,6 +32,7 @@ class Diary:
     """The app's shared state: settings, database, image store, face reader, speech recognizer, templates."""
 
     def __init__(self, settings: AppSettings, analyzer: Analyzer | None) -> None:
+        self.trusted_proxies = proxy_networks(settings.trusted_proxies)  # first: a typo stops the start
         self.settings = settings.with_secret()
         self.recognizer = Recognizer(  # first: a wrong model folder stops the start before anything opens
             self.settings.speech_model, self.settings.max_audio_seconds, self.settings.analysis_threads
@@ -62,6 +63,7 @@ class Diary:
             color=stats.color,
             dictation_server=self.recognizer.available,
             max_audio_seconds=int(self.settings.max_audio_seconds),
+            max_text_chars=self.settings.max_text_chars,
         )
         self.templates = Jinja2Templates(env=env)
         self.companion = Companion(self.tx, self.settings)

@@ -36,10 +36,12 @@ class DayCell:
 def month_weeks(year: int, month: int, days: dict[dt.date, tuple[str, int, int]]) -> list[list[DayCell | None]]:
     """The month as weeks starting on Sunday; ``days`` maps a day to (label, post count, latest post id)."""
     weeks: list[list[DayCell | None]] = []
-    for week in calendar.Calendar(firstweekday=6).monthdatescalendar(year, month):
+    # day numbers, 0 outside the month: no dates are made for the neighbouring months (none after 9999-12)
+    for week in calendar.Calendar(firstweekday=6).monthdayscalendar(year, month):
         row: list[DayCell | None] = []
-        for day in week:
-            if day.month != month:
+        for number in week:
+            day = dt.date(year, month, number) if number else None
+            if day is None:
                 row.append(None)
             elif day in days:
                 label, count, post_id = days[day]
@@ -57,7 +59,7 @@ def shift_month(year: int, month: int, delta: int) -> tuple[int, int]:
 
 def month_bounds(year: int, month: int) -> tuple[dt.date, dt.date]:
     """The first and the last day of the month."""
-    return dt.date(year, month, 1), dt.date(*shift_month(year, month, 1), 1) - dt.timedelta(days=1)
+    return dt.date(year, month, 1), dt.date(year, month, calendar.monthrange(year, month)[1])
 
 
 def streaks(days: Iterable[dt.date], today: dt.date) -> tuple[int, int]:

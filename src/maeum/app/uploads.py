@@ -66,7 +66,7 @@ def prepare_upload(data: bytes, limits: UploadLimits) -> PreparedImage:
                 raise UserError("image_wrong_type")
             w, h = im.size
             if w * h > limits.max_pixels:
-                raise UserError("image_too_many_pixels", 413, mp=limits.max_pixels // 1_000_000)
+                raise _too_many_pixels(limits)
             if min(w, h) < limits.min_side:
                 raise UserError("image_too_small", side=limits.min_side)
             orientation = im.getexif().get(0x0112, 1)
@@ -84,7 +84,7 @@ def prepare_upload(data: bytes, limits: UploadLimits) -> PreparedImage:
     except UnidentifiedImageError:
         raise UserError("image_wrong_type") from None
     except Image.DecompressionBombError:
-        raise UserError("image_too_many_pixels", 413, mp=limits.max_pixels // 1_000_000) from None
+        raise _too_many_pixels(limits) from None
     except (OSError, SyntaxError, ValueError, EOFError):
         raise UserError("image_corrupt") from None
     out = io.BytesIO()
@@ -92,20 +92,27 @@ def prepare_upload(data: bytes, limits: UploadLimits) -> PreparedImage:
     return PreparedImage(rgb, out.getvalue())
 
 
+def _too_many_pixels(limits: UploadLimits) -> UserError:
+    # megapixels for English, units of 10,000 (만) for Korean: "6,000만 화소"
+    return UserError("image_too_many_pixels", 413, mp=limits.max_pixels // 1_000_000, man=limits.max_pixels // 10_000)
+
+
 class ImageStore:
-    """Image files under ``root`` with random names, written atomically."""
+    """Image files under ``root`` with random names, written atomically, readable by the server's user only."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if root.stat().st_mode & 0o077:  # made by an older version: close it to other local accounts
+            root.chmod(0o700)
 
     def save(self, jpeg: bytes) -> str:
         """Write ``jpeg`` under a new random name and return the name; the file is complete on disk."""
         name = secrets.token_urlsafe(24) + ".jpg"
         path = self.path(name)
-        path.parent.mkdir(exist_ok=True)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
         tmp = path.with_name(f".{name}.partial")
-        with open(tmp, "wb") as f:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
             f.write(jpeg)
             f.flush()
             os.fsync(f.fileno())

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -37,6 +37,7 @@ from maeum.app.models import PendingPost, Post, PostComment, User
 from maeum.app.pages import (
     LANG_COOKIE,
     SESSION_COOKIE,
+    CleanFormRoute,
     LoginRequired,
     check_csrf,
     finish,
@@ -44,16 +45,19 @@ from maeum.app.pages import (
     redirect,
     render,
     request_context,
+    return_path,
     safe_next,
     user_of,
 )
 from maeum.app.security import (
     authenticate,
+    client_address,
     end_all_sessions,
     end_session,
     hash_password,
     start_session,
     verify_password,
+    weak_password,
 )
 from maeum.app.settings import AppSettings
 from maeum.app.state import HERE, Diary
@@ -63,6 +67,10 @@ log = logging.getLogger(__name__)
 
 USERNAME = re.compile(r"^[a-z0-9._-]{3,32}$")
 MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+FIRST_MONTH, LAST_MONTH = (1900, 1), (9999, 12)  # the months the calendar shows (dates run out at 9999)
+PAGE_SIZE = 20  # entries per page of the home list
+# The internal pages a request over the size limit is answered with (see BodyLimit).
+TOO_LARGE_PATHS = ("/too-large", "/api/too-large")
 
 
 def create_app(settings: AppSettings | None = None, analyzer: Analyzer | None = None) -> FastAPI:
@@ -83,8 +91,9 @@ def create_app(settings: AppSettings | None = None, analyzer: Analyzer | None = 
 
     app = FastAPI(title="maeum diary", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.diary = app_state
+    app.router.route_class = CleanFormRoute  # every route's form text without control characters (NUL, …)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(BodyLimit, max_bytes=s.max_request_bytes)
+    app.add_middleware(BodyLimit, max_bytes=s.max_request_bytes, error_paths=TOO_LARGE_PATHS)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _routes(app, app_state)
     web_companion.routes(app, app_state)
@@ -106,11 +115,23 @@ def _routes(app: FastAPI, d: Diary) -> None:
         return {"ok": True}
 
     @app.get("/", response_class=HTMLResponse)
-    def home(request: Request) -> Response:
+    def home(request: Request, page_no: int = Query(1, alias="page"), deleted: int = 0) -> Response:
+        page_no = min(max(page_no, 1), 1_000_000)
         with page(request, login=False) as (ctx, db):
             if ctx.user is None:
                 return render(d, ctx, "welcome.html")
-            return render(d, ctx, "home.html", posts=diary.recent_posts(db, ctx.user))
+            posts = diary.recent_posts(db, ctx.user, PAGE_SIZE + 1, (page_no - 1) * PAGE_SIZE)
+            return render(
+                d,
+                ctx,
+                "home.html",
+                posts=posts[:PAGE_SIZE],
+                page_no=page_no,
+                more=len(posts) > PAGE_SIZE,
+                pending=diary.waiting_pending(db, ctx.user) if page_no == 1 else [],
+                hours_left=diary.pending_hours_left,
+                notice=ctx.t("post_deleted") if deleted else None,
+            )
 
     @app.get("/lang/{code}")
     def set_lang(request: Request, code: str, next: str = "/") -> Response:
@@ -120,7 +141,9 @@ def _routes(app: FastAPI, d: Diary) -> None:
             if ctx.user is not None:
                 ctx.user.lang = code
             response = redirect(safe_next(next))
-            response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="lax")
+            response.set_cookie(
+                LANG_COOKIE, code, max_age=365 * 86400, httponly=True, samesite="lax", secure=s.secure_cookies
+            )
             return finish(d, ctx, response)
 
     # accounts ---------------------------------------------------------------------------------
@@ -149,6 +172,8 @@ def _routes(app: FastAPI, d: Diary) -> None:
                     raise UserError("username_invalid")
                 if len(password) < 8:
                     raise UserError("password_short")
+                if weak_password(password, username):
+                    raise UserError("password_weak")
                 if password != password2:
                     raise UserError("password_mismatch")
                 name, intro = _check_profile(name, intro)
@@ -167,7 +192,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
         return _login_response(token)
 
     @app.get("/login", response_class=HTMLResponse)
-    def login_form(request: Request, next: str = "/", expired: int = 0) -> Response:
+    def login_form(request: Request, next: str = "/", expired: int = 0, signed_out: int = 0) -> Response:
         with page(request, login=False) as (ctx, _db):
             if ctx.user is not None:
                 return redirect(safe_next(next))
@@ -178,6 +203,8 @@ def _routes(app: FastAPI, d: Diary) -> None:
                 form={},
                 next=safe_next(next),
                 error=ctx.t("session_expired") if expired else None,
+                notice=ctx.t("signed_out") if signed_out else None,
+                forget_drafts=bool(signed_out),  # the next person on this browser must not find them
             )
 
     @app.post("/login")
@@ -189,7 +216,8 @@ def _routes(app: FastAPI, d: Diary) -> None:
         csrf: str = Form(""),
     ) -> Response:
         username = username.strip().lower()
-        ip = request.client.host if request.client else "?"
+        peer = request.client.host if request.client else "?"
+        ip = client_address(peer, request.headers.getlist("x-forwarded-for"), d.trusted_proxies)
         form = {"username": username}
         try:
             check_csrf(request, d, csrf)
@@ -206,7 +234,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
             if user is None:  # the failure is committed when the block ends, like the new session below
                 d.limiter.failed(db, username, ip)
                 return render(d, ctx, "login.html", 401, form=form, next=safe_next(next), error=ctx.t("login_failed"))
-            d.limiter.succeeded(db, username)
+            d.limiter.succeeded(db, username, ip)
             end_session(db, request.cookies.get(SESSION_COOKIE))
             return _login_response(start_session(db, user, s.session_days), safe_next(next))
 
@@ -227,7 +255,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
         check_csrf(request, d, csrf)
         with page(request, login=False) as (_ctx, db):
             end_session(db, request.cookies.get(SESSION_COOKIE))
-        response = redirect("/login")
+        response = redirect("/login?signed_out=1")
         response.delete_cookie(SESSION_COOKIE)
         return response
 
@@ -304,7 +332,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
         for name in images:  # after the commit: a failed delete leaves files the sweep removes later
             d.store.delete(name)
         with page(request, login=False) as (ctx, _db):
-            response = render(d, ctx, "message.html", message=ctx.t("account_deleted"))
+            response = render(d, ctx, "message.html", message=ctx.t("account_deleted"), forget_drafts=True)
         response.delete_cookie(SESSION_COOKIE)
         return response
 
@@ -321,6 +349,11 @@ def _routes(app: FastAPI, d: Diary) -> None:
                 today=d.today().isoformat(),
                 mb=s.max_image_bytes // (1024 * 1024),
             )
+
+    @app.get("/posts")
+    def posts_page() -> Response:
+        # The address a refused upload leaves in the browser's bar: opening it again starts a new entry.
+        return redirect("/posts/new")
 
     @app.post("/posts")
     def create_post(
@@ -369,9 +402,13 @@ def _routes(app: FastAPI, d: Diary) -> None:
     @app.get("/pending/{token}", response_class=HTMLResponse)
     def pick_face_form(request: Request, token: str) -> Response:
         with page(request) as (ctx, db):
+            if (done := diary.post_of_pending(db, user_of(ctx), token)) is not None:
+                return redirect(f"/posts/{done.id}")  # the face was chosen already
             pending = diary.owned_pending(db, user_of(ctx), token)
             faces = [diary.FaceChoice.from_dict(f) for f in pending.faces]
-            return render(d, ctx, "pick_face.html", pending=pending, faces=faces)
+            return render(
+                d, ctx, "pick_face.html", pending=pending, faces=faces, hours=diary.pending_hours_left(pending)
+            )
 
     @app.get("/pending/{token}/image")
     def pending_image(request: Request, token: str) -> Response:
@@ -381,16 +418,25 @@ def _routes(app: FastAPI, d: Diary) -> None:
 
     @app.post("/pending/{token}")
     def pick_face(request: Request, token: str, face: int = Form(-1), csrf: str = Form("")) -> Response:
-        with page(request) as (ctx, db):
-            check_csrf(request, d, csrf)
-            user = user_of(ctx)
-            pending = diary.owned_pending(db, user, token)
-            post = diary.post_from_pending(pending, user, face)
-            db.delete(pending)
-            db.add(post)
-            db.flush()
-            post_id = post.id
-            db.add(PostComment(post_id=post_id))
+        try:
+            with page(request) as (ctx, db):
+                check_csrf(request, d, csrf)
+                user = user_of(ctx)
+                if (done := diary.post_of_pending(db, user, token)) is not None:
+                    return redirect(f"/posts/{done.id}")  # a second submit: the first one saved it
+                pending = diary.owned_pending(db, user, token)
+                post = diary.post_from_pending(pending, user, face)
+                db.delete(pending)
+                db.add(post)
+                db.flush()
+                post_id = post.id
+                db.add(PostComment(post_id=post_id))
+        except IntegrityError:  # the same choice, sent twice at once: the other request saved the post
+            with page(request) as (ctx, db):
+                done = diary.post_of_pending(db, user_of(ctx), token)
+                if done is None:
+                    raise
+                return redirect(f"/posts/{done.id}")
         d.companion.schedule(post_id)
         return redirect(f"/posts/{post_id}?new=1")
 
@@ -431,15 +477,23 @@ def _routes(app: FastAPI, d: Diary) -> None:
             d.companion.schedule(post_id)
         return redirect(f"/posts/{post_id}?saved=1")
 
+    @app.get("/posts/{post_id}/delete", response_class=HTMLResponse)
+    def delete_post_form(request: Request, post_id: int) -> Response:
+        """The second step of deleting: what goes, and the button that really deletes (works without JS)."""
+        with page(request) as (ctx, db):
+            return render(d, ctx, "delete_post.html", post=diary.owned_post(db, user_of(ctx), post_id))
+
     @app.post("/posts/{post_id}/delete")
-    def delete_post(request: Request, post_id: int, csrf: str = Form("")) -> Response:
+    def delete_post(request: Request, post_id: int, confirm: str = Form(""), csrf: str = Form("")) -> Response:
         with page(request) as (ctx, db):
             check_csrf(request, d, csrf)
             post = diary.owned_post(db, user_of(ctx), post_id)
+            if confirm != "1":  # not confirmed yet (the page's script asks first; without it, this page does)
+                return redirect(f"/posts/{post_id}/delete")
             name = post.image
             db.delete(post)
         d.store.delete(name)
-        return redirect("/")
+        return redirect("/?deleted=1")
 
     # calendar and statistics --------------------------------------------------------------------
 
@@ -461,11 +515,30 @@ def _routes(app: FastAPI, d: Diary) -> None:
                 month=mon,
                 weeks=stats.month_weeks(year, mon, days),
                 empty=not posts,
-                prev=f"{prev_m[0]:04d}-{prev_m[1]:02d}",
-                next=f"{next_m[0]:04d}-{next_m[1]:02d}",
+                prev=f"{prev_m[0]:04d}-{prev_m[1]:02d}" if prev_m >= FIRST_MONTH else None,
+                next=f"{next_m[0]:04d}-{next_m[1]:02d}" if next_m <= LAST_MONTH else None,
                 today=d.today(),
                 weekdays=ctx.t("weekdays").split(),
                 title=ctx.t("calendar_title", year=year, month=mon, month_name=first.strftime("%B")),
+            )
+
+    @app.get("/calendar/{day}", response_class=HTMLResponse)
+    def day_page(request: Request, day: str) -> Response:
+        """Every entry of one day (the calendar links here when a day has several)."""
+        try:
+            date = dt.date.fromisoformat(day)
+        except ValueError:
+            raise UserError("day_invalid") from None
+        with page(request) as (ctx, db):
+            return render(
+                d,
+                ctx,
+                "day.html",
+                day=date,
+                posts=diary.posts_between(db, user_of(ctx), date, date),
+                title=ctx.t(
+                    "day_title", year=date.year, month=date.month, day=date.day, month_name=date.strftime("%B")
+                ),
             )
 
     @app.get("/stats", response_class=HTMLResponse)
@@ -502,6 +575,23 @@ def _routes(app: FastAPI, d: Diary) -> None:
         with page(request) as (ctx, db):
             summary = _summary(db, user_of(ctx), d)
             return JSONResponse({k: v for k, v in summary.items() if k != "series"})
+
+    # a request over the size limit ------------------------------------------------------------------
+
+    @app.get(TOO_LARGE_PATHS[0], include_in_schema=False)
+    @app.get(TOO_LARGE_PATHS[1], include_in_schema=False)
+    def too_large(request: Request, origin: str = Query("", alias="from")) -> Response:
+        """What BodyLimit answers a request over ``max_request_bytes`` with, without its body: on the
+        new-entry form, the same message as a photo over ``max_image_bytes`` (the text comes back from
+        the browser's draft), so there is one limit to know."""
+        mb = s.max_image_bytes // (1024 * 1024)
+        with page(request, login=False) as (ctx, _db):
+            if origin == "/posts" and ctx.user is not None:
+                today = d.today().isoformat()
+                form = {"day": today, "text": ""}
+                error = ctx.t("image_too_large_bytes", mb=mb)
+                return render(d, ctx, "new_post.html", 413, form=form, today=today, mb=mb, error=error)
+        raise UserError("request_too_large", 413)
 
 
 def _post_json(post: Post) -> dict[str, Any]:
@@ -582,10 +672,8 @@ def _error_handlers(app: FastAPI, d: Diary) -> None:
 
     async def login_required(request: Request, exc: LoginRequired) -> Response:
         if request.url.path.startswith("/api/"):
-            return JSONResponse({"error": "login_required", "message": "log in first"}, status_code=401)
-        target = request.url.path if request.method == "GET" else "/"
-        if request.method == "GET" and request.url.query:
-            target += "?" + request.url.query
+            return error_page(request, 401, "login_required")
+        target = return_path(request)
         response = redirect(f"/login?next={quote(target)}" + ("&expired=1" if exc.expired else ""))
         if exc.expired:
             response.delete_cookie(SESSION_COOKIE)
@@ -598,9 +686,13 @@ def _error_handlers(app: FastAPI, d: Diary) -> None:
         if exc.status_code == 404:
             return error_page(request, 404, "not_found")
         if exc.status_code == 413:
-            return error_page(request, 413, "request_too_large", mb=d.settings.max_request_bytes // (1024 * 1024))
+            return error_page(request, 413, "request_too_large")
         if exc.status_code == 400:  # e.g. a malformed multipart body
             return error_page(request, 400, "bad_request")
+        if exc.status_code == 405:  # a form's address opened in the browser's bar
+            response = error_page(request, 405, "method_not_allowed")
+            response.headers.update(exc.headers or {})  # Allow
+            return response
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
     async def crash(request: Request, exc: Exception) -> Response:

@@ -20,6 +20,7 @@ from maeum.app.pages import Ctx, check_csrf, redirect, render, user_of
 from maeum.app.speech import synthesize, tts_available
 from maeum.app.state import Diary
 from maeum.companion.chat import MAX_MESSAGE_CHARS
+from maeum.companion.safety import in_crisis
 from maeum.companion.settings import ATTITUDES, COMPOSITIONS, INTENSITIES, LENGTHS
 from maeum.music import CatalogueError
 
@@ -27,13 +28,18 @@ log = logging.getLogger(__name__)
 
 
 def post_extras(d: Diary, db: DbSession, user: User, post: Post) -> dict[str, Any]:
-    """What the post page shows besides the post: the comment, the songs and their ratings."""
+    """What the post page shows besides the post: the comment, the songs and their ratings.
+
+    A diary with words of suicidal thoughts or self-harm (``crisis``) shows help lines instead of songs.
+    """
+    crisis = in_crisis(post.text)
     genres = companion.profile_of(db, user).genres
     return {
         "comment": db.get(PostComment, post.id),
-        "tracks": d.music.picks(db, user, post, genres),
-        "ratings": d.music.ratings(db, user, post.label),
+        "tracks": [] if crisis else d.music.picks(db, user, post, genres),
+        "ratings": {} if crisis else d.music.ratings(db, user, post.label),
         "tts_server": tts_available(),
+        "crisis": crisis,
     }
 
 
@@ -154,11 +160,10 @@ def routes(app: FastAPI, d: Diary) -> None:
                 path.write_bytes(data)
                 try:
                     tracks = music.read_catalogue(path, format)
+                    with d.tx() as db:  # refuses more songs than one import may hold, changing nothing
+                        count = music.replace_imported(db, db.get(User, user_id), tracks)
                 except CatalogueError as e:
                     raise UserError("catalogue_invalid", reason=str(e).replace(str(path), "CSV")) from None
-            with d.tx() as db:
-                user = db.get(User, user_id)
-                count = music.replace_imported(db, user, tracks)
             log.info("user %d imported %d songs", user_id, count)
         except UserError as e:
             with page(request) as (ctx, db):
@@ -241,8 +246,17 @@ def routes(app: FastAPI, d: Diary) -> None:
             if "error" in values:
                 values["error"] = ctx.t(values["error"].key, **values["error"].params)
             messages = d.companion.chat_history(db, user_of(ctx), d.today())
+            crisis = any(m.role == "user" and in_crisis(m.text) for m in messages)
             return render(
-                d, ctx, "chat.html", status, messages=messages, max_chars=MAX_MESSAGE_CHARS, day=d.today(), **values
+                d,
+                ctx,
+                "chat.html",
+                status,
+                messages=messages,
+                max_chars=MAX_MESSAGE_CHARS,
+                day=d.today(),
+                crisis=crisis,
+                **values,
             )
 
     @app.get("/chat", response_class=HTMLResponse)

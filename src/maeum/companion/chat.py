@@ -3,8 +3,9 @@
 With an endpoint the conversation goes to the LLM as user/assistant turns under a fixed system
 prompt built from the settings alone; for the draft the conversation is fenced as data. Without
 one (or when it fails) the offline writer answers: an empathy line for the emotion of the last
-message, a mention of what it was about, and a question that keeps the user talking. The offline
-draft is the user's own messages of the day, in order, as one paragraph.
+message, a mention of what it was about, and a question that keeps the user talking. A message with
+words of suicidal thoughts or self-harm is answered with care and help lines (:mod:`.safety`), never
+by the endpoint. The offline draft is the user's own messages of the day, in order, as one paragraph.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Literal
 from maeum.companion.comment import ClientFactory, Comment, ask_or_offline, default_client
 from maeum.companion.offline import empathy_sentence, keywords
 from maeum.companion.prompt import ATTITUDE_GUIDE, fence
+from maeum.companion.safety import crisis_reply, in_crisis
 from maeum.companion.settings import ATTITUDES, CompanionError, CompanionSettings
-from maeum.text.emotion import analyze_text
+from maeum.text.emotion import analyze_text, can_read
 
 MAX_MESSAGE_CHARS = 1000
 MAX_TURNS = 30  # the newest turns sent to the LLM
@@ -89,12 +91,18 @@ def draft_messages(history: Sequence[ChatTurn]) -> list[dict[str, str]]:
     return [{"role": "system", "content": draft_system_prompt()}, {"role": "user", "content": content}]
 
 
+def _last_message(history: Sequence[ChatTurn]) -> str:
+    return next((t.text for t in reversed(history) if t.role == "user"), "")
+
+
 def offline_reply(history: Sequence[ChatTurn], settings: CompanionSettings, seed: int = 0) -> str:
     """A short reply to the last user message, written without any network."""
-    last = next((t.text for t in reversed(history) if t.role == "user"), "")
+    last = _last_message(history)
     polite = settings.attitude == "polite"
+    if in_crisis(last):
+        return crisis_reply(polite)
     rng = random.Random(f"{seed}:{len(history)}:{settings.attitude}")
-    emotion = analyze_text(last).label if last else "neutral"
+    emotion = analyze_text(last).label if last and can_read(last) else "neutral"
     parts = [empathy_sentence(emotion, polite, rng)]
     words = keywords(last, limit=1)
     if words:
@@ -125,7 +133,12 @@ def reply(
     client_factory: ClientFactory = default_client,
     seed: int = 0,
 ) -> Comment:
-    """The companion's answer to the last message: the endpoint's if any works, else offline."""
+    """The companion's answer to the last message: the endpoint's if any works, else offline.
+
+    A message with words of suicidal thoughts or self-harm is answered offline with help lines.
+    """
+    if in_crisis(_last_message(history)):
+        return Comment(offline_reply(history, settings, seed), "offline")
     messages = chat_messages(history, settings)
     return ask_or_offline(
         settings, messages, _MAX_TOKENS, lambda: offline_reply(history, settings, seed), client_factory, "chat"

@@ -1,7 +1,9 @@
 """Write one companion comment: ask the configured LLM endpoint, fall back to the offline generator.
 
 Endpoint problems (a refused URL, a timeout, an error status, a garbage reply) never raise: the
-offline generator writes the comment instead and :attr:`Comment.error` says what went wrong.
+offline generator writes the comment instead and :attr:`Comment.error` says what went wrong. A diary
+with words of suicidal thoughts or self-harm is never sent to the endpoint: it gets the fixed answer
+with help lines of :mod:`maeum.companion.safety`, so safety does not depend on a model.
 """
 
 from __future__ import annotations
@@ -79,7 +81,14 @@ def write_comment(
     client_factory: ClientFactory = default_client,
     seed: int = 0,
 ) -> Comment:
-    """A comment on one user's ``context``; the endpoint in ``settings`` if any, else offline."""
+    """A comment on one user's ``context``; the endpoint in ``settings`` if any, else offline.
+
+    A diary with words of suicidal thoughts or self-harm gets the offline writer's safety answer
+    without asking the endpoint.
+    """
+    if context.in_crisis:
+        log.info("the diary may speak of suicide or self-harm: the comment shows help lines, no endpoint asked")
+        return Comment(offline_comment(context, settings, seed), "offline")
     return ask_or_offline(
         settings,
         build_messages(context, settings),

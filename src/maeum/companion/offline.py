@@ -2,8 +2,10 @@
 
 Every template comes in two speech levels, 반말 (friendly, playful) and 존댓말 (polite); playful adds light
 emoji. Sentences are drawn from empathy / comfort / advice pools per emotion family until the comment
-reaches roughly the target length. A couple of content words from the diary are mentioned; they are
-Hangul-only nouns, so the diary can never put markup or instructions into the comment.
+reaches roughly the target length; the family is the diary text's feeling when it is clear, else the
+face's. A couple of nouns from the diary are mentioned; they are Hangul-only, so the diary can never
+put markup or instructions into the comment. A diary with words of suicidal thoughts or self-harm gets
+the fixed answer of :mod:`maeum.companion.safety` instead, whatever the settings.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 from collections import Counter
 
 from maeum.companion.context import CommentContext
+from maeum.companion.safety import crisis_comment
 from maeum.companion.settings import CompanionSettings
 from maeum.labels import display_name
 
@@ -37,6 +40,8 @@ _FAMILY = {
     "anxiety": "fear",
 }
 
+# Empathy for a feeling, whether the face or the words showed it. The neutral family is used only when
+# neither the face nor the words show a clear feeling, so its lines may say the day was quiet.
 _EMPATHY: dict[str, list[Pair]] = {
     "neutral": [
         ("오늘은 잔잔하게 흘러간 하루였구나.", "오늘은 잔잔하게 흘러간 하루였군요."),
@@ -44,17 +49,15 @@ _EMPATHY: dict[str, list[Pair]] = {
             "특별한 일이 없어도 하루를 기록한 건 참 멋진 일이야.",
             "특별한 일이 없어도 하루를 기록하신 건 참 멋진 일이에요.",
         ),
-        ("담담한 표정 뒤에 여러 생각이 오갔을 것 같아.", "담담한 표정 뒤에 여러 생각이 오가셨을 것 같아요."),
         ("평범한 하루도 충분히 소중해.", "평범한 하루도 충분히 소중해요."),
     ],
     "happy": [
         (
-            "얼굴에 기쁨이 가득했구나, 보는 나도 덩달아 기분이 좋아.",
-            "얼굴에 기쁨이 가득하셨군요, 저도 덩달아 기분이 좋아요.",
+            "좋은 일이 있었나 봐, 그 설렘이 나한테까지 전해져.",
+            "좋은 일이 있으셨나 봐요, 그 설렘이 저에게까지 전해져요.",
         ),
-        ("좋은 일이 있었나 봐, 그 설렘이 글에서도 느껴져.", "좋은 일이 있으셨나 봐요, 그 설렘이 글에서도 느껴져요."),
-        ("웃는 얼굴이 정말 잘 어울려.", "웃는 얼굴이 정말 잘 어울리세요."),
         ("오늘 하루가 반짝였구나.", "오늘 하루가 반짝이셨군요."),
+        ("기분 좋은 하루를 보냈구나, 듣기만 해도 신나.", "기분 좋은 하루를 보내셨군요, 듣기만 해도 신나요."),
     ],
     "surprise": [
         ("깜짝 놀랄 만한 일이 있었구나.", "깜짝 놀랄 만한 일이 있으셨군요."),
@@ -87,6 +90,25 @@ _EMPATHY: dict[str, list[Pair]] = {
         ("긴장한 몸도 오늘 고생 많았어.", "긴장한 몸도 오늘 고생 많으셨어요."),
     ],
 }
+
+# Lines about the face: only when the comment's feeling is the one the face showed.
+_FACE_EMPATHY: dict[str, list[Pair]] = {
+    "neutral": [("담담한 표정 뒤에 여러 생각이 오갔을 것 같아.", "담담한 표정 뒤에 여러 생각이 오가셨을 것 같아요.")],
+    "happy": [
+        (
+            "얼굴에 기쁨이 가득했구나, 보는 나도 덩달아 기분이 좋아.",
+            "얼굴에 기쁨이 가득하셨군요, 저도 덩달아 기분이 좋아요.",
+        ),
+        ("웃는 얼굴이 정말 잘 어울려.", "웃는 얼굴이 정말 잘 어울리세요."),
+    ],
+}
+
+# The chat has no photo and a message is not a day: its neutral lines only listen.
+_CHAT_NEUTRAL: list[Pair] = [
+    ("그랬구나, 이야기해 줘서 고마워.", "그러셨군요, 이야기해 주셔서 고마워요."),
+    ("응, 잘 듣고 있어.", "네, 잘 듣고 있어요."),
+    ("그런 일이 있었구나.", "그런 일이 있으셨군요."),
+]
 
 _COMFORT: dict[str, list[Pair]] = {
     "neutral": [
@@ -233,128 +255,123 @@ _PLAYFUL_OPENERS = ["오호~", "짜잔!", "헤헤,", "어머나,"]
 _SOFT_OPENERS = ["토닥토닥,", "음…", "있잖아,"]
 _HEAVY = frozenset({"sad", "angry", "fear"})
 
-_PARTICLES = sorted(
-    [
-        "은",
-        "에는",
-        "에서는",
-        "에도",
-        "으로는",
-        "는",
-        "이",
-        "가",
-        "을",
-        "를",
-        "에",
-        "에서",
-        "에게",
-        "한테",
-        "와",
-        "과",
-        "도",
-        "로",
-        "으로",
-        "의",
-        "랑",
-        "이랑",
-        "하고",
-        "까지",
-        "부터",
-        "만",
-        "처럼",
-        "보다",
-        "이라",
-        "라",
-    ],
-    key=len,
-    reverse=True,
-)
+# Particles that follow only nouns, by what the noun ends with (Korean picks the particle by the final
+# sound: 사람이, 친구가). What is left when one is stripped is a noun: 할머니가, 바다에, 라면을, 가게에서.
+_AFTER_CONSONANT = ("은", "이", "을", "과", "으로", "이랑", "이나", "으로는", "이라", "과는", "이랑은", "으로도")
+_AFTER_VOWEL = ("는", "가", "를", "와", "랑", "나", "라", "와는", "랑은", "로", "로는", "로도")
+_AFTER_ANY = (
+    "에", "에서", "에게", "한테", "께", "도", "만", "의", "까지", "부터", "처럼", "보다", "하고",
+    "에는", "에서는", "에도", "에서도", "에게는", "한테는", "까지도", "만큼",
+)  # fmt: skip
+_PARTICLES = sorted({*_AFTER_CONSONANT, *_AFTER_VOWEL, *_AFTER_ANY}, key=len, reverse=True)
+# How sure a particle makes the noun (2 by default): 는 also ends verbs (마시는, 기다리는), so a noun
+# found only with it must be seen twice; 이 also ends nouns (고양이, 떡볶이), so it only confirms a noun
+# found some other way.
+_WEIGHT = {"는": 1, "이": 0}
+# Endings of verbs and adjectives; a word without a particle that ends so is not taken for a noun.
 _VERB_ENDINGS = (
-    "다",
-    "요",
-    "고",
-    "서",
-    "지",
-    "게",
-    "며",
-    "면",
-    "니",
-    "네",
-    "까",
-    "해",
-    "했",
-    "어",
-    "아",
-    "는데",
-    "데",
-    "죠",
-    "자",
-)
-# Words that smell of instructions (prompt injection) or are too generic to mention.
+    "다", "요", "고", "서", "지", "게", "며", "면", "니", "네", "까", "해", "했", "어", "아", "는데", "데",
+    "죠", "자", "은", "는", "을", "던", "한", "픈", "쁜", "든",
+)  # fmt: skip
+# A verb's infinitive before 도, 만 …: 먹어도, 좋아도, 해도.
+_INFINITIVE = ("어", "아", "여", "해", "워", "와", "봐", "줘", "셔", "져", "쳐", "려", "겨", "혀")
+# Final consonants only verb and adjective stems end with: ㄶ (괜찮), ㅀ (싫), ㅄ (맛없), ㅆ (했, 있, 겠).
+_VERB_FINALS = frozenset({6, 15, 18, 20})
+# Words that smell of instructions (prompt injection), and fillers too generic to mention.
 _BLOCKED = {
-    "무시",
-    "지시",
-    "시스템",
-    "프롬프트",
-    "출력",
-    "명령",
-    "규칙",
-    "지침",
-    "역할",
-    "설정",
-    "이전",
-    "모든",
-    "대답",
-    "답변",
-    "오늘",
-    "내일",
-    "어제",
-    "정말",
-    "진짜",
-    "너무",
-    "그냥",
-    "나는",
-    "내가",
-    "우리",
-    "그리고",
-    "그래",
-    "하지만",
-    "그래서",
-    "그런데",
-    "조금",
-    "많이",
-    "일기",
-    "자신",
-}
+    "무시", "지시", "시스템", "프롬프트", "출력", "명령", "규칙", "지침", "역할", "설정", "이전", "모든",
+    "대답", "답변", "오늘", "내일", "어제", "정말", "진짜", "너무", "그냥", "나는", "내가", "우리",
+    "그리고", "그래", "하지만", "그래서", "그런데", "조금", "많이", "일기", "자신",
+    "하루", "종일", "하루종일", "온종일", "요즘", "요새", "지금", "그날", "이날", "오늘밤", "아침", "점심",
+    "저녁", "새벽", "오전", "오후", "시간", "생각", "마음", "기분", "느낌", "감정", "정도", "이번", "다음",
+    "계속", "다시", "모두", "전부", "아무", "아무도", "아무것", "뭔가", "무언가", "그것", "이것", "저것",
+    "그거", "이거", "저거", "여기", "거기", "저기", "때문", "같이", "사람", "자기", "혼자", "제가", "저는",
+}  # fmt: skip
 _HANGUL_WORD = re.compile(r"[가-힣]{2,12}")
 
 
+def _final(syllable: str) -> int:
+    """The index of a Hangul syllable's final consonant (0: none)."""
+    return (ord(syllable) - 0xAC00) % 28 if "가" <= syllable <= "힣" else 0
+
+
 def _has_batchim(word: str) -> bool:
-    last = word[-1]
-    return "가" <= last <= "힣" and (ord(last) - 0xAC00) % 28 != 0
+    return _final(word[-1]) != 0
 
 
 def _josa(word: str, with_batchim: str, without: str) -> str:
     return word + (with_batchim if _has_batchim(word) else without)
 
 
-def keywords(diary_text: str, limit: int = 2) -> list[str]:
-    """Up to ``limit`` content words (Hangul nouns, particles stripped) from a diary, most frequent first."""
-    found: list[str] = []
-    for token in _HANGUL_WORD.findall(diary_text):
-        for particle in _PARTICLES:
-            if token.endswith(particle) and len(token) - len(particle) >= 2:
-                token = token[: -len(particle)]
-                break
-        else:
-            if token.endswith(_VERB_ENDINGS):
-                continue
-        if token in _BLOCKED or len(token) < 2 or token.endswith(_VERB_ENDINGS) or token.endswith("하"):
+def _fits(particle: str, stem: str) -> bool:
+    """Whether ``particle`` can follow ``stem`` by its final sound (로 also follows ㄹ: 서울로)."""
+    final = _final(stem[-1])
+    if particle.startswith("로"):
+        return final in (0, 8)
+    if particle in _AFTER_CONSONANT:
+        return final != 0
+    return final == 0 if particle in _AFTER_VOWEL else True
+
+
+def _noun(token: str) -> tuple[str, int] | None:
+    """The noun in ``token`` with how sure it is (2: a noun particle; 1: a bare word, or 는; 0: 이), or None."""
+    for particle in _PARTICLES:
+        stem = token[: -len(particle)]
+        if not token.endswith(particle) or len(stem) < 2:
             continue
-        found.append(token)
-    counts = Counter(found)
-    order = {w: i for i, w in reversed(list(enumerate(found)))}
-    return sorted(counts, key=lambda w: (-counts[w], order[w]))[:limit]
+        if _final(stem[-1]) in _VERB_FINALS or stem.endswith(("하", "하기")):
+            return None  # 맛있는, 괜찮은, 피곤했을, 공부하기를
+        if not _fits(particle, stem):
+            continue  # the wrong particle for this word: 고양이 is not 고양 + 이
+        if particle in _AFTER_ANY and stem.endswith(_INFINITIVE):
+            return None  # 먹어도, 좋아도
+        return stem, _WEIGHT.get(particle, 2)
+    if token.endswith(_VERB_ENDINGS) or _final(token[-1]) in _VERB_FINALS:
+        return None
+    return token, 1
+
+
+def keywords(diary_text: str, limit: int = 2) -> list[str]:
+    """Up to ``limit`` nouns of a diary (Hangul, particles stripped), most mentioned first.
+
+    Without a morphological analyser a noun is recognised by the particle after it (할머니가, 바다에);
+    a word seen only bare, or with 는 or 이, must appear twice. Fillers (하루, 종일, 생각 …) are never chosen.
+    """
+    tokens = _HANGUL_WORD.findall(diary_text)
+    parsed = [_noun(token) for token in tokens]
+    nouns = {found[0] for found in parsed if found is not None and found[1] == 2}
+    score: Counter[str] = Counter()
+    first: dict[str, int] = {}
+    for i, (token, found) in enumerate(zip(tokens, parsed, strict=True)):
+        if token in nouns:  # a known noun used bare, even one that ends like a verb: 할머니, 고양이
+            found = (token, 1)
+        if found is None or found[0] in _BLOCKED:
+            continue
+        score[found[0]] += found[1]
+        first.setdefault(found[0], i)
+    chosen = [w for w in score if score[w] >= 2]
+    return sorted(chosen, key=lambda w: (-score[w], first[w]))[:limit]
+
+
+# Family names, for calling a full name by its given name (김민준 -> 민준아). Compound ones first.
+_COMPOUND_FAMILY_NAMES = ("남궁", "황보", "제갈", "선우", "독고", "사공", "서문", "동방")
+_FAMILY_NAMES = frozenset(
+    "김이박최정강조윤장임한오서신권황안송류유전홍고문양손배백허남심노하곽성차주우구민나진지엄채원천방공현함변염"
+    "여추도소석선설마길연위표명기반왕금옥육인맹제모탁국어은편용예경봉사부가복태목형피두감음빈동온호계"
+)
+
+
+def _vocative(name: str) -> str:
+    """How 반말 calls ``name``: a Korean name by its given name with the vocative particle (김민준 -> 민준아,
+    지은 -> 지은아, 민수 -> 민수야); any other name as it is."""
+    if not re.fullmatch(r"[가-힣]{2,10}", name):
+        return name
+    given = name
+    if len(name) == 4 and name[:2] in _COMPOUND_FAMILY_NAMES:
+        given = name[2:]
+    elif len(name) == 3 and name[0] in _FAMILY_NAMES:
+        given = name[1:]
+    return _josa(given, "아", "야")
 
 
 def _clean_name(name: str) -> str:
@@ -365,24 +382,34 @@ def _clean_name(name: str) -> str:
 def compose(context: CommentContext, settings: CompanionSettings, seed: int = 0) -> list[tuple[str, str]]:
     """The comment as ``(kind, sentence)`` pairs.
 
-    Kinds: greeting, question, mention, empathy, comfort, advice, closing.
+    Kinds: greeting, question, mention, empathy, comfort, advice, closing; a diary with words of
+    suicidal thoughts or self-harm gets only greeting, care, help and closing (:mod:`.safety`).
+
+    The feeling the comment speaks to is the text's when the text shows one clearly (it is what the
+    person wrote), else the face's; lines that describe the face are used only when the two are the same.
     """
-    family = _FAMILY.get(context.face_emotion, "neutral")
     if context.face_emotion not in _FAMILY:
         log.info("offline companion: unknown face emotion %r, writing a neutral comment", context.face_emotion)
-    if context.text_emotion and context.emotions_disagree:
-        family = "neutral"  # face and words disagree: ask, and assume neither in the rest
+    face_family = _FAMILY.get(context.face_emotion, "neutral")
+    text_family = _FAMILY.get(context.text_emotion or "", "neutral")
+    family = text_family if text_family != "neutral" else face_family
     polite = settings.attitude == "polite"
     playful = settings.attitude == "playful"
     level = 1 if polite else 0
     rng = random.Random(f"{seed}:{settings.temperature}:{family}:{settings.attitude}")
     name = _clean_name(context.user_name)
     target = settings.target_chars
-    # 반말 calls a Korean name with the vocative particle: 지은아, 민수야.
-    call = _josa(name, "아", "야") if re.fullmatch(r"[가-힣]{1,10}", name) else name
+    call = _vocative(name)
 
     def pick(pair: Pair) -> str:
         return pair[level]
+
+    if context.in_crisis:
+        if polite:
+            greeting = f"{name}님, 오늘의 일기 천천히 읽었어요." if name else "오늘의 일기 천천히 읽었어요."
+        else:
+            greeting = f"{call}, 오늘 일기 천천히 읽었어." if name else "오늘 일기 천천히 읽었어."
+        return crisis_comment(greeting, polite)
 
     head: list[tuple[str, str]] = []
     if playful:
@@ -419,6 +446,8 @@ def compose(context: CommentContext, settings: CompanionSettings, seed: int = 0)
     queues: dict[str, list[str]] = {}
     for part in settings.parts:
         pool = list(_POOLS[part][family])
+        if part == "empathy" and family == face_family:
+            pool += _FACE_EMPATHY.get(family, [])
         rng.shuffle(pool)
         extra = list(_EXTRA[part])
         rng.shuffle(extra)
@@ -464,6 +493,7 @@ def offline_comment(context: CommentContext, settings: CompanionSettings, seed: 
 
 
 def empathy_sentence(emotion: str, polite: bool, rng: random.Random) -> str:
-    """One empathy sentence for ``emotion`` (a label key) in 반말 or, when ``polite``, 존댓말."""
+    """One empathy sentence for a chat message's ``emotion`` (a label key) in 반말 or, when ``polite``,
+    존댓말; it never mentions a face (the chat has no photo) nor calls the day quiet."""
     family = _FAMILY.get(emotion, "neutral")
-    return rng.choice(_EMPATHY[family])[1 if polite else 0]
+    return rng.choice(_CHAT_NEUTRAL if family == "neutral" else _EMPATHY[family])[1 if polite else 0]

@@ -70,6 +70,8 @@ MELON_GENRE_DEFAULTS: dict[str, tuple[float, float]] = {
 MELON_UNKNOWN_DEFAULT: tuple[float, float] = (0.55, 0.55)
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
+# Control characters other than tab and line breaks: invisible in a title, and PostgreSQL refuses NUL.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _key(name: str) -> str:
@@ -77,13 +79,14 @@ def _key(name: str) -> str:
 
 
 def _decode(path: Path) -> str:
+    """The file's text (UTF-8 or CP949) without control characters."""
     try:
         data = path.read_bytes()
     except OSError as e:
         raise CatalogueError(f"{path}: cannot read the file ({e.strerror or e}); check the path") from None
     for encoding in ("utf-8-sig", "cp949"):
         try:
-            return data.decode(encoding)
+            return _CONTROL.sub("", data.decode(encoding))
         except UnicodeDecodeError:
             continue
     raise CatalogueError(f"{path}: neither UTF-8 nor CP949 text; save the CSV as UTF-8")

@@ -1,5 +1,8 @@
 """Rule-based Korean text emotion for diary entries, with no model and no morphological analyser.
 
+Only Korean is read: :func:`can_read` tells when a text is mostly in Latin letters (an English
+diary), which the lexicon would call neutral; callers should then claim no text emotion at all.
+
 ``analyze_text`` splits the text into words (eojeol) on whitespace and punctuation, matches
 the stems of maeum's lexicon (:mod:`maeum.text.lexicon`) by prefix, and applies a few rules:
 
@@ -120,6 +123,8 @@ _SUFFIXES: tuple[str, ...] = tuple(
 )
 _NEG_STEM_ENDINGS: tuple[str, ...] = ("지", "지가", "지는", "지도", "지를", "진", "지만은", "지는않")
 _WORD = re.compile(r"[가-힣A-Za-z0-9]+")
+_HANGUL_CHAR = re.compile(r"[가-힣ㄱ-ㅎㅏ-ㅣ]")
+_LATIN_CHAR = re.compile(r"[A-Za-z]")
 _NEUTRAL_PRIOR = 0.5
 _INTENSIFY = 1.6
 _CONTRAST = 0.5
@@ -308,6 +313,29 @@ def analyze_text(text: str, config: TextEmotionConfig | None = None) -> TextEmot
     return TextEmotion(best, scores, tuple(evidence))
 
 
+def can_read(text: str) -> bool:
+    """Whether :func:`analyze_text` can read ``text``: False when words in Latin letters outnumber
+    words with Hangul (an English diary), since the lexicon is Korean and would call it neutral.
+
+    Text with neither (empty, emoji, numbers) counts as readable: it is neutral or read from its
+    emoticons either way.
+    """
+    text = text[:_MAX_CHARS]
+    hangul = latin = 0
+    for word in text.split():
+        if _HANGUL_CHAR.search(word):
+            hangul += 1
+        elif _LATIN_CHAR.search(word):
+            latin += 1
+    return latin <= hangul
+
+
+def is_clear(text: TextEmotion, *, min_confidence: float = 0.5, min_evidence: int = 1) -> bool:
+    """Whether ``text``'s label is clear: it holds at least ``min_confidence`` of the scores and
+    rests on at least ``min_evidence`` matched words or emoticons (a text with none is never clear)."""
+    return bool(text.evidence) and text.confidence >= min_confidence and len(text.evidence) >= min_evidence
+
+
 def disagreement(
     face_label: str,
     text: TextEmotion,
@@ -318,9 +346,8 @@ def disagreement(
     """Whether a face and a text clearly disagree: a happy face with a sad/angry/fearful/disgusted
     text, or a negative face with a happy text.
 
-    "Clearly" means the text's label holds at least ``min_confidence`` of its scores and rests
-    on at least ``min_evidence`` matched words or emoticons. Neutral and surprise agree with
-    everything. Raises ``ValueError`` for an unknown face label.
+    "Clearly" is :func:`is_clear` with ``min_confidence`` and ``min_evidence``. Neutral and
+    surprise agree with everything. Raises ``ValueError`` for an unknown face label.
     """
     if face_label not in _FACE_VALENCE:
         raise ValueError(f"unknown face label {face_label!r}; known: {', '.join(_FACE_VALENCE)}")
@@ -328,4 +355,4 @@ def disagreement(
     words = _FACE_VALENCE[text.label]
     if face == 0 or words == 0 or face == words:
         return False
-    return text.confidence >= min_confidence and len(text.evidence) >= min_evidence
+    return is_clear(text, min_confidence=min_confidence, min_evidence=min_evidence)

@@ -1,19 +1,56 @@
-// maeum diary: webcam capture into the upload field, a draft of the diary text kept in this
-// browser until the entry is saved (so an expired session or a refused photo loses nothing),
-// the companion's comment appearing when written, reading it aloud, and dictating the diary.
+// maeum diary: webcam capture into the upload field, a draft of the diary text and date kept in
+// this browser until the entry is saved (so an expired session or a refused photo loses nothing),
+// asking before an entry is deleted, the companion's comment appearing when written, reading it
+// aloud, and dictating the diary.
 "use strict";
 
+// Drafts are kept per user ("maeum-draft:ID") and all forgotten at logout and account deletion, so the
+// next person on a shared browser never finds them. The unkeyed "maeum-draft" of older versions is dropped.
+const DRAFT_PREFIX = "maeum-draft:";
+
+// A kept draft: {text, day} (the date input's value), or null.
+function readDraft(key) {
+  try {
+    const draft = JSON.parse(localStorage.getItem(key));
+    return draft && typeof draft.text === "string" ? draft : null;
+  } catch (err) {
+    return null; // not ours
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  localStorage.removeItem("maeum-draft");
+  if (document.body.dataset.forgetDrafts) {
+    Object.keys(localStorage).filter((k) => k.startsWith(DRAFT_PREFIX)).forEach((k) => localStorage.removeItem(k));
+  }
   const clear = document.body.dataset.clearDraft;
   if (clear) localStorage.removeItem(clear);
 
   const text = document.querySelector("textarea[data-draft]");
   if (text) {
     const key = text.dataset.draft;
-    const saved = localStorage.getItem(key);
-    if (text.dataset.fromChat) localStorage.setItem(key, text.value); // a draft written from the chat wins
-    else if (saved && !text.value) text.value = saved;
-    text.addEventListener("input", () => localStorage.setItem(key, text.value));
+    const day = document.getElementById("day");
+    const saved = readDraft(key);
+    const keep = () => localStorage.setItem(key, JSON.stringify({ text: text.value, day: day ? day.value : "" }));
+    if (text.dataset.fromChat) keep(); // a draft written from the chat wins
+    else if (saved && saved.text && !text.value) {
+      text.value = saved.text;
+      if (day && saved.day && (!day.max || saved.day <= day.max)) day.value = saved.day;
+    }
+    text.addEventListener("input", keep);
+    if (day) day.addEventListener("change", () => { if (text.value) keep(); });
+  }
+
+  // Deleting asks first; without this script the server shows a confirmation page instead.
+  const remove = document.querySelector("form[data-confirm]");
+  if (remove) {
+    remove.addEventListener("submit", (event) => {
+      if (!confirm(remove.dataset.confirm)) {
+        event.preventDefault();
+        return;
+      }
+      remove.elements.confirm.value = "1";
+    });
   }
 
   pollComment();
