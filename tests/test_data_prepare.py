@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from aihub_fixture import build_layout_a, build_scaled, default_records
+from aihub_fixture import FixtureRecord, build_layout_a, build_scaled, default_records, fixture_filename
 from maeum.data.crop import square_region
 from maeum.data.manifest import read_manifest
 from maeum.data.prepare import PrepareConfig, prepare
@@ -68,8 +71,10 @@ def test_counts_match_the_hand_count(prepared) -> None:
     assert s["records"] == 41 and s["images"] == 40  # 39 record images + 1 without a record
     # 34 with a majority label - #33 (missing image) - #34 (corrupt) - #39 (no usable box).
     assert s["prepared"] == 31
-    # The truncated file's record has neither label nor image: counted once, as no_image.
-    assert s["left_out"] == {"no_label": 6, "no_image": 1 + 1, "capped": 0}
+    # The truncated file's record has neither label nor image: counted once, as no_image; the
+    # crop stage leaves out #34 (corrupt) and #39 (no usable box). Every record is accounted for.
+    assert s["left_out"] == {"no_label": 6, "no_image": 1 + 1, "capped": 0, "corrupt_image": 1, "no_box": 1}
+    assert s["records"] == s["prepared"] + sum(s["left_out"].values())
     assert s["errors"] == {
         "unknown_emotion": 3,  # '놀람?' twice (#31, #32), uploader '기타'
         "malformed_record": 3,  # the truncated file's record lacks annotators A, B, C
@@ -355,3 +360,239 @@ def test_layout_b_tsv_downloads_and_reruns_fetch_only_failures(tmp_path: Path, m
     assert {r["name"] for r in rows} == set(names)
     assert len({p for r in rows for p in [r["path"]]}) == 14 and all((out / r["path"]).is_file() for r in rows)
     assert sum(1 for _ in (out / "images").rglob("*.png")) == 14  # no stale crops from the first run
+
+
+# -- bad downloads, reruns and resuming ------------------------------------------------------------
+
+
+def _small(root: Path, **kwargs) -> Path:
+    """Two unanimous records per AI Hub class (records 0-13), zipped, with no traps."""
+    kwargs = {"malformed_json": False, "extra_image_without_record": False, **kwargs}
+    return build_layout_a(root, default_records()[:14], zipped=True, **kwargs).root
+
+
+def _cut(path: Path, share: float = 0.6) -> bytes:
+    """Truncate a file to ``share`` of its bytes, as a download cut short; return the whole bytes."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * share)])
+    return data
+
+
+def _cli_main(*args: str) -> int:
+    from maeum.cli import main
+
+    return main(["data", "prepare", *args, "--workers", "1", "--no-report"])
+
+
+def test_truncated_zips_are_logged_and_the_rest_prepared(tmp_path: Path) -> None:
+    root = _small(tmp_path / "src")
+    images = root / "[원천]EMOIMG_분노_TRAIN_01.zip"
+    labels = root / "[라벨]EMOIMG_불안_TRAIN.zip"
+    good = {images: _cut(images), labels: _cut(labels)}
+    out = tmp_path / "out"
+    assert _cli_main("aihub", str(root), "--out", str(out)) == 1  # unfinished: download the zips again
+    s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    # 분노's two records lose their images; 불안's two images lose their records.
+    assert s["errors"] == {"corrupt_archive": 2, "missing_image": 2, "no_record": 2}
+    assert s["prepared"] == 10 and s["records"] == 12
+    lines = [json.loads(line) for line in (out / "errors.jsonl").read_text(encoding="utf-8").splitlines()]
+    damaged = sorted(e["file"] for e in lines if e["kind"] == "corrupt_archive")
+    assert damaged == sorted(str(p) for p in good)  # each zip named once, though walked three times
+
+    for path, data in good.items():  # downloaded again: the rerun reads the changed files
+        path.write_bytes(data)
+    assert _cli_main("aihub", str(root), "--out", str(out)) == 0
+    s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert s["errors"] == {} and s["prepared"] == 14
+    assert {r["name"] for r in _rows(out)} == {fixture_filename(r, i) for i, r in enumerate(default_records()[:14])}
+    assert sum(1 for _ in (out / "images").rglob("*.png")) == 14
+
+
+def test_a_truncated_zip_as_the_source_says_so(tmp_path: Path) -> None:
+    root = _small(tmp_path / "src")
+    label_zip = root / "[라벨]EMOIMG_기쁨_TRAIN.zip"
+    _cut(label_zip)
+    with pytest.raises(DataError, match=r"no JSON label files found \(1 damaged zip"):
+        prepare(PrepareConfig("aihub", label_zip, tmp_path / "out", workers=1))
+    assert not (tmp_path / "out").exists()
+
+
+def test_new_zips_in_the_source_are_read_on_the_next_run(tmp_path: Path) -> None:
+    root = _small(tmp_path / "src")
+    later = tmp_path / "later"
+    later.mkdir()
+    for name in ("[원천]EMOIMG_중립_TRAIN_01.zip", "[라벨]EMOIMG_중립_TRAIN.zip"):
+        (root / name).rename(later / name)
+    out = tmp_path / "out"
+    assert prepare(PrepareConfig("aihub", root, out, workers=1, report=False))["prepared"] == 12
+    for name in ("[원천]EMOIMG_중립_TRAIN_01.zip", "[라벨]EMOIMG_중립_TRAIN.zip"):
+        (later / name).rename(root / name)  # the next part of the download arrives
+    s = prepare(PrepareConfig("aihub", root, out, workers=1, report=False))
+    assert s["prepared"] == 14 and sum(split.get("neutral", 0) for split in s["splits"].values()) == 2
+    fresh = tmp_path / "fresh"
+    prepare(PrepareConfig("aihub", root, fresh, workers=1, report=False))
+    assert _digest(out) == _digest(fresh)  # as if it had been prepared in one go
+
+
+def test_out_inside_the_source_is_refused(tmp_path: Path, astronaut: np.ndarray) -> None:
+    src = tmp_path / "faces"
+    for split in ("train", "val", "test"):
+        (src / split / "happy").mkdir(parents=True)
+        Image.fromarray(astronaut).save(src / split / "happy" / "0.jpg")
+    for out in (src / "prepared", src, src / "train" / "x"):
+        with pytest.raises(DataError, match="inside the source folder"):
+            prepare(PrepareConfig("folder", src, out, workers=1))
+        assert not (src / "prepared").exists() and not (src / ".work").exists()
+    aihub = _small(tmp_path / "aihub")
+    assert _cli_main("aihub", str(aihub), "--out", str(aihub / "prepared")) == 2
+    assert not (aihub / "prepared").exists()
+
+
+def test_policies_a_kind_cannot_apply_are_refused(tmp_path: Path, shared: Path) -> None:
+    root = _small(tmp_path / "src")
+    with pytest.raises(DataError, match="--policy soft does not apply to aihub data; its policies: majority, "
+                       "unanimous, uploader, tiebreak"):  # fmt: skip
+        prepare(PrepareConfig("aihub", root, tmp_path / "o1", policy="soft", workers=1))
+    with pytest.raises(DataError, match="--tiebreak applies to --policy tiebreak only"):
+        PrepareConfig("aihub", root, tmp_path / "o2", tiebreak=("A",))
+    ferplus = shared / "data" / "ferplus"
+    with pytest.raises(DataError, match="--policy unanimous does not apply to ferplus data; its policies: majority, s"):
+        prepare(PrepareConfig("ferplus", ferplus, tmp_path / "o3", policy="unanimous", workers=1))
+    with pytest.raises(DataError, match="--split needs --resplit"):
+        prepare(PrepareConfig("ferplus", ferplus, tmp_path / "o4", fractions=(0.7, 0.2, 0.1), workers=1))
+    assert not any(tmp_path.glob("o*"))  # refused before anything was written
+
+
+def test_bad_numbers_are_refused(tmp_path: Path) -> None:
+    root = _small(tmp_path / "src")
+    with pytest.raises(DataError, match="crop size 0"):
+        prepare(PrepareConfig("aihub", root, tmp_path / "out", size=0, workers=1))
+    with pytest.raises(DataError, match="--workers and --shard-size"):
+        PrepareConfig("aihub", root, tmp_path / "out", workers=0)
+    assert _cli_main("aihub", str(root), "--out", str(tmp_path / "out"), "--shard-size", "0") == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_annotators_naming_emotions_outside_the_classes_are_logged(tmp_path: Path) -> None:
+    records = [
+        FixtureRecord("a1b2c3d4", "기쁨", ("기쁨", "기쁨", "놀람")),  # 기쁨 by majority; 놀람 counts as no vote
+        FixtureRecord("0c9f1e27", "기쁨", ("공포", "공포", "기쁨")),  # no label: two votes for no class
+        FixtureRecord("5d4a8b10", "슬픔", ("혐오", "슬픔", "슬픔")),
+        FixtureRecord("e7f60213", "놀람", ("중립", "중립", "중립")),  # the uploader's own word is no class
+    ]
+    root = build_layout_a(tmp_path / "src", records, malformed_json=False, extra_image_without_record=False).root
+    s = prepare(PrepareConfig("aihub", root, tmp_path / "out", workers=1, report=False))
+    assert s["errors"] == {"unknown_emotion": 5} and s["prepared"] == 3 and s["left_out"]["no_label"] == 1
+    reasons = [json.loads(line)["reason"] for line in (tmp_path / "out" / "errors.jsonl").open(encoding="utf-8")]
+    assert any("'놀람' (surprise is not one of the dataset's classes" in r for r in reasons)
+    rows = {r["name"].split("_")[0]: r for r in _rows(tmp_path / "out")}
+    assert rows["a1b2c3d4"]["annotator_emotions"] == ["happiness", "happiness", None]
+    assert rows["a1b2c3d4"]["votes"] == [2, 0, 0, 0, 0, 0, 0]
+    assert rows["e7f60213"]["uploader_emotion"] is None
+
+
+def test_summary_counts_add_up_with_a_duplicate_record(tmp_path: Path) -> None:
+    root = _small(tmp_path / "src")
+    with zipfile.ZipFile(root / "[라벨]EMOIMG_기쁨_TRAIN.zip") as zf:
+        first = json.loads(zf.read(zf.infolist()[0]).decode("utf-8"))[0]
+    with zipfile.ZipFile(root / "[라벨]EMOIMG_기쁨_TRAIN_02.zip", "w") as zf:
+        zf.writestr("img_emotion_training_data(기쁨)_02.json", json.dumps([first], ensure_ascii=False))
+    s = prepare(PrepareConfig("aihub", root, tmp_path / "out", workers=1, report=False))
+    assert s["records"] == 14 and s["errors"] == {"duplicate_record": 1}
+    assert all(p["kept"] + p["dropped"] == s["records"] for p in s["policies"].values())
+    assert s["agreement"]["per_class"]["happiness"]["images"] == 2
+    (line,) = (tmp_path / "out" / "errors.jsonl").read_text(encoding="utf-8").splitlines()
+    assert "_02.zip::img_emotion_training_data(기쁨)_02.json [record 0]" in json.loads(line)["file"]
+
+
+def test_missing_image_errors_name_the_label_file(prepared) -> None:
+    out, _ = prepared
+    lines = [json.loads(line) for line in (out / "errors.jsonl").read_text(encoding="utf-8").splitlines()]
+    missing = [e for e in lines if e["kind"] == "missing_image"]
+    assert len(missing) == 2 and all(".json [record " in e["file"] for e in missing)
+    # #33, the sixth record of 기쁨's file (uploader 기쁨: #0 7 14 28 31 33).
+    assert any("img_emotion_training_data(기쁨).json [record 5]" in e["file"] for e in missing)
+    assert all(".jpg is not in the source" in e["reason"] for e in missing)
+
+
+def test_a_failed_run_leaves_nothing_to_block_a_corrected_one(tmp_path: Path) -> None:
+    root = _small(tmp_path / "src")
+    out = tmp_path / "out"
+    # The labels alone: every record's image is missing.
+    with pytest.raises(DataError, match=r"no usable record \(2 records read: 2 without their image.*missing_image 2"):
+        prepare(PrepareConfig("aihub", root / "[라벨]EMOIMG_기쁨_TRAIN.zip", out, workers=1))
+    assert not (out / ".work").exists()
+    lines = (out / "errors.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2 and all(json.loads(line)["kind"] == "missing_image" for line in lines)
+    assert prepare(PrepareConfig("aihub", root, out, workers=1, report=False))["prepared"] == 14
+
+
+def test_settings_of_a_run_that_prepared_nothing_give_way(tmp_path: Path) -> None:
+    from maeum.data.prepare import _State
+
+    root = _small(tmp_path / "src")
+    out = tmp_path / "out"
+    (out / ".work").mkdir(parents=True)
+    with _State(out / ".work" / "state.sqlite") as state:  # as a run killed while scanning leaves it
+        state.check_settings({"kind": "aihub", "source": str(tmp_path / "elsewhere")}, out, lambda _: None)
+    assert prepare(PrepareConfig("aihub", root, out, workers=1, report=False))["prepared"] == 14
+    with pytest.raises(DataError, match=r"other settings \(policy: 'majority' -> 'unanimous'\)"):
+        prepare(PrepareConfig("aihub", root, out, policy="unanimous", workers=1))
+
+
+def test_resume_from_another_folder_with_the_defaults_written_out(
+    prepared, aihub_zips, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference, _ = prepared
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a")
+    prepare(PrepareConfig("aihub", Path(os.path.relpath(aihub_zips.root)), Path("out"), workers=1, report=False))
+    (tmp_path / "a" / "out" / _rows(tmp_path / "a" / "out")[3]["path"]).unlink()  # for the resumed run to redo
+    monkeypatch.chdir(tmp_path / "a" / "b")
+    cfg = PrepareConfig(
+        "aihub", Path(os.path.relpath(aihub_zips.root)), Path("../out"), crop="box", size=224, color="rgb",
+        margin=0.2, workers=1, report=False,
+    )  # fmt: skip
+    prepare(cfg)
+    assert _digest(tmp_path / "a" / "out") == _digest(reference)  # paths in the outputs are absolute
+
+
+def test_a_rerun_repairs_deleted_and_overwritten_crops(prepared, aihub_zips, tmp_path: Path) -> None:
+    reference, _ = prepared
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    rows = _rows(out)
+    (out / rows[0]["path"]).unlink()
+    (out / rows[5]["path"]).write_text("not an image")
+    (out / next(r for r in rows if r["mask_path"])["mask_path"]).unlink()
+    prepare(PrepareConfig("aihub", aihub_zips.root, out, workers=1, report=False))
+    assert _digest(out) == _digest(reference)
+
+
+def test_an_empty_split_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = build_layout_a(tmp_path / "src", default_records()[:2], malformed_json=False).root  # two persons
+    with caplog.at_level(logging.WARNING):
+        s = prepare(PrepareConfig("aihub", root, tmp_path / "out", workers=1, report=False))
+    assert s["prepared"] == 2 and s["splits"]["val"] == s["splits"]["test"] == {}
+    assert "the val and test splits are empty: 2 persons are too few to split 0.8,0.1,0.1 by person" in caplog.text
+
+
+def test_a_folder_prepared_by_an_earlier_version_resumes(
+    prepared, aihub_zips, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference, _ = prepared
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    monkeypatch.chdir(aihub_zips.root.parent)
+    # What maeum saved before settings were saved as applied: the options as typed.
+    typed = {"kind": "aihub", "source": aihub_zips.root.name, "policy": "majority", "tiebreak": ["uploader", "A", "B",
+             "C"], "crop": None, "size": None, "color": None, "margin": 0.2, "image_format": "png", "fractions": [0.8,
+             0.1, 0.1], "resplit": False, "seed": 0, "cap": None, "detector": "retinaface", "aligner": "similarity",
+             "reduced_decode": True}  # fmt: skip
+    with sqlite3.connect(out / ".work" / "state.sqlite") as con:
+        con.execute("UPDATE meta SET value = ? WHERE key = 'settings'", (json.dumps(typed),))
+        con.execute("DELETE FROM meta WHERE key = 'settings_version'")
+    prepare(PrepareConfig("aihub", Path(aihub_zips.root.name), out, workers=1, report=False))
+    assert _digest(out) == _digest(reference)
+    with pytest.raises(DataError, match="other settings"):
+        prepare(PrepareConfig("aihub", Path(aihub_zips.root.name), out, size=64, workers=1, report=False))

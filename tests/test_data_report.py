@@ -163,3 +163,16 @@ def test_report_without_summary_or_annotators(tmp_path: Path, astronaut: np.ndar
 def test_missing_manifest(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no manifest"):
         write_report(tmp_path)
+
+
+def test_policy_rows_keep_their_order_through_summary_json(tmp_path: Path, astronaut: np.ndarray) -> None:
+    # `maeum data report` reads summary.json, written with sorted keys; prepare passes its dict as built.
+    _write_dataset(tmp_path, astronaut)
+    policies = {p: {"kept": 8 - i, "dropped": 2 + i} for i, p in enumerate(("majority", "unanimous", "uploader"))}
+    write_report(tmp_path, {**SUMMARY, "policies": policies})
+    built = (tmp_path / "report.md").read_text(encoding="utf-8")
+    write_report(tmp_path, {**SUMMARY, "policies": dict(sorted(policies.items(), reverse=True))})
+    assert (tmp_path / "report.md").read_text(encoding="utf-8") == built
+    table = built.split("### Label policies\n", 1)[1].split("###", 1)[0]
+    rows = [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| ")]
+    assert rows == ["| policy", "| **majority** (chosen)", "| unanimous", "| uploader"]

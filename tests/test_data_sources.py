@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -74,3 +76,61 @@ def test_unknown_kind_and_wrong_sources(tmp_path: Path) -> None:
     (tmp_path / "x.csv").write_text("a,b\n1,2\n")
     with pytest.raises(DataError, match="missing columns"):
         prepare(PrepareConfig("fer2013", tmp_path / "x.csv", tmp_path / "out3"))
+
+
+def _fer2013_rows(astronaut: np.ndarray, n: int) -> list[str]:
+    face = _face48(astronaut, (170, 50, 275, 180))
+    return [f"{i % 7},{' '.join(map(str, face.ravel()))},{('Training', 'PublicTest', 'PrivateTest')[i % 3]}"
+            for i in range(n)]  # fmt: skip
+
+
+def test_fer2013_truncated_csv_and_bad_rows_are_logged(tmp_path: Path, astronaut: np.ndarray) -> None:
+    text = "\n".join(["emotion,pixels,Usage", *_fer2013_rows(astronaut, 6)]) + "\n"
+    bad = ["9," + " ".join(["1"] * 2304) + ",Training", "3," + " ".join(["1"] * 2304) + ",Foo"]
+    cut = text + "\n".join(bad) + "\n" + "4,12 34 56"  # a download cut off in the middle of a row
+    (tmp_path / "fer2013.csv").write_text(cut)
+    s = prepare(PrepareConfig("fer2013", tmp_path / "fer2013.csv", tmp_path / "out", workers=1, report=False))
+    assert s["prepared"] == 6 and s["errors"] == {"malformed_record": 3}
+    reasons = [json.loads(line)["reason"] for line in (tmp_path / "out" / "errors.jsonl").open(encoding="utf-8")]
+    assert "emotion '9' is not a FER2013 label id (0 to 6)" in reasons[0]
+    assert "Usage 'Foo' is not Training, PublicTest or PrivateTest" in reasons[1]
+    assert "a short row" in reasons[2] and "truncated" in reasons[2]
+
+
+def test_fer2013_given_a_folder_says_so(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    with pytest.raises(DataError, match=r"not a file; pass the Kaggle fer2013\.csv"):
+        prepare(PrepareConfig("fer2013", tmp_path / "src", tmp_path / "out"))
+    assert not (tmp_path / "out").exists()  # a refused run writes nothing
+
+
+def test_empty_class_folders_are_left_out_with_a_warning(
+    tmp_path: Path, astronaut: np.ndarray, hopper: np.ndarray, caplog: pytest.LogCaptureFixture
+) -> None:
+    for cls, photo in (("기쁨", astronaut), ("sad", hopper)):
+        (tmp_path / "src" / cls).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(photo).rotate(i).save(tmp_path / "src" / cls / f"{i}.jpg")
+    (tmp_path / "src" / "empty_class" / "nested").mkdir(parents=True)
+    (tmp_path / "src" / ".git").mkdir()
+    (tmp_path / "src" / "empty_class" / "notes.txt").write_text("no images here")
+    with caplog.at_level(logging.WARNING):
+        s = prepare(PrepareConfig("folder", tmp_path / "src", tmp_path / "out", size=48, workers=1, report=False))
+    assert s["labels"] == ["happiness", "sadness"] and s["prepared"] == 8
+    assert "left out 1 class folder(s) without any image: empty_class" in caplog.text
+
+
+def test_ferplus_keeps_the_first_row_of_a_repeated_image(shared: Path, tmp_path: Path) -> None:
+    from maeum.training import ferplus
+
+    root = shared / "data" / "ferplus"
+    test = ferplus.load_split(root, "test")
+    # fer2013new.csv lists fer0033120.png twice in PrivateTest; FER2013Test has 3,573 images.
+    assert len(test.names) == len(set(test.names)) == 3573
+    assert test.votes[test.names.index("fer0033120.png")].tolist() == [5, 0, 0, 1, 1, 0, 0, 0, 3, 0]
+    assert len(ferplus.load_split(root, "train").names) == len(set(ferplus.load_split(root, "train").names))
+    s = prepare(PrepareConfig("ferplus", root, tmp_path, cap=5, workers=1, report=False))
+    lines = [json.loads(line) for line in (tmp_path / "errors.jsonl").open(encoding="utf-8")]
+    repeated = [e for e in lines if e["kind"] == "duplicate_record"]
+    assert len(repeated) == s["errors"]["duplicate_record"] == 4
+    assert any(e["file"].endswith("fer2013new.csv:34336") and "fer0033120.png" in e["reason"] for e in repeated)

@@ -180,7 +180,9 @@ def test_report_files_exist_and_parse(report: EvalReport, tmp_path: Path) -> Non
     assert data["n"] == report.n and data["accuracy"] == pytest.approx(report.accuracy)
     assert data["labels"] == list(report.labels) and data["dropped"] == report.dropped
     assert data["per_class"][report.labels.index("surprise")]["recall"] is None  # NaN is written as null
-    with (tmp_path / "out" / "confusion.csv").open(encoding="utf-8", newline="") as f:
+    # Korean names: a byte-order mark, so Excel on Korean Windows reads the file as UTF-8.
+    assert (tmp_path / "out" / "confusion.csv").read_bytes().startswith("\ufefftrue".encode())
+    with (tmp_path / "out" / "confusion.csv").open(encoding="utf-8-sig", newline="") as f:
         table = list(csv.reader(f))
     assert table[0] == ["true \\ predicted", "중립", "기쁨", "놀람", "슬픔", "분노", "혐오", "공포"]
     assert [[int(v) for v in row[1:]] for row in table[1:]] == [list(r) for r in report.confusion]
@@ -257,6 +259,7 @@ def test_config_errors_say_what_is_known(manifest: Path, tmp_path: Path) -> None
         (["ferplus-resnet-s", "--data", "{manifest}", "--split", "dev"], "unknown split 'dev'"),
         (["ferplus-resnet-s", "--data", "{manifest}", "--group-by", "colour"], "unknown column 'colour'"),
         (["ferplus-resnet-s", "--data", "{manifest}", "--batch-size", "0"], "batch_size"),
+        (["ferplus-resnet-s", "--data", "{manifest}", "--group-by", "gender", "--group-by", "age"], "one column"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(
@@ -329,8 +332,34 @@ def test_ferplus_test_accuracy_matches_the_benchmark_method(shared: Path) -> Non
     labels = ferplus.fer2013_labels(root, test.names)
     known = labels >= 0
     assert original.fer2013_labels and original.n == int(known.sum())
+    assert original.n == 3573  # every PrivateTest image once (fer2013new.csv lists one twice)
     assert original.accuracy == pytest.approx((pred[known] == labels[known]).mean())
     assert abs(original.accuracy - result.accuracy) > 0.1  # the two label sets disagree on many images
+
+
+def test_confusion_csv_without_korean_names_has_no_byte_order_mark(report: EvalReport, tmp_path: Path) -> None:
+    import dataclasses
+
+    plain = dataclasses.replace(report, labels=tuple(f"class{i}" for i in range(len(report.labels))))
+    write_report(plain, tmp_path)
+    assert (tmp_path / "confusion.csv").read_bytes().startswith(b"true \\ predicted,class0,")
+
+
+def test_an_empty_split_is_named_as_empty(manifest: Path, tmp_path: Path) -> None:
+    table = pq.read_table(manifest / "manifest.parquet")
+    (tmp_path / "images").symlink_to(manifest / "images")
+    pq.write_table(
+        table.filter([s != "test" for s in table.column("split").to_pylist()]), tmp_path / "manifest.parquet"
+    )
+    with pytest.raises(DataError, match=r"the test split of .* is empty \(it has train, val\)"):
+        EvalConfig(DEFAULT_MODEL, str(tmp_path), split="test")
+
+
+def test_calibrating_on_the_evaluated_split_warns(manifest: Path, tmp_path: Path, capsys) -> None:
+    argv = ["evaluate", DEFAULT_MODEL, "--data", str(manifest), "--split", "val", "--calibrate-on", "val",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    assert "calibrating on the evaluated split (val): ECE after is optimistic" in capsys.readouterr().err
 
 
 def test_fer2013_labels_need_the_ferplus_folder(manifest: Path) -> None:

@@ -12,7 +12,7 @@ from maeum.outpaths import output_folder
 
 log = logging.getLogger("maeum")
 
-EXIT_OK, EXIT_WITH_ERRORS = 0, 1  # 1: the run is unfinished, run it again
+EXIT_OK, EXIT_WITH_ERRORS = 0, 1  # 1: the run is unfinished, run it again (after freeing space, re-downloading)
 
 
 def add_data_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,8 +33,15 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("kind", choices=list_sources(), help="dataset kind")
     p.add_argument("source", type=Path, help="the download: a folder, zip, TSV (AI Hub layout B) or CSV (FER2013)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (resumes if it holds an unfinished run)")
-    p.add_argument("--policy", choices=POLICIES, default="majority", help="label policy (default: majority)")
+    p.add_argument(
+        "--out", type=Path, required=True,
+        help="output folder, outside the source (resumes if it holds an unfinished run)",
+    )  # fmt: skip
+    p.add_argument(
+        "--policy", choices=POLICIES, default="majority",
+        help="label policy (default: majority): majority, unanimous, uploader or tiebreak for AI Hub; "
+        "majority or soft for FER+; FER2013 and folders give their labels (majority only)",
+    )  # fmt: skip
     p.add_argument(
         "--tiebreak",
         default="uploader,A,B,C",
@@ -42,11 +49,14 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--crop", choices=CROP_MODES, help="box: annotators' mean box; detect: re-detect and align; "
                    "whole: whole image (default: box for AI Hub, whole for the others)")  # fmt: skip
-    p.add_argument("--size", type=int, help="crop size in pixels (default: 224 for AI Hub, 48 for FER)")
-    p.add_argument("--color", choices=COLORS, help="colour mode (default: rgb for AI Hub, gray for FER)")
+    p.add_argument("--size", type=int, help="crop size in pixels, 8 to 1024 (default: 48 for FER, 224 for the others)")
+    p.add_argument("--color", choices=COLORS, help="colour mode (default: gray for FER, rgb for the others)")
     p.add_argument("--margin", type=float, default=0.2, help="box mode: margin on each side, share of the box")
     p.add_argument("--format", dest="image_format", choices=IMAGE_FORMATS, default="png", help="crop file format")
-    p.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test fractions (default: 0.8,0.1,0.1)")
+    p.add_argument(
+        "--split", default="0.8,0.1,0.1",
+        help="train,val,test fractions of persons' images (default: 0.8,0.1,0.1; FER2013/FER+: with --resplit)",
+    )  # fmt: skip
     p.add_argument("--resplit", action="store_true", help="ignore the source's own splits (FER) and split anew")
     p.add_argument("--seed", type=int, default=0, help="seed of the split and the cap (default: 0)")
     p.add_argument("--cap", type=int, help="keep at most N images per class")
@@ -93,16 +103,18 @@ def _prepare(args: argparse.Namespace) -> int:
         detector=args.detector,
         aligner=args.aligner,
         reduced_decode=not args.full_decode,
-        workers=max(1, args.workers),
+        workers=args.workers,
         engine=args.engine,
         ray_address=args.ray_address,
-        shard_size=max(1, args.shard_size),
+        shard_size=args.shard_size,
         report=not args.no_report,
     )
     summary = prepare(cfg)
     # Bad records are expected in real downloads and only logged; crops that could not be
-    # written (a full disk) leave the run unfinished.
-    return EXIT_WITH_ERRORS if summary["errors"].get("write_failed") else EXIT_OK
+    # written (a full disk) and zips that could not be read (a download cut short) leave the
+    # run unfinished: the same command finishes it once they are fixed.
+    unfinished = summary["errors"].get("write_failed") or summary["errors"].get("corrupt_archive")
+    return EXIT_WITH_ERRORS if unfinished else EXIT_OK
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -34,7 +34,12 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         metavar="SPLIT",
         help="fit a temperature on this split (e.g. val); report ECE before and after",
     )
-    e.add_argument("--group-by", metavar="COLUMN", help="accuracy per value of this manifest column (e.g. source)")
+    e.add_argument(
+        "--group-by",
+        metavar="COLUMN",
+        action="append",
+        help="accuracy per value of this manifest column (e.g. gender); one column a run",
+    )
     e.add_argument(
         "--fer2013-labels",
         action="store_true",
@@ -56,6 +61,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     from maeum.training.evaluate import EvalConfig, evaluate, summary_lines, write_report
 
     output_folder(args.out)
+    if args.group_by and len(args.group_by) > 1:
+        raise MaeumError(
+            f"--group-by takes one column, got {len(args.group_by)} ({', '.join(args.group_by)}); "
+            "run evaluate once per column"
+        )
     try:
         config = EvalConfig(
             model=args.model,
@@ -63,7 +73,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             split=args.split,
             tta=args.tta,
             calibrate_split=args.calibrate_on,
-            group_by=args.group_by,
+            group_by=args.group_by[0] if args.group_by else None,
             fer2013_labels=args.fer2013_labels,
             batch_size=args.batch_size,
             threads=args.threads,

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from maeum.data.archive import open_location, text_encoding, walk
-from maeum.data.records import Annotation, Box, ErrorSink, Record, label_key, nfc
+from maeum.data.archive import READ_ERRORS, open_location, read_error, text_encoding, walk
+from maeum.data.records import AIHUB7, Annotation, Box, ErrorSink, Record, class_key, nfc
 
 log = logging.getLogger(__name__)
 
@@ -29,18 +29,19 @@ _CHUNK = 1 << 20
 _WS = re.compile(r"[\s,]*")
 
 
-def iter_label_files(root: Path) -> Iterator[tuple[str, str]]:
-    """(name, location) of every JSON label file under ``root`` (folders and zips)."""
-    yield from walk(root, frozenset({".json"}))
+def iter_label_files(root: Path, on_error: ErrorSink | None = None) -> Iterator[tuple[str, str]]:
+    """(name, location) of every JSON label file under ``root`` (folders and zips); a zip that
+    cannot be opened goes to ``on_error``."""
+    yield from walk(root, frozenset({".json"}), on_error)
 
 
 def read_label_file(location: str, on_error: ErrorSink) -> Iterator[Record]:
     """The records of one JSON label file; bad records and bad files go to ``on_error``."""
-    encoding = text_encoding(location)
-    if encoding is None:
-        on_error(location, "malformed JSON: neither UTF-8 nor CP949 text")
-        return
     try:
+        encoding = text_encoding(location)
+        if encoding is None:
+            on_error(location, "malformed JSON: neither UTF-8 nor CP949 text")
+            return
         for index, obj in enumerate(_iter_json_array(location, encoding)):
             where = f"{location} [record {index}]"
             record = parse_record(obj, where, on_error)
@@ -48,6 +49,8 @@ def read_label_file(location: str, on_error: ErrorSink) -> Iterator[Record]:
                 yield record
     except ValueError as e:
         on_error(location, f"malformed JSON: {e}")
+    except READ_ERRORS as e:  # a damaged zip member: the records before the damage are kept
+        on_error(location, read_error(location, e)[1])
 
 
 def parse_record(obj: Any, where: str, on_error: ErrorSink) -> Record | None:
@@ -63,9 +66,9 @@ def parse_record(obj: Any, where: str, on_error: ErrorSink) -> Record | None:
     where = f"{where} {name}"
     annotations = tuple(_annotation(obj, letter, where, on_error) for letter in ANNOTATORS)
     uploader_text = obj.get("faceExp_uploader")
-    uploader = label_key(uploader_text)
-    if uploader is None and uploader_text not in (None, ""):
-        on_error(where, f"unknown emotion {uploader_text!r} from the uploader")
+    uploader, why = class_key(uploader_text, AIHUB7)
+    if why is not None and uploader_text not in (None, ""):
+        on_error(where, f"{why} from the uploader")
     return Record(
         name=name,
         person=person_id(name),
@@ -74,6 +77,7 @@ def parse_record(obj: Any, where: str, on_error: ErrorSink) -> Record | None:
         gender=_text(obj.get("gender")),
         age=_int(obj.get("age")),
         background=_text(obj.get("bg_uploader")),
+        where=where,
     )
 
 
@@ -88,9 +92,9 @@ def _annotation(obj: dict, letter: str, where: str, on_error: ErrorSink) -> Anno
         on_error(where, f"malformed record: no annotator {letter} block (annot_{letter} or faceBB_{letter})")
         return Annotation(None)
     text = block.get("faceExp")
-    emotion = label_key(text)
-    if emotion is None:
-        on_error(where, f"unknown emotion {text!r} from annotator {letter}")
+    emotion, why = class_key(text, AIHUB7)
+    if why is not None:
+        on_error(where, f"{why} from annotator {letter}")
     return Annotation(emotion, _box(block.get("boxes"), f"annotator {letter}", where, on_error), _text(block.get("bg")))
 
 

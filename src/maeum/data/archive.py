@@ -9,12 +9,15 @@ from __future__ import annotations
 import codecs
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from maeum.data.records import nfc
+from maeum.data.records import ErrorSink, nfc
 
 _SEP = "::"
+# What reading a file or a zip member raises when it is damaged or cut short.
+READ_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, zipfile.BadZipFile, zlib.error)
 # Per process: archives stay open between reads, with their members by decoded name.
 _open_zips: dict[str, tuple[zipfile.ZipFile, dict[str, zipfile.ZipInfo]]] = {}
 
@@ -34,13 +37,17 @@ def member_name(info: zipfile.ZipInfo) -> str:
     return nfc(name)
 
 
-def walk(root: Path, suffixes: frozenset[str]) -> Iterator[tuple[str, str]]:
+def walk(root: Path, suffixes: frozenset[str], on_error: ErrorSink | None = None) -> Iterator[tuple[str, str]]:
     """Every (NFC name, location) under ``root`` (a folder, a zip, or a folder of zips) whose
-    name ends in one of ``suffixes`` (lower case, with the dot), in a stable sorted order."""
+    name ends in one of ``suffixes`` (lower case, with the dot), in a stable sorted order.
+
+    A zip that cannot be opened (a download cut short) is skipped and reported to ``on_error``
+    as a "corrupt archive"; the other files are still walked.
+    """
     root = Path(root)
     if root.is_file():
         if root.suffix.lower() == ".zip":
-            yield from _walk_zip(root, suffixes)
+            yield from _walk_zip(root, suffixes, on_error)
         elif root.suffix.lower() in suffixes:
             yield nfc(root.name), str(root)
         return
@@ -50,14 +57,19 @@ def walk(root: Path, suffixes: frozenset[str]) -> Iterator[tuple[str, str]]:
             path = Path(dirpath) / filename
             suffix = path.suffix.lower()
             if suffix == ".zip":
-                yield from _walk_zip(path, suffixes)
+                yield from _walk_zip(path, suffixes, on_error)
             elif suffix in suffixes and not filename.startswith("._"):  # "._x" are macOS resource forks
                 yield nfc(filename), str(path)
 
 
-def _walk_zip(path: Path, suffixes: frozenset[str]) -> Iterator[tuple[str, str]]:
-    with zipfile.ZipFile(path) as zf:
-        infos = sorted(zf.infolist(), key=lambda i: i.filename)
+def _walk_zip(path: Path, suffixes: frozenset[str], on_error: ErrorSink | None) -> Iterator[tuple[str, str]]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = sorted(zf.infolist(), key=lambda i: i.filename)
+    except READ_ERRORS as e:
+        if on_error is not None:
+            on_error(str(path), f"corrupt archive: cannot open it ({e}); download it again, then run again")
+        return
     for info in infos:
         if info.is_dir():
             continue
@@ -84,6 +96,20 @@ def open_location(location: str):  # -> binary file object
 def read_location(location: str) -> bytes:
     with open_location(location) as f:
         return f.read()
+
+
+def read_error(location: str, error: BaseException) -> tuple[str, str]:
+    """(error kind, reason) for a location that could not be read: a damaged zip member is a
+    "corrupt_archive", anything else (a file gone, no permission) "read_failed"."""
+    if is_member(location) and not isinstance(error, FileNotFoundError):
+        archive_path = location.split(_SEP, 1)[0]
+        return "corrupt_archive", f"corrupt archive: cannot read this member of {archive_path} ({error})"
+    return "read_failed", f"cannot read the file: {error}"
+
+
+def is_member(location: str) -> bool:
+    """Whether ``location`` names a zip member (``archive.zip::member``)."""
+    return _SEP in location
 
 
 def text_encoding(location: str) -> str | None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from maeum.data.archive import text_encoding
-from maeum.data.records import Annotation, Box, DataError, ErrorSink, Record, label_key, nfc
+from maeum.data.records import AIHUB7, Annotation, Box, DataError, ErrorSink, Record, class_key, label_key, nfc
 from maeum.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -120,9 +120,9 @@ def _record(
     annotations = []
     for a in ANNOTATORS:
         text = nfc(row[index[f"Task{a}_emotion"]]).strip()
-        emotion = label_key(text)
-        if emotion is None:
-            on_error(where, f"unknown emotion {text!r} from annotator {a}")
+        emotion, why = class_key(text, AIHUB7)
+        if why is not None:
+            on_error(where, f"{why} from annotator {a}")
         box_text = row[index[f"Task{a}_result"]].strip()
         box = None
         if box_text:  # an empty cell is no box, as a missing box is in layout A
@@ -133,6 +133,8 @@ def _record(
         background = nfc(row[index[f"Task{a}_background"]]).strip() or None
         annotations.append(Annotation(emotion, box, background))
     person, gender, age, uploader_emotion, background = _parse_name(name)
+    if uploader_emotion not in AIHUB7:  # a file name's word maeum knows that is no AI Hub class
+        uploader_emotion = None
     return Record(
         name=name,
         person=person,
@@ -143,6 +145,7 @@ def _record(
         background=background,
         url=url,
         extra={key: row[i] for i, key in extras},
+        where=where,
     )
 
 

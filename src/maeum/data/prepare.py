@@ -12,6 +12,8 @@ The same source and settings always give byte-identical outputs, resumed or not.
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import hashlib
 import io
 import json
@@ -20,8 +22,8 @@ import os
 import shutil
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +56,13 @@ _KINDS: tuple[tuple[str, str], ...] = (
     ("mask of shape", "bad_mask"),
     ("unreadable segmentation mask", "bad_mask"),
     ("download failed", "download_failed"),
+    ("corrupt archive", "corrupt_archive"),
+    ("duplicate record", "duplicate_record"),
+    ("cannot read the file", "read_failed"),
 )
+_SETTINGS_VERSION = "2"  # 2: effective values and the resolved source (1, unmarked: the options as typed)
+# Crop-stage errors that leave a record out (the others are warnings about a kept crop).
+_CROP_LOSSES: tuple[str, ...] = ("no_box", "no_face", "corrupt_image", "corrupt_archive", "read_failed", "write_failed")
 
 
 @dataclass(frozen=True)
@@ -93,34 +101,61 @@ class PrepareConfig:
         bad = [s for s in self.tiebreak if s not in ("uploader", "A", "B", "C")]
         if bad:
             raise DataError(f"unknown tie-break source(s) {bad}; use uploader, A, B, C")
+        if self.policy != "tiebreak" and tuple(self.tiebreak) != DEFAULT_TIEBREAK:
+            raise DataError(f"--tiebreak applies to --policy tiebreak only (the policy is {self.policy})")
+        if self.workers < 1 or self.shard_size < 1:
+            raise DataError(f"--workers and --shard-size must be at least 1, got {self.workers} and {self.shard_size}")
 
-    def settings(self) -> dict[str, Any]:
-        """What decides the outputs (saved with them; a resumed run must match)."""
-        keep = {f for f, d in self.__dataclass_fields__.items() if d.compare and f != "out"}
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items() if k in keep}
+    def settings(self, source: Source, crop: CropConfig) -> dict[str, Any]:
+        """What decides the outputs, as applied (saved with them; a resumed run must match).
+
+        Values are the effective ones, so a default written out matches it left out, and the
+        source is its resolved path, so the run resumes from any working directory.
+        """
+        return {
+            "kind": self.kind,
+            "source": str(self.source.resolve()),
+            "policy": self.policy,
+            "tiebreak": list(self.tiebreak) if self.policy == "tiebreak" else None,
+            "crop": crop.mode,
+            "size": crop.size,
+            "color": crop.color,
+            "margin": crop.margin if crop.mode == "box" else None,
+            "image_format": self.image_format,
+            "fractions": list(self.fractions) if self.resplit or not source.splits_given else None,
+            "resplit": self.resplit,
+            "seed": self.seed,
+            "cap": self.cap,
+            "detector": crop.detector if crop.mode == "detect" else None,
+            "aligner": crop.aligner if crop.mode == "detect" else None,
+            "reduced_decode": crop.reduced_decode,
+        }
 
 
 def prepare(cfg: PrepareConfig) -> dict[str, Any]:
-    """Run (or resume) every stage; returns the summary also written to ``summary.json``."""
-    work = cfg.out / WORK_DIR
-    work.mkdir(parents=True, exist_ok=True)
-    source = open_source(cfg.kind, cfg.source, work)
+    """Run (or resume) every stage; returns the summary also written to ``summary.json``.
+
+    Everything that can be checked is checked before ``cfg.out`` is touched. A run that fails
+    before preparing anything leaves no work state behind, so a corrected command starts afresh.
+    """
+    # Absolute paths: the work state, the manifest's `source` column and errors.jsonl name files
+    # that a run resumed from another working directory (or a reader elsewhere) still finds.
+    cfg = replace(cfg, source=Path(os.path.abspath(cfg.source)), out=Path(os.path.abspath(cfg.out)))
+    source = open_source(cfg.kind, cfg.source, cfg.out / WORK_DIR)
+    _refuse_out_inside_source(cfg)
+    _check_options(cfg, source)
     crop_cfg = _crop_config(cfg, source)
-    with _State(work / "state.sqlite", cfg) as state:
-        failed = state.failed_downloads() if state.get("scanned") and source.download is not None else 0
-        if failed:
-            # Layout B: fetch what failed last time (the downloader skips what it has), then
-            # start the later stages over, since the set of usable records has changed.
-            log.info("%d downloads failed last time: trying them again", failed)
-            state.put("scanned", "")
-            for derived in ("images", "masks"):
-                shutil.rmtree(cfg.out / derived, ignore_errors=True)
-        if not state.get("scanned"):
-            _scan(state, cfg, source)
-        if state.get("split") is None:
-            _split(state, cfg)
-        _crop_all(state, cfg, crop_cfg, source)
-        summary = _finish(state, cfg, crop_cfg, source)
+    settings = cfg.settings(source, crop_cfg)
+    work = cfg.out / WORK_DIR
+    out_existed = cfg.out.exists()
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        with _State(work / "state.sqlite") as state:
+            state.check_settings(settings, cfg.out, lambda saved: _upgrade_settings(saved, source, cfg.out))
+            summary = _run(state, cfg, source, crop_cfg, settings)
+    except DataError:
+        _discard_unfinished(cfg.out, out_existed)
+        raise
     if cfg.report:
         try:
             from maeum.data.report import write_report
@@ -131,11 +166,115 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
     return summary
 
 
+def _run(
+    state: _State, cfg: PrepareConfig, source: Source, crop_cfg: CropConfig, settings: dict[str, Any]
+) -> dict[str, Any]:
+    fingerprint = _source_fingerprint(cfg.source)
+    if state.get("scanned"):
+        failed = state.failed_downloads() if source.download is not None else 0
+        changed = state.get("fingerprint") not in (None, fingerprint)
+        if failed:
+            # Layout B: fetch what failed last time (the downloader skips what it has), then
+            # start the later stages over, since the set of usable records has changed.
+            log.info("%d downloads failed last time: trying them again", failed)
+        elif changed:
+            log.info(
+                "%s changed since it was last read (files added, replaced or removed): reading it again", cfg.source
+            )
+        if failed or changed:
+            state.put("scanned", "")
+            for derived in ("images", "masks"):
+                shutil.rmtree(cfg.out / derived, ignore_errors=True)
+    if not state.get("scanned"):
+        _scan(state, cfg, source)
+    state.put("fingerprint", fingerprint)
+    if state.get("split") is None:
+        _split(state, cfg)
+    _crop_all(state, cfg, crop_cfg, source)
+    return _finish(state, cfg, crop_cfg, source, settings)
+
+
+def _upgrade_settings(saved: dict[str, Any], source: Source, out: Path) -> dict[str, Any] | None:
+    """Settings saved by an earlier maeum (the options as typed, the source relative to the working
+    directory) as they are saved now, so its folders resume; None if they do not read as options."""
+    try:
+        as_typed = {k: tuple(saved[k]) for k in ("tiebreak", "fractions")}
+        old = PrepareConfig(**{**saved, **as_typed, "source": Path(saved["source"]), "out": out})
+        return old.settings(source, _crop_config(old, source))
+    except (TypeError, KeyError, ValueError, DataError):
+        return None
+
+
+def _refuse_out_inside_source(cfg: PrepareConfig) -> None:
+    """An --out inside the source folder would be read as part of the dataset on the next run
+    (its crops as images, its folders as classes)."""
+    source, out = cfg.source.resolve(), cfg.out.resolve()
+    if source.is_dir() and (out == source or source in out.parents):
+        raise DataError(
+            f"--out {cfg.out} is inside the source folder {cfg.source}, whose every file and folder is read "
+            f"as data; choose an --out outside it, e.g. {source.parent / (source.name + '-prepared')}"
+        )
+
+
+def _check_options(cfg: PrepareConfig, source: Source) -> None:
+    """Refuse options this kind of source would ignore, rather than record them as applied."""
+    if cfg.policy not in source.policies:
+        raise DataError(
+            f"--policy {cfg.policy} does not apply to {source.kind} data; "
+            f"its policies: {', '.join(source.policies)} (docs/datasets.md, Label policies)"
+        )
+    default_fractions = PrepareConfig.__dataclass_fields__["fractions"].default
+    if source.splits_given and not cfg.resplit and tuple(cfg.fractions) != default_fractions:
+        raise DataError(f"{source.kind} data keeps its own splits: --split needs --resplit")
+
+
+def _discard_unfinished(out: Path, out_existed: bool) -> None:
+    """After a failure: drop the work state if nothing was prepared yet (and ``out`` if this run made it empty)."""
+    work = out / WORK_DIR
+    db = work / "state.sqlite"
+    if db.exists():
+        try:
+            with sqlite3.connect(db) as con:
+                if con.execute("SELECT COUNT(*) FROM results").fetchone()[0]:
+                    return
+        except sqlite3.Error:
+            return
+    shutil.rmtree(work, ignore_errors=True)
+    if not out_existed:
+        with contextlib.suppress(OSError):
+            out.rmdir()  # only when empty
+
+
+def _source_fingerprint(path: Path) -> str:
+    """A digest of the names, sizes and modification times of the source's files.
+
+    Cheap (no file is read), and it changes when a zip is added, replaced or finished
+    downloading, so a rerun after downloading more parts reads them.
+    """
+    h = hashlib.sha1()
+    path = Path(path)
+    if path.is_file():
+        st = path.stat()
+        h.update(f"{path.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode(errors="surrogateescape"))
+        return h.hexdigest()
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        for filename in sorted(filenames):
+            file = Path(dirpath) / filename
+            try:
+                st = file.stat()
+            except OSError:
+                continue
+            rel = file.relative_to(path).as_posix()
+            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode(errors="surrogateescape"))
+    return h.hexdigest()
+
+
 def _crop_config(cfg: PrepareConfig, source: Source) -> CropConfig:
     try:
         return CropConfig(
             mode=cfg.crop or source.crop,
-            size=cfg.size or source.size,
+            size=cfg.size if cfg.size is not None else source.size,
             color=cfg.color or source.color,
             margin=cfg.margin,
             detector=cfg.detector,
@@ -149,7 +288,7 @@ def _crop_config(cfg: PrepareConfig, source: Source) -> CropConfig:
 class _State:
     """The work database: records, splits, finished shards and errors, committed stage by stage."""
 
-    def __init__(self, path: Path, cfg: PrepareConfig) -> None:
+    def __init__(self, path: Path) -> None:
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(
@@ -163,20 +302,46 @@ class _State:
             CREATE TABLE IF NOT EXISTS errors(
                 id INTEGER PRIMARY KEY AUTOINCREMENT, stage INTEGER, ord INTEGER, item TEXT, kind TEXT, reason TEXT);
             CREATE TABLE IF NOT EXISTS results(seq INTEGER PRIMARY KEY, row TEXT);
+            CREATE TABLE IF NOT EXISTS sizes(seq INTEGER PRIMARY KEY, bytes INTEGER);
             CREATE TABLE IF NOT EXISTS shards(id INTEGER PRIMARY KEY);
             """
         )
+
+    def check_settings(
+        self, settings: dict[str, Any], out: Path, upgrade: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> None:
+        """Save ``settings``, or refuse other ones than those saved, unless nothing was prepared with those.
+
+        ``upgrade`` reads settings saved before they were saved as applied (no ``settings_version``).
+        """
         saved = self.get("settings")
-        settings = json.dumps(cfg.settings(), sort_keys=True, ensure_ascii=False)
-        if saved is None:
-            self.put("settings", settings)
-        elif saved != settings:
-            old, new = json.loads(saved), json.loads(settings)
-            diff = ", ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in new if old.get(k) != new[k])
-            raise DataError(
-                f"{cfg.out} holds a preparation with other settings ({diff}); "
-                "use another --out folder, or delete this one to start over"
-            )
+        text = json.dumps(settings, sort_keys=True, ensure_ascii=False)
+        if saved is not None and self.get("settings_version") is None:
+            upgraded = upgrade(json.loads(saved))
+            if upgraded is not None:
+                saved = json.dumps(upgraded, sort_keys=True, ensure_ascii=False)
+        if saved == text:
+            self.put("settings", text)
+            self.put("settings_version", _SETTINGS_VERSION)
+            return
+        if saved is not None:
+            prepared = self.db.execute("SELECT COUNT(*) FROM results").fetchone()[0] or (out / MANIFEST_NAME).exists()
+            old = json.loads(saved)
+            diff = ", ".join(f"{k}: {old.get(k)!r} -> {v!r}" for k, v in settings.items() if old.get(k) != v)
+            if prepared:
+                raise DataError(
+                    f"{out} holds a preparation with other settings ({diff}); "
+                    "use another --out folder, or delete this one to start over"
+                )
+            log.info("%s: an earlier run with other settings prepared nothing (%s); starting over", out, diff)
+            self.db.execute("BEGIN")
+            for table in ("meta", "images", "masks", "records", "errors", "results", "sizes", "shards"):
+                self.db.execute(f"DELETE FROM {table}")
+            self.db.execute("COMMIT")
+            for derived in ("images", "masks"):  # crops of a killed run, never committed
+                shutil.rmtree(out / derived, ignore_errors=True)
+        self.put("settings", text)
+        self.put("settings_version", _SETTINGS_VERSION)
 
     def __enter__(self) -> _State:
         return self
@@ -207,8 +372,13 @@ def _scan(state: _State, cfg: PrepareConfig, source: Source) -> None:
     db = state.db
     log.info("scanning %s", cfg.source)
     counter = iter(range(1 << 62))
+    reported: set[tuple[str, str]] = set()
 
     def on_error(item: str, reason: str) -> None:
+        if reason.startswith("corrupt archive"):  # the walks of images, masks and labels meet the same zip
+            if (item, reason) in reported:
+                return
+            reported.add((item, reason))
         state.error(1, next(counter), item, reason)
 
     db.execute("BEGIN")
@@ -219,19 +389,16 @@ def _scan(state: _State, cfg: PrepareConfig, source: Source) -> None:
         db.execute("COMMIT")  # a download may take hours and resumes by itself
         source.download(on_error)
         db.execute("BEGIN")
-    for name, location in source.images():
+    for name, location in source.images(on_error):
         if db.execute("INSERT OR IGNORE INTO images VALUES (?, ?)", (name, location)).rowcount == 0:
             on_error(location, "duplicate image name: another file with this name was found first")
-    for stem, location in source.masks():
+    for stem, location in source.masks(on_error):
         db.execute("INSERT OR IGNORE INTO masks VALUES (?, ?)", (stem, location))
-    stats = AgreementStats(source.labels, [p for p in POLICIES if p != "soft"] if source.kind == "aihub" else [])
+    stats = AgreementStats(source.labels, source.policies if source.kind == "aihub" else [])
     progress = Progress(None, "records")
     for seq, record in enumerate(source.records(on_error)):
         progress.update(seq + 1, seq + 1)
-        stats.add(record)
         label = resolve(record, cfg.policy, source.labels, cfg.tiebreak)
-        if record.label is not None and label is None:
-            on_error(record.name, f"malformed record: label {record.label!r} is not one of {list(source.labels)}")
         status = "ok" if label is not None else "no_label"
         row = (seq, record.name, record.person, label, seeded_key(cfg.seed, record.name), record.split, status)
         if (
@@ -243,17 +410,29 @@ def _scan(state: _State, cfg: PrepareConfig, source: Source) -> None:
             state.error(
                 1,
                 next(counter),
-                record.name,
-                "a second record with the same file name; kept the first",
+                record.where or record.name,
+                f"a second record for {record.name}; kept the first",
                 "duplicate_record",
             )
+            continue
+        stats.add(record)  # duplicates are left out of the counts, as they are of the data
+        if record.label is not None and label is None:
+            on_error(
+                record.where or record.name,
+                f"malformed record: label {record.label!r} is not one of {list(source.labels)}",
+            )
     progress.close()
-    for (name,) in db.execute(
-        "SELECT name FROM records WHERE name NOT IN (SELECT name FROM images) "
+    for (data,) in db.execute(
+        "SELECT data FROM records WHERE name NOT IN (SELECT name FROM images) "
         "AND name NOT IN (SELECT item FROM errors WHERE kind = 'download_failed') ORDER BY seq"
     ).fetchall():
+        record = Record.from_json(data)
         state.error(
-            1, next(counter), name, "missing image: the record's image file is not in the source", "missing_image"
+            1,
+            next(counter),
+            record.where or record.name,
+            f"missing image: {record.name} is not in the source",
+            "missing_image",
         )
     db.execute("UPDATE records SET status = 'no_image' WHERE name NOT IN (SELECT name FROM images)")
     for (location,) in db.execute(
@@ -264,6 +443,7 @@ def _scan(state: _State, cfg: PrepareConfig, source: Source) -> None:
     state.put("scanned", "1")
     db.execute("DELETE FROM shards")
     db.execute("DELETE FROM results")
+    db.execute("DELETE FROM sizes")
     db.execute("DELETE FROM meta WHERE key = 'split'")
     db.execute("COMMIT")
 
@@ -283,7 +463,10 @@ def _split(state: _State, cfg: PrepareConfig) -> None:
     total = db.execute("SELECT COUNT(*) FROM records WHERE status = 'ok'").fetchone()[0]
     if total == 0:
         db.execute("ROLLBACK")
-        raise DataError(f"{cfg.source}: no usable record (see the errors above); nothing to prepare")
+        _no_usable_record(state, cfg)
+    default_fractions = PrepareConfig.__dataclass_fields__["fractions"].default
+    if given == total and not cfg.resplit and tuple(cfg.fractions) != default_fractions:
+        log.warning("every image comes with its split (train/val/test folders): --split is not used; add --resplit")
     if cfg.resplit or given < total:
         person_counts: dict[str, Counter] = {}
         for person, label, n in db.execute(
@@ -299,8 +482,34 @@ def _split(state: _State, cfg: PrepareConfig) -> None:
             "WHERE status = 'ok'"
         )
         log.info("split %d persons into %s", len(assignment), "/".join(SPLITS))
+    per_split = dict(db.execute("SELECT split, COUNT(*) FROM records WHERE status = 'ok' GROUP BY split"))
+    assigned = cfg.resplit or given < total
+    empty = [s for s, f in zip(SPLITS, cfg.fractions, strict=True) if (f > 0 or not assigned) and not per_split.get(s)]
+    if empty:
+        what = f"the {' and '.join(empty)} split{' is' if len(empty) == 1 else 's are'} empty"
+        if assigned:
+            persons = db.execute("SELECT COUNT(DISTINCT person) FROM records WHERE status = 'ok'").fetchone()[0]
+            fractions = ",".join(f"{f:g}" for f in cfg.fractions)
+            log.warning("%s: %d persons are too few to split %s by person", what, persons, fractions)
+        else:
+            log.warning("%s: the source puts no image in %s", what, "it" if len(empty) == 1 else "them")
     state.put("split", "1")
     db.execute("COMMIT")
+
+
+def _no_usable_record(state: _State, cfg: PrepareConfig) -> None:
+    """Raise DataError saying why no record is usable; the reasons go to ``errors.jsonl`` as well."""
+    statuses = dict(state.db.execute("SELECT status, COUNT(*) FROM records GROUP BY status").fetchall())
+    errors = _write_errors(state, cfg.out)
+    if not statuses:
+        why = "no record was read"
+    else:
+        parts = [f"{statuses.get('no_image', 0)} without their image", f"{statuses.get('no_label', 0)} without a label"]
+        why = f"{sum(statuses.values())} records read: " + ", ".join(parts) + f" under --policy {cfg.policy}"
+    if errors:
+        why += "; errors: " + ", ".join(f"{kind} {n}" for kind, n in sorted(errors.items()))
+        why += f" (each in {cfg.out / ERRORS_NAME})"
+    raise DataError(f"{cfg.source}: no usable record ({why}); nothing to prepare")
 
 
 def _shard_bounds(db: sqlite3.Connection, size: int) -> Iterator[tuple[int, int, int, int]]:
@@ -319,6 +528,7 @@ def _shard_bounds(db: sqlite3.Connection, size: int) -> Iterator[tuple[int, int,
 def _crop_all(state: _State, cfg: PrepareConfig, crop_cfg: CropConfig, source: Source) -> None:
     db = state.db
     bounds = list(_shard_bounds(db, cfg.shard_size))
+    _redo_lost_crops(db, cfg.out, bounds)
     done = {row[0] for row in db.execute("SELECT id FROM shards")}
     todo = [b for b in bounds if b[0] not in done]
     total = sum(b[3] for b in bounds)
@@ -357,8 +567,9 @@ def _crop_all(state: _State, cfg: PrepareConfig, crop_cfg: CropConfig, source: S
 
     progress = Progress(remaining, "img")
     finished = 0
+    jobs = run_jobs(_crop_shard, payloads(), cfg.engine, cfg.workers, cfg.ray_address)
     try:
-        for result in run_jobs(_crop_shard, payloads(), cfg.engine, cfg.workers, cfg.ray_address):
+        for result in jobs:
             db.execute("BEGIN")
             seqs = [r["seq"] for r in result["results"]]
             db.execute(f"DELETE FROM errors WHERE stage = 2 AND ord IN ({','.join('?' * len(seqs))})", seqs)
@@ -376,13 +587,41 @@ def _crop_all(state: _State, cfg: PrepareConfig, crop_cfg: CropConfig, source: S
                         "INSERT OR REPLACE INTO results VALUES (?, ?)",
                         (r["seq"], json.dumps(r["row"], ensure_ascii=False)),
                     )
+                    db.execute("INSERT OR REPLACE INTO sizes VALUES (?, ?)", (r["seq"], r["bytes"]))
             if not write_failed:  # a shard that could not write is tried again next run
                 db.execute("INSERT OR IGNORE INTO shards VALUES (?)", (result["shard"],))
             db.execute("COMMIT")
             finished += len(result["results"])
             progress.update(finished, finished)
     finally:
+        jobs.close()  # ends the workers now, on Ctrl-C too
         progress.close()
+
+
+def _redo_lost_crops(db: sqlite3.Connection, out: Path, bounds: list[tuple[int, int, int, int]]) -> None:
+    """Mark for redoing the shards whose crops (or masks) are missing, or of another size than written.
+
+    A cheap check (one ``stat`` per crop, nothing is read), so a rerun repairs crops deleted or
+    overwritten since; a crop damaged in place at the same size is not noticed.
+    """
+    firsts = [b[1] for b in bounds]
+    lost: set[int] = set()
+    for seq, row, size in db.execute(
+        "SELECT r.seq, r.row, s.bytes FROM results r LEFT JOIN sizes s ON s.seq = r.seq ORDER BY r.seq"
+    ):
+        data = json.loads(row)
+        try:
+            ok = (out / data["path"]).stat().st_size == size if size is not None else (out / data["path"]).is_file()
+            ok = ok and (not data.get("mask_path") or (out / data["mask_path"]).is_file())
+        except OSError:
+            ok = False
+        if not ok:
+            lost.add(seq)
+    if not lost:
+        return
+    shards = {bounds[bisect.bisect_right(firsts, seq) - 1][0] for seq in lost}
+    log.warning("%d crops are missing or changed since they were written: cropping them again", len(lost))
+    db.executemany("DELETE FROM shards WHERE id = ?", [(shard,) for shard in sorted(shards)])
 
 
 # Worker side: runs in worker processes (or Ray tasks); keeps its detector between shards.
@@ -421,15 +660,15 @@ def _crop_one(item: tuple, cfg: CropConfig, detector: Any, template: Any, out: P
         kind = "no_box" if text.startswith("no usable face box") else "no_face" if "face" in text else "corrupt_image"
         result["error"] = (kind, str(e))
         return result
-    except (OSError, KeyError, ValueError) as e:  # unreadable archive member or file
-        result["error"] = ("read_failed", f"cannot read the image: {e}")
+    except (*archive.READ_ERRORS, KeyError, ValueError) as e:  # a damaged zip member, a file gone or unreadable
+        result["error"] = archive.read_error(location, e)
         return result
     result["warnings"] = [*result["warnings"], *crop.warnings]
     digest = hashlib.sha1(name.encode()).hexdigest()[:16]
     rel = f"images/{split}/{label}/{digest}.{payload['format']}"
     mask_rel = f"masks/{split}/{label}/{digest}.png" if crop.mask is not None else None
     try:
-        _write_image(out / rel, crop.image, payload["format"])
+        result["bytes"] = _write_image(out / rel, crop.image, payload["format"])
         if mask_rel:
             _write_image(out / mask_rel, crop.mask, "png")
     except OSError as e:
@@ -467,7 +706,7 @@ def _load_mask(location: str, warnings: list[str]) -> np.ndarray | None:
     try:
         with np.load(io.BytesIO(archive.read_location(location)), allow_pickle=False) as npz:
             arrays = [npz[k] for k in sorted(npz.files) if npz[k].ndim == 2]
-    except (OSError, ValueError, KeyError) as e:
+    except (*archive.READ_ERRORS, ValueError, KeyError) as e:
         warnings.append(f"unreadable segmentation mask {location}: {e}")
         return None
     if not arrays:
@@ -476,8 +715,8 @@ def _load_mask(location: str, warnings: list[str]) -> np.ndarray | None:
     return arrays[0]
 
 
-def _write_image(path: Path, image: np.ndarray, fmt: str) -> None:
-    """Write atomically: a full disk leaves the old file (or none), never half a file."""
+def _write_image(path: Path, image: np.ndarray, fmt: str) -> int:
+    """Write atomically: a full disk leaves the old file (or none), never half a file. Returns its size."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
@@ -486,13 +725,32 @@ def _write_image(path: Path, image: np.ndarray, fmt: str) -> None:
             im.save(tmp, format="JPEG", quality=95)
         else:
             im.save(tmp, format="PNG")
+        size = tmp.stat().st_size
         os.replace(tmp, path)
+        return size
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def _finish(state: _State, cfg: PrepareConfig, crop_cfg: CropConfig, source: Source) -> dict[str, Any]:
+def _write_errors(state: _State, out: Path) -> Counter:
+    """Write ``errors.jsonl`` from the work state; return the count per kind."""
+    errors: Counter = Counter()
+    lines = []
+    for stage, item, kind, reason in state.db.execute(
+        "SELECT stage, item, kind, reason FROM errors ORDER BY stage, ord, id"
+    ):
+        errors[kind] += 1
+        record = {"stage": ("scan", "crop")[stage - 1], "file": item, "kind": kind, "reason": reason}
+        lines.append(json.dumps(record, ensure_ascii=False))
+    out.mkdir(parents=True, exist_ok=True)
+    _write_text(out / ERRORS_NAME, "".join(line + "\n" for line in lines))
+    return errors
+
+
+def _finish(
+    state: _State, cfg: PrepareConfig, crop_cfg: CropConfig, source: Source, settings: dict[str, Any]
+) -> dict[str, Any]:
     db = state.db
     meta = {
         "dataset": source.kind,
@@ -519,27 +777,27 @@ def _finish(state: _State, cfg: PrepareConfig, crop_cfg: CropConfig, source: Sou
     except BaseException:
         writer.abort()
         raise
-    errors: Counter = Counter()
-    lines = []
-    for stage, item, kind, reason in db.execute("SELECT stage, item, kind, reason FROM errors ORDER BY stage, ord, id"):
-        errors[kind] += 1
-        lines.append(
-            json.dumps(
-                {"stage": ("scan", "crop")[stage - 1], "file": item, "kind": kind, "reason": reason}, ensure_ascii=False
-            )
-        )
-    _write_text(cfg.out / ERRORS_NAME, "".join(line + "\n" for line in lines))
+    errors = _write_errors(state, cfg.out)
     statuses = dict(db.execute("SELECT status, COUNT(*) FROM records GROUP BY status").fetchall())
+    crop_losses = dict(
+        db.execute(
+            f"SELECT kind, COUNT(*) FROM errors WHERE stage = 2 AND kind IN ({','.join('?' * len(_CROP_LOSSES))}) "
+            "GROUP BY kind",
+            _CROP_LOSSES,
+        ).fetchall()
+    )
     summary: dict[str, Any] = {
         "dataset": source.kind,
         "labels": list(source.labels),
-        "settings": cfg.settings(),
+        "settings": settings,
         "records": sum(statuses.values()),
         "images": db.execute("SELECT COUNT(*) FROM images").fetchone()[0],
+        # Every record read is prepared or left out for one of these reasons (records = prepared + left out).
         "left_out": {
             "no_label": statuses.get("no_label", 0),
             "no_image": statuses.get("no_image", 0),
             "capped": statuses.get("capped", 0),
+            **{kind: crop_losses[kind] for kind in _CROP_LOSSES if crop_losses.get(kind)},
         },
         "prepared": sum(sum(c.values()) for c in splits.values()),
         "splits": {s: {label: c[label] for label in source.labels if c[label]} for s, c in splits.items()},
@@ -550,6 +808,7 @@ def _finish(state: _State, cfg: PrepareConfig, crop_cfg: CropConfig, source: Sou
         summary.update(json.loads(state.get("stats") or "{}"))
     _write_text(cfg.out / SUMMARY_NAME, json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
     retry = errors.get("write_failed", 0)
+    damaged = errors.get("corrupt_archive", 0)
     log.info(
         "prepared %d images (%s) from %d records; %d errors in %s",
         summary["prepared"],
@@ -560,6 +819,12 @@ def _finish(state: _State, cfg: PrepareConfig, crop_cfg: CropConfig, source: Sou
     )
     if retry:
         log.warning("%d crops could not be written (disk full?); free space and run again to finish them", retry)
+    if damaged:
+        log.warning(
+            "%d damaged zip archive(s) or members could not be read (see %s); download them again and run the "
+            "same command: it reads the source again when its files change",
+            damaged, cfg.out / ERRORS_NAME,
+        )  # fmt: skip
     return summary
 
 

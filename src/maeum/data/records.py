@@ -74,6 +74,20 @@ def label_key(text: object) -> str | None:
     return _ALIASES.get(nfc(text).strip().lower())
 
 
+def class_key(text: object, labels: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """(label key, None) for an emotion that is one of ``labels``; (None, why not) for any other.
+
+    An emotion can be a word maeum knows that is no class of this dataset (놀람 in AI Hub data,
+    whose seven classes lack surprise): its vote counts as none, like a word nobody knows.
+    """
+    key = label_key(text)
+    if key is None:
+        return None, f"unknown emotion {text!r}"
+    if key not in labels:
+        return None, f"unknown emotion {text!r} ({key} is not one of the dataset's classes: {', '.join(labels)})"
+    return key, None
+
+
 @dataclass(frozen=True)
 class Annotation:
     """One annotator's judgement: emotion key (None when unreadable), face box, background."""
@@ -99,6 +113,7 @@ class Record:
     background: str | None = None
     url: str | None = None  # where to download the image (AI Hub layout B)
     extra: dict[str, str] = field(default_factory=dict)
+    where: str | None = None  # where the record was read (label file and record, CSV line), for error messages
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from maeum.data.manifest import read_manifest
+from maeum.data.policy import POLICIES
 from maeum.data.records import DataError
 from maeum.labels import display_name
 
@@ -132,9 +133,11 @@ def _summary(ctx: _Ctx, summary: dict[str, Any]) -> list[str]:
         lines += [f"Records read: {summary['records']}", ""]
     if isinstance(summary.get("policies"), dict):
         chosen = summary.get("policy")
+        policies = summary["policies"]  # in POLICIES order, however summary.json ordered them
+        names = [p for p in POLICIES if p in policies] + sorted(set(policies) - set(POLICIES))
         rows = [
-            [f"**{p}** (chosen)" if p == chosen else p, v.get("kept", 0), v.get("dropped", 0)]
-            for p, v in summary["policies"].items()
+            [f"**{p}** (chosen)" if p == chosen else p, policies[p].get("kept", 0), policies[p].get("dropped", 0)]
+            for p in names
         ]
         lines += ["### Label policies", "", *_table(["policy", "kept", "dropped"], rows)]
     agreement = summary.get("agreement")

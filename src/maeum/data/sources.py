@@ -34,16 +34,27 @@ _SPLIT_NAMES = {
 }  # fmt: skip
 
 
+# The label policies each kind of source can apply (maeum.data.policy). AI Hub has three
+# annotators' words and the uploader's; FER+ has vote counts; the others give labels outright.
+ANNOTATED_POLICIES: tuple[str, ...] = ("majority", "unanimous", "uploader", "tiebreak")
+VOTE_POLICIES: tuple[str, ...] = ("majority", "soft")
+GIVEN_POLICIES: tuple[str, ...] = ("majority",)
+
+
 @dataclass(frozen=True)
 class Source:
+    """A dataset as downloaded. ``records`` and ``images`` report bad input to their ``ErrorSink``."""
+
     kind: str
     labels: tuple[str, ...]
     records: Callable[[ErrorSink], Iterator[Record]]
-    images: Callable[[], Pairs]
-    masks: Callable[[], Pairs] = lambda: iter(())
+    images: Callable[[ErrorSink], Pairs]
+    masks: Callable[[ErrorSink], Pairs] = lambda _: iter(())
     crop: str = "box"  # the crop mode that suits it
     size: int = 224
     color: str = "rgb"
+    policies: tuple[str, ...] = GIVEN_POLICIES  # the label policies it supports, the default first
+    splits_given: bool = False  # every record comes with its split (FER2013, FER+): --split needs --resplit
     download: Callable[[ErrorSink], None] | None = None  # fetch images first (layout B)
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -77,19 +88,22 @@ def open_source(kind: str, path: Path, work_dir: Path) -> Source:
 def _aihub(path: Path, work_dir: Path) -> Source:
     if path.is_file() and path.suffix.lower() in (".tsv", ".txt", ".csv"):
         return _aihub_tsv(path, work_dir)
-    if not any(True for _ in iter_label_files(path)):
-        raise DataError(f"{path}: no JSON label files found; pass the folder (or zip) holding the [라벨] files")
+    damaged: list[str] = []
+    if not any(True for _ in iter_label_files(path, lambda item, _: damaged.append(item))):
+        hint = f" ({len(damaged)} damaged zip(s) could not be read: {', '.join(damaged)})" if damaged else ""
+        raise DataError(f"{path}: no JSON label files found{hint}; pass the folder (or zip) holding the [라벨] files")
 
     def records(on_error: ErrorSink) -> Iterator[Record]:
-        for _, location in iter_label_files(path):
+        for _, location in iter_label_files(path, on_error):
             yield from read_label_file(location, on_error)
 
     return Source(
         "aihub",
         AIHUB7,
         records,
-        images=lambda: walk(path, frozenset({".jpg", ".jpeg", ".png"})),
-        masks=lambda: ((Path(n).stem, loc) for n, loc in walk(path, frozenset({".npz"}))),
+        images=lambda on_error: walk(path, frozenset({".jpg", ".jpeg", ".png"}), on_error),
+        masks=lambda on_error: ((Path(n).stem, loc) for n, loc in walk(path, frozenset({".npz"}), on_error)),
+        policies=ANNOTATED_POLICIES,
     )
 
 
@@ -108,7 +122,8 @@ def _aihub_tsv(path: Path, work_dir: Path) -> Source:
         "aihub",
         AIHUB7,
         lambda on_error: read_tsv(path, on_error),
-        images=lambda: walk(dest, frozenset({".jpg", ".jpeg", ".png"})),
+        images=lambda on_error: walk(dest, frozenset({".jpg", ".jpeg", ".png"}), on_error),
+        policies=ANNOTATED_POLICIES,
         download=fetch,
         notes={"layout": "B (TSV of URLs)", "downloads": str(dest)},
     )
@@ -116,7 +131,7 @@ def _aihub_tsv(path: Path, work_dir: Path) -> Source:
 
 @register_source("ferplus")
 def _ferplus(path: Path, work_dir: Path) -> Source:
-    from maeum.training.ferplus import SPLITS, VOTE_COLUMNS
+    from maeum.training.ferplus import SPLITS, VOTE_COLUMNS, read_votes
 
     votes_file = path / "fer2013new.csv"
     if not votes_file.is_file():
@@ -124,25 +139,32 @@ def _ferplus(path: Path, work_dir: Path) -> Source:
     folders = {usage: folder for usage, folder in SPLITS.values()}
 
     def records(on_error: ErrorSink) -> Iterator[Record]:
-        with votes_file.open(newline="", encoding="utf-8-sig") as f:
-            for line, row in enumerate(csv.DictReader(f), start=2):
-                if not row.get("Image name"):
-                    continue  # FER+ marks frames without a face this way
-                try:
-                    votes = tuple(int(row[c]) for c in VOTE_COLUMNS)
-                    folder = folders[row["Usage"]]
-                except (KeyError, TypeError, ValueError):
-                    on_error(f"{votes_file}:{line}", f"malformed record: {row}")
-                    continue
-                name = f"{folder}/{row['Image name']}"
-                yield Record(name=name, person=name, votes=votes, split=_SPLIT_NAMES[row["Usage"].lower()])
+        def on_repeat(line: int, row: dict[str, str]) -> None:
+            on_error(
+                f"{votes_file}:{line}",
+                f"duplicate record: a second row for {row.get('Usage')} {row['Image name']}; kept the first",
+            )
 
-    def images() -> Pairs:
+        for line, row in read_votes(votes_file, on_repeat):
+            where = f"{votes_file}:{line}"
+            try:
+                votes = tuple(int(row[c]) for c in VOTE_COLUMNS)
+                folder = folders[row["Usage"]]
+            except (KeyError, TypeError, ValueError):
+                on_error(where, f"malformed record: {row}")
+                continue
+            name = f"{folder}/{row['Image name']}"
+            yield Record(name=name, person=name, votes=votes, split=_SPLIT_NAMES[row["Usage"].lower()], where=where)
+
+    def images(on_error: ErrorSink) -> Pairs:
         for folder in folders.values():
-            for name, location in walk(path / folder, IMAGE_SUFFIXES):
+            for name, location in walk(path / folder, IMAGE_SUFFIXES, on_error):
                 yield f"{folder}/{name}", location
 
-    return Source("ferplus", FERPLUS7, records, images, crop="whole", size=48, color="gray")
+    return Source(
+        "ferplus", FERPLUS7, records, images, crop="whole", size=48, color="gray", policies=VOTE_POLICIES,
+        splits_given=True,
+    )  # fmt: skip
 
 
 # The Kaggle FER2013 label ids: 0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise, 6 neutral.
@@ -152,41 +174,52 @@ FER2013_LABELS: tuple[str, ...] = ("anger", "disgust", "fear", "happiness", "sad
 @register_source("fer2013")
 def _fer2013(path: Path, work_dir: Path) -> Source:
     """The Kaggle ``fer2013.csv`` (emotion, pixels, Usage); its pixels become PNG files in the work folder."""
+    if not path.is_file():
+        raise DataError(f"{path}: not a file; pass the Kaggle fer2013.csv itself")
     folder = work_dir / "fer2013"
 
-    def rows() -> Iterator[tuple[str, int, str, str, str]]:  # (name, line, emotion, usage, pixels)
+    def rows() -> Iterator[tuple[str, int, str | None, str | None, str | None]]:  # (name, line, emotion, usage, pixels)
         with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             missing = {"emotion", "pixels", "Usage"} - set(reader.fieldnames or ())
             if missing:
                 raise DataError(f"{path}: not a FER2013 CSV; missing columns {', '.join(sorted(missing))}")
-            for line, row in enumerate(reader, start=2):
-                yield f"fer2013-{line - 2:05d}.png", line, row["emotion"], row["Usage"], row["pixels"]
+            try:
+                for line, row in enumerate(reader, start=2):
+                    # A short row (a file cut off mid-download) has None for its missing fields.
+                    yield f"fer2013-{line - 2:05d}.png", line, row["emotion"], row["Usage"], row["pixels"]
+            except (csv.Error, UnicodeDecodeError) as e:
+                raise DataError(f"{path}: unreadable CSV: {e}") from None
 
-    def parse(emotion: str, usage: str, pixels: str) -> tuple[str, str, np.ndarray]:
-        label = FER2013_LABELS[int(emotion)]
-        split = _SPLIT_NAMES[usage.strip().lower()]
+    def parse(emotion: str | None, usage: str | None, pixels: str | None) -> tuple[str, str, np.ndarray]:
+        if emotion is None or usage is None or pixels is None:
+            raise ValueError("a short row, without its emotion, pixels or Usage (a truncated file?)")
+        if not emotion.strip().isdigit() or int(emotion) >= len(FER2013_LABELS):
+            raise ValueError(f"emotion {emotion!r} is not a FER2013 label id (0 to {len(FER2013_LABELS) - 1})")
+        split = _SPLIT_NAMES.get(usage.strip().lower())
+        if split is None:
+            raise ValueError(f"Usage {usage!r} is not Training, PublicTest or PrivateTest")
         gray = np.array(pixels.split(), dtype=np.uint8)
         if gray.size != 48 * 48:
             raise ValueError(f"{gray.size} pixels, expected 2304")
-        return label, split, gray.reshape(48, 48)
+        return FER2013_LABELS[int(emotion)], split, gray.reshape(48, 48)
 
     def records(on_error: ErrorSink) -> Iterator[Record]:
         for name, line, emotion, usage, pixels in rows():
             try:
                 label, split, _ = parse(emotion, usage, pixels)
-            except (ValueError, IndexError, KeyError) as e:
+            except (ValueError, OverflowError) as e:
                 on_error(f"{path}:{line}", f"malformed record: {e}")
                 continue
-            yield Record(name=name, person=name, label=label, split=split)
+            yield Record(name=name, person=name, label=label, split=split, where=f"{path}:{line}")
 
-    def images() -> Pairs:
+    def images(on_error: ErrorSink) -> Pairs:
         # The pixels become PNG files once; a resumed run finds them written.
         folder.mkdir(parents=True, exist_ok=True)
         for name, _, emotion, usage, pixels in rows():
             try:
                 _, _, gray = parse(emotion, usage, pixels)
-            except (ValueError, IndexError, KeyError):
+            except (ValueError, OverflowError):
                 continue  # records() reports it
             target = folder / name
             if not target.exists():
@@ -195,7 +228,7 @@ def _fer2013(path: Path, work_dir: Path) -> Source:
                 tmp.replace(target)
             yield name, str(target)
 
-    return Source("fer2013", FERPLUS7, records, images, crop="whole", size=48, color="gray")
+    return Source("fer2013", FERPLUS7, records, images, crop="whole", size=48, color="gray", splits_given=True)
 
 
 @register_source("folder")
@@ -203,12 +236,18 @@ def _folder(path: Path, work_dir: Path) -> Source:
     """``ROOT/<class>/*.jpg`` or ``ROOT/<split>/<class>/*.jpg``; class folders in Korean or English."""
     if not path.is_dir():
         raise DataError(f"{path}: not a folder; pass a folder with one subfolder per class")
-    subdirs = sorted(p for p in path.iterdir() if p.is_dir())
+    subdirs = _subfolders(path)
     by_split = bool(subdirs) and all(p.name.lower() in _SPLIT_NAMES for p in subdirs)
-    class_dirs = [c for s in subdirs for c in sorted(s.iterdir()) if c.is_dir()] if by_split else subdirs
+    candidates = [c for s in subdirs for c in _subfolders(s)] if by_split else subdirs
+    class_dirs = [c for c in candidates if next(_images_under(path, c), None) is not None]
     keys = {label_key(c.name) or c.name.lower() for c in class_dirs}
+    # A class no image shows would still be a class of the model, one it never learns.
+    gone = [c.relative_to(path).as_posix() for c in candidates if (label_key(c.name) or c.name.lower()) not in keys]
+    if gone:
+        log.warning("left out %d class folder(s) without any image: %s", len(gone), ", ".join(gone))
     if not keys:
-        raise DataError(f"{path}: no class subfolders; put the images of each class in a folder named after it")
+        what = "no class subfolder holds an image" if candidates else "no class subfolders"
+        raise DataError(f"{path}: {what}; put the images of each class in a folder named after it")
     # The classes present, in AI Hub's or FER+'s order when they are a subset of one.
     order = next((o for o in (AIHUB7, FERPLUS7) if keys <= set(o)), tuple(sorted(keys)))
     labels = tuple(label for label in order if label in keys)
@@ -220,11 +259,16 @@ def _folder(path: Path, work_dir: Path) -> Source:
             for name, _ in _images_under(path, class_dir):
                 yield Record(name=name, person=name, label=label, split=split)
 
-    def images() -> Pairs:
+    def images(on_error: ErrorSink) -> Pairs:
         for class_dir in class_dirs:
             yield from _images_under(path, class_dir)
 
     return Source("folder", labels, records, images, crop="whole")
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    """Subfolders in name order, without hidden ones (``.git``) and macOS's ``__MACOSX``."""
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX")))
 
 
 def _images_under(root: Path, folder: Path) -> Pairs:

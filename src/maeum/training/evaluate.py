@@ -96,6 +96,11 @@ class EvalConfig:
             )
         for what, split in (("split", self.split), ("calibration split", self.calibrate_split)):
             if split is not None and split not in known:
+                if split in ("train", "val", "test"):  # a split prepare made empty (too few persons, a 0 fraction)
+                    raise DataError(
+                        f"the {split} split of {path} is empty (it has {', '.join(known) or 'no split'}); prepare "
+                        "the data again with more persons or a larger fraction for it (--split)"
+                    )
                 raise DataError(f"unknown {what} {split!r} in {path}; choose one of: {', '.join(known)}")
         if self.group_by is not None:
             if not columns:
@@ -439,7 +444,10 @@ def write_report(report: EvalReport, out_dir: str | Path) -> list[Path]:
     written = [out / "report.json", out / "report.md", out / "confusion.csv"]
     written[0].write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     ko = [display_name(label, "ko") for label in report.labels]
-    with written[2].open("w", encoding="utf-8", newline="") as f:
+    # A byte-order mark where the names are Korean: Excel reads a CSV without one in the
+    # system's code page (CP949 on Korean Windows) and shows mojibake.
+    encoding = "utf-8" if all(name.isascii() for name in ko) else "utf-8-sig"
+    with written[2].open("w", encoding=encoding, newline="") as f:
         w = csv.writer(f)
         w.writerow(["true \\ predicted", *ko])
         for name, row in zip(ko, report.confusion, strict=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,31 @@ class FerPlusSplit:
         return np.divide(v, total, out=np.zeros_like(v), where=total > 0)
 
 
+def read_votes(
+    vote_file: Path, on_repeat: Callable[[int, dict[str, str]], None] | None = None
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) of each image row of ``fer2013new.csv``, every image once.
+
+    The file lists a few images twice in one split (fer0033120.png in PrivateTest: its second
+    row says not-a-face, while ``FER2013Test/label.csv`` agrees with the first). The first row
+    of a repeated (Usage, image name) is kept, everywhere maeum reads FER+; each later one goes
+    to ``on_repeat``. Rows without an image name (frames FER+ found no face in) are skipped.
+    """
+    seen: set[tuple[str | None, str]] = set()
+    with vote_file.open(newline="", encoding="utf-8-sig") as f:
+        for line, row in enumerate(csv.DictReader(f), start=2):
+            name = row.get("Image name")
+            if not name:
+                continue
+            key = (row.get("Usage"), name)
+            if key in seen:
+                if on_repeat is not None:
+                    on_repeat(line, row)
+                continue
+            seen.add(key)
+            yield line, row
+
+
 def load_split(root: Path, split: str, cache_dir: Path | None = None) -> FerPlusSplit:
     """Read one split from ``root`` (the shared ``ferplus`` folder) using ``fer2013new.csv`` votes."""
     if split not in SPLITS:
@@ -51,26 +77,49 @@ def load_split(root: Path, split: str, cache_dir: Path | None = None) -> FerPlus
     cache = cache_dir / f"ferplus_{split}.npz" if cache_dir else None
     if cache and cache.exists():
         data = np.load(cache)
-        return FerPlusSplit(list(data["names"]), data["images"], data["votes"])
+        names = [str(n) for n in data["names"]]
+        keep = _first_of_each(names)  # a cache written before repeated rows were left out holds them
+        return FerPlusSplit([names[i] for i in keep], data["images"][keep], data["votes"][keep])
     vote_file = root / "fer2013new.csv"
     if not vote_file.is_file():
         raise FileNotFoundError(f"{vote_file} not found: pass the FER+ folder holding fer2013new.csv")
     names, votes, images = [], [], []
-    with vote_file.open(newline="") as f:
-        for row in csv.DictReader(f):
-            if row["Usage"] != usage or not row["Image name"]:
-                continue
-            path = root / folder / row["Image name"]
-            with Image.open(path) as im:
-                images.append(np.asarray(im.convert("L"), dtype=np.uint8))
-            names.append(row["Image name"])
-            votes.append([int(row[c]) for c in VOTE_COLUMNS])
+    repeated: list[str] = []
+
+    def on_repeat(_: int, row: dict[str, str]) -> None:
+        if row["Usage"] == usage:
+            repeated.append(row["Image name"])
+
+    for _, row in read_votes(vote_file, on_repeat):
+        if row["Usage"] != usage:
+            continue
+        path = root / folder / row["Image name"]
+        with Image.open(path) as im:
+            images.append(np.asarray(im.convert("L"), dtype=np.uint8))
+        names.append(row["Image name"])
+        votes.append([int(row[c]) for c in VOTE_COLUMNS])
     out = FerPlusSplit(names, np.stack(images), np.asarray(votes, dtype=np.int64))
+    if repeated:
+        log.info(
+            "FER+ %s: %d repeated row(s) of fer2013new.csv left out, the first row kept (%s)",
+            split, len(repeated), ", ".join(repeated),
+        )  # fmt: skip
     log.info("FER+ %s: %d images from %s", split, len(names), root / folder)
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, names=np.asarray(names), images=out.images, votes=out.votes)
     return out
+
+
+def _first_of_each(names: list[str]) -> list[int]:
+    """Indices of the first occurrence of each name, in order."""
+    seen: set[str] = set()
+    keep = []
+    for i, name in enumerate(names):
+        if name not in seen:
+            seen.add(name)
+            keep.append(i)
+    return keep
 
 
 def fer2013_labels(root: Path, names: list[str]) -> np.ndarray:
