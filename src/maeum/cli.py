@@ -14,7 +14,6 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 
@@ -28,7 +27,7 @@ from maeum.filenames import printable
 from maeum.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_image
 from maeum.inputs import expand_paths
 from maeum.labels import LANGUAGES, display_name
-from maeum.outpaths import TextOutput, output_file, refuse_overwriting
+from maeum.outpaths import TextOutput, open_text, output_file, refuse_overwriting
 from maeum.progress import Progress
 from maeum.results import FaceResult
 from maeum.train_cli import add_train_parser
@@ -191,18 +190,9 @@ def _analyze(args: argparse.Namespace) -> int:
         threads=args.threads,
         whole_image_fallback=args.whole_image_if_no_face,
     )
-    if to_file:
-        # A Korean CSV starts with a byte order mark: Excel reads UTF-8 Hangul only with one.
-        encoding = "utf-8-sig" if args.format == "csv" and args.lang == "ko" else "utf-8"
-        try:
-            out: IO[str] = args.output.open("w", encoding=encoding, newline="")
-        except OSError as e:
-            raise MaeumError(
-                f"-o {args.output}: cannot write it ({e.strerror}); pass a file in an existing folder"
-            ) from None
-    else:
-        out = sys.stdout
-    target = TextOutput(out, str(args.output) if to_file else "stdout")
+    target = open_text(
+        args.output if to_file else "-", f"-o {args.output}", bom=args.format == "csv" and args.lang == "ko"
+    )
     writer = _Writer(target, args.format, args.lang, analyzer.classifier.labels)
     progress = Progress(sum(1 for _, p, _ in inputs if p is not None), "images")
     failed = done = read = 0
@@ -249,9 +239,9 @@ def _analyze(args: argparse.Namespace) -> int:
         writer.close()
     finally:
         progress.close()
-        if to_file and not out.closed:  # after a failure: the file is incomplete either way
+        if to_file and not target.file.closed:  # after a failure: the file is incomplete either way
             with contextlib.suppress(OSError):
-                out.close()
+                target.file.close()
     if failed:
         log.error("%d input(s) failed, %d analysed", failed, done)
         return EXIT_SOME_FAILED

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from maeum.errors import ConfigError, OutputError
+from maeum.errors import ConfigError, MaeumError, OutputError
 
 
 def _check_parents(path: Path, flag: str) -> None:
@@ -89,6 +89,17 @@ def _identity(path: str | Path) -> tuple[int, int] | str:
     except OSError:
         return os.path.realpath(path)
     return info.st_dev, info.st_ino
+
+
+def open_text(path: str | Path, name: str, error: type[MaeumError] = ConfigError, bom: bool = False) -> TextOutput:
+    """``path`` opened for writing text (``-``: stdout). ``bom`` starts the file with a UTF-8 byte order
+    mark, which Excel needs to read UTF-8 Hangul. ``error``, naming ``name``, for a file that cannot be opened."""
+    if str(path) == "-":
+        return TextOutput(sys.stdout, "stdout")
+    try:
+        return TextOutput(Path(path).open("w", encoding="utf-8-sig" if bom else "utf-8", newline=""), str(path))
+    except OSError as e:
+        raise error(f"{name}: cannot write it ({e.strerror}); check the folder and its permissions") from None
 
 
 class TextOutput:

@@ -60,6 +60,7 @@ _KINDS: tuple[tuple[str, str], ...] = (
     ("duplicate record", "duplicate_record"),
     ("cannot read the file", "read_failed"),
 )
+DEFAULT_FRACTIONS: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train, val, test when --split is not given
 _SETTINGS_VERSION = "2"  # 2: effective values and the resolved source (1, unmarked: the options as typed)
 # Crop-stage errors that leave a record out (the others are warnings about a kept crop).
 _CROP_LOSSES: tuple[str, ...] = ("no_box", "no_face", "corrupt_image", "corrupt_archive", "read_failed", "write_failed")
@@ -77,7 +78,7 @@ class PrepareConfig:
     color: str | None = None
     margin: float = 0.2
     image_format: str = "png"
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
     resplit: bool = False  # ignore splits the source gives (FER2013, FER+) and split anew
     seed: int = 0
     cap: int | None = None  # at most this many images per class
@@ -223,8 +224,7 @@ def _check_options(cfg: PrepareConfig, source: Source) -> None:
             f"--policy {cfg.policy} does not apply to {source.kind} data; "
             f"its policies: {', '.join(source.policies)} (docs/datasets.md, Label policies)"
         )
-    default_fractions = PrepareConfig.__dataclass_fields__["fractions"].default
-    if source.splits_given and not cfg.resplit and tuple(cfg.fractions) != default_fractions:
+    if source.splits_given and not cfg.resplit and tuple(cfg.fractions) != DEFAULT_FRACTIONS:
         raise DataError(f"{source.kind} data keeps its own splits: --split needs --resplit")
 
 
@@ -464,8 +464,7 @@ def _split(state: _State, cfg: PrepareConfig) -> None:
     if total == 0:
         db.execute("ROLLBACK")
         _no_usable_record(state, cfg)
-    default_fractions = PrepareConfig.__dataclass_fields__["fractions"].default
-    if given == total and not cfg.resplit and tuple(cfg.fractions) != default_fractions:
+    if given == total and not cfg.resplit and tuple(cfg.fractions) != DEFAULT_FRACTIONS:
         log.warning("every image comes with its split (train/val/test folders): --split is not used; add --resplit")
     if cfg.resplit or given < total:
         person_counts: dict[str, Counter] = {}

@@ -17,7 +17,7 @@ import numpy as np
 from maeum.errors import OutputError, VideoError
 from maeum.filenames import is_utf8, printable
 from maeum.labels import display_name
-from maeum.outpaths import TextOutput
+from maeum.outpaths import open_text
 from maeum.video.sources import Frame
 from maeum.video.tracking import FrameResult, TrackedFace
 
@@ -32,15 +32,6 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-def _open_text(path: str | Path, encoding: str = "utf-8") -> TextOutput:
-    if str(path) == "-":
-        return TextOutput(sys.stdout, "stdout")
-    try:
-        return TextOutput(Path(path).open("w", encoding=encoding, newline=""), str(path))
-    except OSError as e:
-        raise VideoError(f"{path}: cannot write ({e.strerror}); check the folder and permissions") from None
-
-
 class CsvTimeline:
     """One row per face per analysed frame: time, track id, box, smoothed label and scores, raw label.
 
@@ -48,7 +39,7 @@ class CsvTimeline:
     """
 
     def __init__(self, path: str | Path, labels: tuple[str, ...], lang: str = "en") -> None:
-        self.out = _open_text(path, "utf-8-sig" if lang == "ko" else "utf-8")
+        self.out = open_text(path, str(path), VideoError, bom=lang == "ko")
         self.lang, self.labels = lang, labels
         self.csv = csv.writer(self.out)
         names = [display_name(label, lang) for label in labels]
@@ -81,7 +72,7 @@ class JsonlTimeline:
     """One JSON line per analysed frame (``FrameResult.to_dict``), frames without faces included."""
 
     def __init__(self, path: str | Path, lang: str = "en") -> None:
-        self.out, self.lang = _open_text(path), lang
+        self.out, self.lang = open_text(path, str(path), VideoError), lang
 
     def write(self, frame: Frame, result: FrameResult) -> None:
         self.out.write(json.dumps(result.to_dict(self.lang), ensure_ascii=False) + "\n")
