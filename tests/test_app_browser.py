@@ -158,6 +158,7 @@ class Site:
 
     def shot(self, page: Page, name: str) -> Path:
         """A full-page screenshot; on a phone-sized viewport the page must not scroll sideways."""
+        page.wait_for_load_state("load")  # measured before the stylesheet applies, a page is as wide as its text
         width = page.viewport_size["width"] if page.viewport_size else 0
         viewport = "mobile" if width < 600 else "desktop"
         if viewport == "mobile":
