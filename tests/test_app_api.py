@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -88,6 +89,15 @@ def today() -> dt.date:
     return dt.datetime.now(ZoneInfo("Asia/Seoul")).date()
 
 
+def written_comment(v: Visitor, post_id: int, timeout: float = 15.0) -> dict:
+    """The post's companion comment once it is written (in the background)."""
+    deadline = time.monotonic() + timeout
+    while (data := v.client.get(f"/api/posts/{post_id}/comment").json())["status"] != "done":
+        assert time.monotonic() < deadline, data
+        time.sleep(0.05)
+    return data
+
+
 # ------------------------------------------------------------------------------------------------
 # schema
 
@@ -104,7 +114,7 @@ def test_migrations_match_the_models_and_keep_data(diary_settings, analyzer) -> 
     engine = create_engine(diary_settings.url)
     with engine.connect() as c:
         assert compare_metadata(MigrationContext.configure(c), Base.metadata) == []
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
     engine.dispose()
     again = create_app(diary_settings, analyzer)  # a restart migrates again: nothing lost
     assert Visitor(again).login("keeper").status_code == 303
@@ -322,6 +332,69 @@ def test_delete_account_removes_everything(diary_app, selfie_jpeg) -> None:
     assert rows(diary_app, Post) == 1 and len(image_files(diary_app)) == 1
     assert Visitor(diary_app).login("mina").status_code == 401
     assert keep.client.get(f"/posts/{kept_post}/image").status_code == 200
+
+
+def test_change_password_signs_out_other_sessions(diary_app) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina.kim")
+    phone = Visitor(diary_app)  # the same user on another device
+    assert phone.login("mina.kim").status_code == 303
+    old_cookie = v.client.cookies.get("maeum_session")
+
+    def change(current: str, new: str, again: str | None = None, csrf: str | None = None):  # -> httpx.Response
+        form = {"current": current, "password": new, "password2": new if again is None else again}
+        return v.client.post("/account/password", data={**form, "csrf": v.csrf("/account") if csrf is None else csrf})
+
+    assert 'id="password-form"' in v.client.get("/account").text
+    for new, again, message in (  # the rules of sign-up
+        ("short", None, "8자 이상"),
+        ("12345678", None, "너무 쉬운"),
+        ("zzzzzzzzzz", None, "너무 쉬운"),
+        ("MINA.KIM", None, "너무 쉬운"),  # the username
+        ("new-secret-42", "new-secret-43", "서로 다릅니다"),
+    ):
+        r = change("password123", new, again)
+        assert r.status_code == 400 and message in ERROR.search(r.text).group(1), (new, ERROR.findall(r.text))
+    assert change("password123", "new-secret-42", csrf="forged").status_code == 403
+    r = change("not-my-password", "new-secret-42")
+    assert r.status_code == 400 and ERROR.search(r.text).group(1) == "비밀번호가 올바르지 않습니다."
+    assert rows(diary_app, LoginFailure) == 1  # counted like a failed login
+    assert Visitor(diary_app).login("mina.kim", "new-secret-42").status_code == 401  # nothing changed yet
+
+    r = change("password123", "new-secret-42")
+    assert r.status_code == 303 and r.headers["location"] == "/account?password_changed=1"
+    assert v.client.cookies.get("maeum_session") not in (None, old_cookie)  # this browser: a new session
+    page = v.client.get(r.headers["location"])
+    assert page.status_code == 200 and ERROR.search(page.text) is None
+    assert 'id="notice">비밀번호를 바꿨습니다.' in page.text
+    assert rows(diary_app, LoginFailure) == 0  # the right password clears this address's failures, as a login does
+    assert rows(diary_app, SessionRow) == 1  # the other device's session is gone
+    assert phone.client.get("/posts/new").status_code == 303  # and it is sent to the login page
+    leaked = Visitor(diary_app)
+    leaked.client.cookies.set("maeum_session", old_cookie)  # the cookie from before no longer opens anything
+    assert leaked.client.get("/api/posts").status_code == 401
+    assert Visitor(diary_app).login("mina.kim").status_code == 401
+    assert Visitor(diary_app).login("mina.kim", "new-secret-42").status_code == 303
+    with diary_app.state.diary.sessions() as db:
+        assert db.scalar(select(User.password_hash)).startswith("$argon2id$")
+
+
+def test_change_password_waits_after_too_many_wrong_passwords(diary_app) -> None:
+    """A session left open on a shared computer is no way around the login limit."""
+    v = Visitor(diary_app)
+    v.signup("mina")
+    form = {"password": "new-secret-42", "password2": "new-secret-42"}
+    for _ in range(5):
+        r = v.client.post("/account/password", data={**form, "current": "guess-1234", "csrf": v.csrf("/account")})
+        assert r.status_code == 400
+    r = v.client.post("/account/password", data={**form, "current": "password123", "csrf": v.csrf("/account")})
+    assert r.status_code == 429 and "분 후에 다시 시도" in ERROR.search(r.text).group(1)
+    assert Visitor(diary_app).login("mina").status_code == 429  # the same address logging in waits too
+    assert Visitor(diary_app).login("mina", "new-secret-42").status_code == 429
+    with diary_app.state.diary.tx() as db:  # the window passes
+        db.execute(update(LoginFailure).values(at=utcnow() - dt.timedelta(minutes=16)))
+    r = v.client.post("/account/password", data={**form, "current": "password123", "csrf": v.csrf("/account")})
+    assert r.status_code == 303
 
 
 # ------------------------------------------------------------------------------------------------
@@ -569,6 +642,157 @@ def test_delete_post_asks_first_and_says_it_is_done(diary_app, selfie_jpeg) -> N
     assert r.status_code == 303 and r.headers["location"] == "/?deleted=1"
     assert 'id="notice">일기를 삭제했습니다.<' in v.client.get(r.headers["location"]).text
     assert rows(diary_app, Post) == 0 and image_files(diary_app) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# editing an entry
+
+HAPPY_TEXT = "오늘 친구들과 웃으면서 맛있는 저녁을 먹었다. 정말 행복했다."
+SAD_TEXT = "회사에서 발표를 망쳤다. 너무 속상하고 우울하다."
+
+
+def edit(v: Visitor, post_id: int, text: str, day: str = "", csrf: str | None = None):  # -> httpx.Response
+    csrf = v.csrf(f"/posts/{post_id}/edit") if csrf is None else csrf
+    return v.client.post(f"/posts/{post_id}/edit", data={"text": text, "day": day, "csrf": csrf})
+
+
+def test_editing_an_entry_reads_the_new_text_and_keeps_the_rest(diary_app, selfie_jpeg) -> None:
+    """A new text gets what a new entry gets from its words (the text's emotion, the companion's comment);
+    the photo, the face's emotion, the answer about it, the songs and their likes stay."""
+    v = Visitor(diary_app)
+    v.signup("mina")
+    post_id = v.post_id(selfie_jpeg, text=HAPPY_TEXT, day="2024-05-01")
+    v.client.post(f"/posts/{post_id}/feedback", data={"label": "happiness", "csrf": v.csrf()})
+    before = v.client.get(f"/api/posts/{post_id}").json()
+    assert written_comment(v, post_id)["text_emotion"] == "happiness"
+    page = v.client.get(f"/posts/{post_id}").text
+    assert f'href="/posts/{post_id}/edit"' in page and 'id="edited"' not in page
+    songs = re.findall(r'data-track="([^"]+)"', page)
+    v.client.post(f"/posts/{post_id}/music/rate", data={"track": songs[0], "rating": "like", "csrf": v.csrf()})
+    photo = v.client.get(f"/posts/{post_id}/image").content
+
+    form = v.client.get(f"/posts/{post_id}/edit")
+    assert form.status_code == 200 and HAPPY_TEXT in form.text and 'value="2024-05-01"' in form.text
+    r = edit(v, post_id, f"  {SAD_TEXT}\r\n", day="2024-04-30")
+    assert r.status_code == 303 and r.headers["location"] == f"/posts/{post_id}?edited=1"
+    after = v.client.get(f"/api/posts/{post_id}").json()
+    assert (after["text"], after["day"]) == (SAD_TEXT, "2024-04-30")  # stored as a new entry's text is
+    assert after["edited_at"] and before["edited_at"] is None
+    unchanged = ("label", "predicted", "feedback", "scores", "face_box", "face_count", "model", "created_at")
+    assert {k: after[k] for k in unchanged} == {k: before[k] for k in unchanged}
+    assert after["feedback"] == "confirmed"
+    data = written_comment(v, post_id)
+    assert data["text_emotion"] == "sadness" and data["disagree"] is True  # a smiling face, a sad text
+    assert v.client.get(f"/api/posts/{post_id}").json()["comment"]["text_emotion"] == "sadness"
+    page = v.client.get(f"/posts/{post_id}?edited=1").text
+    assert 'id="edited">수정됨<' in page and 'id="notice">일기를 고쳤습니다.<' in page
+    assert re.search(rf'data-clear-draft="maeum-draft:\d+:post:{post_id}"', page)  # the edit's draft goes
+    assert re.findall(r'data-track="([^"]+)"', page) == songs  # the songs (for the face's emotion) stay
+    assert 'class="badge liked"' in page
+    assert v.client.get(f"/posts/{post_id}/image").content == photo
+    assert v.client.get("/api/stats").json()["counts"]["happiness"] == 1  # still the face's (confirmed) emotion
+    v.client.get("/lang/en")
+    assert 'id="edited">edited<' in v.client.get(f"/posts/{post_id}").text
+
+    # the same text again changes nothing; a new day alone is an edit, but the comment stays
+    with diary_app.state.diary.sessions() as db:
+        first_edit = db.get(Post, post_id).edited_at
+    assert edit(v, post_id, SAD_TEXT, day="2024-04-30").status_code == 303
+    with diary_app.state.diary.sessions() as db:
+        assert db.get(Post, post_id).edited_at == first_edit
+    assert edit(v, post_id, SAD_TEXT, day="2024-04-29").status_code == 303
+    assert v.client.get(f"/api/posts/{post_id}/comment").json()["status"] == "done"
+    assert v.client.get(f"/api/posts/{post_id}").json()["day"] == "2024-04-29"
+    assert 'data-day="2024-04-29"' in v.client.get("/calendar?month=2024-04").text
+
+
+def test_editing_refuses_what_posting_refuses(diary_app, selfie_jpeg) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    post_id = v.post_id(selfie_jpeg, text="처음 쓴 글")
+    tomorrow = (today() + dt.timedelta(days=1)).isoformat()
+    for text_, day, message in (
+        ("   ", "", "일기 내용을 입력"),
+        ("가" * 5001, "", "5,000자 이하"),
+        ("고친 글", tomorrow, "미래 날짜"),
+        ("고친 글", "2026-02-30", "날짜 형식"),
+        ("고친 글", "1899-12-31", "날짜 형식"),
+    ):
+        r = edit(v, post_id, text_, day)
+        assert r.status_code == 400 and message in ERROR.search(r.text).group(1), (day, ERROR.findall(r.text))
+        assert 'id="edit-form"' in r.text and (text_.strip() in r.text)  # the form again, with what was typed
+    assert edit(v, post_id, "고친 글", csrf="forged").status_code == 403
+    r = v.client.post(f"/posts/{post_id}/edit", data={"text": "고친 글"})
+    assert r.status_code == 403
+    post = v.client.get(f"/api/posts/{post_id}").json()
+    assert post["text"] == "처음 쓴 글" and post["edited_at"] is None
+    assert "5,000자까지 쓸 수 있어요" in v.client.get(f"/posts/{post_id}/edit").text
+    assert edit(v, post_id, "고친\x00 글\x07\n둘째 줄").status_code == 303  # control characters dropped
+    assert v.client.get(f"/api/posts/{post_id}").json()["text"] == "고친 글\n둘째 줄"
+    assert edit(v, post_id, "가" * 5000).status_code == 303
+
+
+def test_editing_into_words_of_crisis_gets_help_not_songs(diary_app, selfie_jpeg) -> None:
+    v = Visitor(diary_app)
+    v.signup("sora")
+    post_id = v.post_id(selfie_jpeg, text="오늘 회사에서 칭찬을 받아서 정말 기뻤다.")
+    written_comment(v, post_id)
+    assert 'id="music"' in v.client.get(f"/posts/{post_id}").text
+    assert edit(v, post_id, "자살하고 싶다는 생각이 계속 든다.").status_code == 303
+    data = written_comment(v, post_id)
+    assert "자살예방상담전화 109 (24시간)" in data["text"] and "정신건강위기상담 1577-0199" in data["text"]
+    page = v.client.get(f"/posts/{post_id}").text
+    assert 'id="crisis-help"' in page and 'id="music"' not in page
+    assert edit(v, post_id, "오늘은 조금 나아졌다. 산책을 했다.").status_code == 303
+    data = written_comment(v, post_id)
+    assert "109" not in data["text"]
+    page = v.client.get(f"/posts/{post_id}").text
+    assert 'id="crisis-help"' not in page and 'id="music"' in page
+
+
+def test_only_the_owner_can_edit_an_entry(diary_app, selfie_jpeg) -> None:
+    owner, other = Visitor(diary_app), Visitor(diary_app)
+    owner.signup("mina")
+    other.signup("jisu")
+    post_id = owner.post_id(selfie_jpeg, text="내 일기")
+    assert other.client.get(f"/posts/{post_id}/edit").status_code == 404
+    for target in (post_id, 999999, 2**40):
+        r = other.client.post(f"/posts/{target}/edit", data={"text": "남의 글", "csrf": other.csrf()})
+        assert r.status_code == 404 and "내 일기" not in r.text, target
+    anonymous = Visitor(diary_app)
+    r = anonymous.client.get(f"/posts/{post_id}/edit")
+    assert r.status_code == 303 and r.headers["location"] == f"/login?next=/posts/{post_id}/edit"
+    assert owner.client.get(f"/api/posts/{post_id}").json()["text"] == "내 일기"
+    assert owner.client.get(f"/api/posts/{post_id}").json()["edited_at"] is None
+
+
+def test_an_old_comment_never_overwrites_the_edited_texts(diary_app, selfie_jpeg, monkeypatch) -> None:
+    """A comment being written for the old text when the entry is edited is dropped, not stored over the new."""
+    from maeum.app import companion
+
+    v = Visitor(diary_app)
+    v.signup("mina")
+    post_id = v.post_id(selfie_jpeg, text=HAPPY_TEXT)
+    written_comment(v, post_id)
+    started, release = threading.Event(), threading.Event()
+    real = companion.write_comment
+
+    def slow(context, *args, **kwargs):
+        if "정말 행복했다" in context.diary_text:  # the old text's comment waits until the entry is edited
+            started.set()
+            release.wait(10)
+        return real(context, *args, **kwargs)
+
+    monkeypatch.setattr(companion, "write_comment", slow)
+    try:
+        v.client.post(f"/posts/{post_id}/comment", data={"csrf": v.csrf()})  # "write again": the old text
+        assert started.wait(10)
+        assert edit(v, post_id, SAD_TEXT).status_code == 303  # written by the second worker meanwhile
+        assert written_comment(v, post_id)["text_emotion"] == "sadness"
+    finally:
+        release.set()
+    diary_app.state.diary.companion.close()  # waits for the old text's comment, which is dropped
+    assert v.client.get(f"/api/posts/{post_id}/comment").json()["text_emotion"] == "sadness"
 
 
 # ------------------------------------------------------------------------------------------------

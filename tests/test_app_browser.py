@@ -257,6 +257,13 @@ def draft(page: Page, field: str = "text") -> str | None:
     return json.loads(next(iter(kept.values())))[field] if kept else None
 
 
+def user_id(page: Page) -> int:
+    """The logged-in user's id, as the page's drafts are keyed."""
+    key = page.locator("textarea[data-draft]").get_attribute("data-draft")
+    assert key is not None
+    return int(key.split(":")[1])
+
+
 def api(page: Page, path: str, status: int = 200) -> Any:
     """GET a JSON API path with the page's cookies."""
     response = page.request.get(path)
@@ -614,6 +621,113 @@ def test_deleting_an_entry_asks_first(site: Site, selfie_jpeg: bytes) -> None:
     expect(page.locator("#notice")).to_have_text("일기를 삭제했습니다.")
     api(page, f"/api/posts/{post_id}", 404)
     assert site.image_files() == []
+
+
+def test_fixing_a_slip_in_an_entry(site: Site, selfie_jpeg: bytes) -> None:
+    """A wrong word in a saved entry: "이 일기 고치기" opens the text, the fix survives an expired session
+    in the browser's draft, and the saved entry shows the new text, the emotion the new words carry and a
+    new comment, marked 수정됨; the photo and the face's emotion stay."""
+    page = site.page(mobile=True)
+    sign_up(site, page, "typo.fixer")
+    wrong = "오늘 친구들과 저녁을 먹었다. 너무 슬펐다."
+    right = "오늘 친구들과 저녁을 먹었다. 너무 즐거웠다."
+    open_new_post(page, wrong, jpeg_file(selfie_jpeg))
+    assert submit_post(site, page) == 303
+    post_id = post_id_of(site, page)
+    expect(page.locator("#text-emotion")).to_contain_text("슬픔")  # once the comment is written
+    old_comment = page.locator("#comment-text").inner_text()
+    expect(page.locator("#edited")).to_have_count(0)
+
+    page.click("#edit-post")
+    page.wait_for_url(site.url(f"/posts/{post_id}/edit"))
+    expect(page.locator("h1")).to_have_text("일기 고치기")
+    expect(page.locator("#text")).to_have_value(wrong)
+    expect(page.locator("#day")).to_have_value(seoul_today().isoformat())
+    page.fill("#text", right)
+    kept = drafts(page)
+    assert list(kept) == [f"maeum-draft:{user_id(page)}:post:{post_id}"] and json.loads(*kept.values())["text"] == right
+    site.shot(page, "edit-post")
+
+    # the session ends before saving: after logging in the edit page is back, with the fix
+    with database(site) as db:
+        db.execute(text("UPDATE sessions SET expires_at = :t"), {"t": dt.datetime(2000, 1, 1)})
+    page.click("#edit-submit")
+    page.wait_for_url(site.url(f"/login?next=/posts/{post_id}/edit&expired=1"))
+    assert api(page, f"/api/posts/{post_id}", 401)["error"] == "login_required"
+    log_in(site, page, "typo.fixer")
+    assert page.url == site.url(f"/posts/{post_id}/edit")
+    expect(page.locator("#text")).to_have_value(right)
+
+    page.click("#edit-submit")
+    page.wait_for_url(site.url(f"/posts/{post_id}?edited=1"))
+    expect(page.locator("#notice")).to_have_text("일기를 고쳤습니다.")
+    expect(page.locator("#diary-text")).to_have_text(right)
+    expect(page.locator("#edited")).to_have_text("수정됨")
+    expect(page.locator("#emotion-label")).to_have_text("기쁨")  # the face's, as before
+    expect(page.locator("#text-emotion")).to_contain_text("기쁨")  # the words' now, once the new comment is written
+    expect(page.locator("#comment-text")).not_to_have_text(old_comment)
+    assert drafts(page) == {}, "the saved edit's draft is cleared"
+    post = api(page, f"/api/posts/{post_id}")
+    assert post["text"] == right and post["edited_at"] and post["comment"]["text_emotion"] == "happiness"
+    site.shot(page, "post-edited")
+
+    # changes given up with "취소" are not offered again
+    page.click("#edit-post")
+    page.fill("#text", "고치다 말았다")
+    page.click("#edit-cancel")
+    page.wait_for_url(site.url(f"/posts/{post_id}"))
+    assert drafts(page) == {}
+    page.click("#edit-post")
+    expect(page.locator("#text")).to_have_value(right)
+
+
+def test_changing_the_password(site: Site) -> None:
+    """Change the password on the account page: a wrong current one is refused, the other device is signed
+    out, this one stays in; after logging out only the new password opens the diary."""
+    new_password = "새로운-마음-비밀번호-2025"
+    page = site.page(mobile=True)
+    sign_up(site, page, "pw.changer")
+    other = site.page()  # the same person on another computer
+    other.goto("/login")
+    log_in(site, other, "pw.changer")
+
+    page.click("#nav-account")
+    page.wait_for_url(site.url("/account"))
+    page.fill("#current-password", "틀린-비밀번호-1234")
+    page.fill("#new-password", new_password)
+    page.fill("#new-password2", new_password)
+    page.click("#password-submit")
+    expect(page.locator("#error")).to_have_text("비밀번호가 올바르지 않습니다.")
+    page.fill("#current-password", PASSWORD)
+    page.fill("#new-password", "12345678")
+    page.fill("#new-password2", "12345678")
+    page.click("#password-submit")
+    expect(page.locator("#error")).to_contain_text("너무 쉬운 비밀번호입니다")
+    page.fill("#current-password", PASSWORD)
+    page.fill("#new-password", new_password)
+    page.fill("#new-password2", new_password)
+    site.shot(page, "account-password")
+    page.click("#password-submit")
+    page.wait_for_url(site.url("/account?password_changed=1"))
+    expect(page.locator("#notice")).to_have_text("비밀번호를 바꿨습니다. 다른 기기에서는 로그아웃되었습니다.")
+    expect(page.locator("#logout")).to_be_visible()  # still logged in here
+    assert api(page, "/api/posts") == []
+
+    other.goto("/posts/new")  # the other computer's session has ended
+    assert other.url == site.url("/login?next=/posts/new")
+    api(other, "/api/posts", 401)
+
+    page.click("#logout")
+    page.wait_for_url(site.url("/login?signed_out=1"))
+    log_in_fails = page.locator("#error")
+    page.fill("#username", "pw.changer")
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    expect(log_in_fails).to_have_text("아이디 또는 비밀번호가 올바르지 않습니다.")
+    page.fill("#password", new_password)
+    page.click("#login-submit")
+    page.wait_for_url(site.url("/"))
+    expect(page.locator("#logout")).to_be_visible()
 
 
 def test_a_long_chat_message_wraps_on_a_phone(site: Site) -> None:

@@ -120,13 +120,16 @@ def update_profile(
     profile.genres = genres
 
 
-def restart_comment(db: DbSession, post: Post) -> None:
-    """Mark the post's comment to be written again; schedule it with `Companion.schedule` after the commit."""
+def start_comment(db: DbSession, post: Post) -> None:
+    """Mark the post's comment to be written: a new entry's, or again when its text or its emotion changed
+    (or its owner asked). The comment is written from the text as it is then, with the text's emotion and
+    whether it disagrees with the face; schedule it with `Companion.schedule` after the commit."""
     row = db.get(PostComment, post.id)
     if row is None:
         db.add(PostComment(post_id=post.id))
     else:
         row.status, row.text, row.source, row.error = "pending", "", "", None
+        row.text_emotion, row.disagree = None, False
 
 
 def comment_context(post: Post, user: User) -> tuple[CommentContext, str | None, bool]:
@@ -200,11 +203,14 @@ class Companion:
                     return
                 context, text_emotion, disagree = comment_context(post, post.user)
                 settings = self.settings_for(db, post.user)
+                written_for = (post.text, post.label)
             comment = write_comment(context, settings, self._client_factory, seed=secrets.randbelow(2**31))
             with self._tx() as db:
-                row = db.get(PostComment, post_id)
-                if row is None:  # the post was deleted meanwhile
+                row, post = db.get(PostComment, post_id), db.get(Post, post_id)
+                if row is None or post is None:  # the post was deleted meanwhile
                     return
+                if row.status != "pending" or (post.text, post.label) != written_for:
+                    return  # written already, or edited or relabelled meanwhile: the job scheduled then writes it
                 row.status, row.text, row.source = "done", comment.text, comment.source
                 row.error = comment.error[:300] if comment.error else None
                 row.text_emotion, row.disagree = text_emotion, disagree

@@ -89,6 +89,17 @@ def check_entry(day: str, text: str, today: dt.date, max_chars: int) -> tuple[dt
     return parsed, text
 
 
+def edit_entry(post: Post, day: dt.date, text: str) -> bool:
+    """Give ``post`` the day and text its owner changed it to (checked by :func:`check_entry`, as for a
+    new entry) and record when; whether the text changed, so that what is made from the words (the
+    companion's comment and the text's emotion) must be made again. The photo, the face's emotion and
+    the owner's answer about it stay. An edit that changes nothing is not recorded."""
+    text_changed = text != post.text
+    if text_changed or day != post.day:
+        post.day, post.text, post.edited_at = day, text, utcnow()
+    return text_changed
+
+
 def save_new_image(store: ImageStore, jpeg: bytes, commit: Callable[[str], Any]) -> Any:
     """Write the image, then run ``commit(name)``; if the commit fails the image is removed again,
     so a failure leaves neither a post without its image nor an image without its post."""

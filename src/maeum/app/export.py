@@ -43,6 +43,7 @@ def post_record(post: Post) -> dict[str, Any]:
         "model": post.model,
         "image": f"images/{post.id}.jpg",
         "created_at": post.created_at.isoformat() + "Z",
+        "edited_at": post.edited_at.isoformat() + "Z" if post.edited_at is not None else None,
         "comment": {"text": comment.text, "source": comment.source, "text_emotion": comment.text_emotion}
         if comment is not None and comment.status == "done"
         else None,

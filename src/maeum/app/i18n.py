@@ -100,6 +100,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "account_deleted": ("계정과 모든 데이터를 삭제했습니다.", "Your account and all its data were deleted."),
     "password_wrong": ("비밀번호가 올바르지 않습니다.", "Wrong password."),
+    "change_password": ("비밀번호 변경", "Change password"),
+    "current_password": ("현재 비밀번호", "Current password"),
+    "new_password": ("새 비밀번호", "New password"),
+    "new_password_again": ("새 비밀번호 확인", "New password again"),
+    "change_password_help": (
+        "바꾸면 다른 기기와 브라우저에서는 로그아웃되고, 이 브라우저는 로그인한 채로 남습니다.",
+        "Changing it logs you out on other devices and browsers; this one stays logged in.",
+    ),
+    "password_changed": (
+        "비밀번호를 바꿨습니다. 다른 기기에서는 로그아웃되었습니다.",
+        "Password changed. Other devices were logged out.",
+    ),
     # posting
     "new_title": ("오늘의 일기", "Today's entry"),
     "selfie": ("셀카", "Selfie"),
@@ -168,6 +180,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "feedback_saved": ("감정을 기록했습니다. 고맙습니다!", "Thanks, your answer is saved."),
     "label_invalid": ("알 수 없는 감정입니다.", "Unknown emotion."),
     "scores": ("감정 점수", "Emotion scores"),
+    "edit_post": ("이 일기 고치기", "Edit this entry"),
+    "edit_title": ("일기 고치기", "Edit entry"),
+    "edit_help": (
+        "날짜와 글을 고칠 수 있어요. 사진과 얼굴에서 읽은 감정은 그대로이고, 글이 바뀌면 코멘트를 새로 써요.",
+        "Change the date or the text. The photo and the emotion read from your face stay; a new text gets a "
+        "new comment.",
+    ),
+    "edit_submit": ("고친 내용 저장", "Save changes"),
+    "post_edited": ("일기를 고쳤습니다.", "Entry updated."),
+    "edited": ("수정됨", "edited"),
     "delete_post": ("이 일기 삭제", "Delete this entry"),
     "post_deleted": ("일기를 삭제했습니다.", "Entry deleted."),
     "delete_post_confirm": (

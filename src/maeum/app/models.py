@@ -79,6 +79,7 @@ class Post(Base):
     feedback: Mapped[str | None] = mapped_column(String(16), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    edited_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)  # its owner last changed text or day
 
     user: Mapped[User] = relationship(back_populates="posts")
     comment: Mapped[PostComment | None] = relationship(

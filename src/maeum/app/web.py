@@ -33,7 +33,7 @@ from maeum.app import companion, diary, export, pages, stats, web_companion
 from maeum.app.errors import UserError
 from maeum.app.i18n import LANGS, emotion_name
 from maeum.app.middleware import BodyLimit, SecurityHeaders
-from maeum.app.models import PendingPost, Post, PostComment, User
+from maeum.app.models import PendingPost, Post, User
 from maeum.app.pages import (
     LANG_COOKIE,
     SESSION_COOKIE,
@@ -170,12 +170,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
                 username = username.strip().lower()
                 if not USERNAME.match(username):
                     raise UserError("username_invalid")
-                if len(password) < 8:
-                    raise UserError("password_short")
-                if weak_password(password, username):
-                    raise UserError("password_weak")
-                if password != password2:
-                    raise UserError("password_mismatch")
+                _check_new_password(password, password2, username)
                 name, intro = _check_profile(name, intro)
                 if db.scalar(select(User.id).where(User.username == username)) is not None:
                     raise UserError("username_taken")
@@ -296,9 +291,41 @@ def _routes(app: FastAPI, d: Diary) -> None:
         return redirect("/profile?saved=1")
 
     @app.get("/account", response_class=HTMLResponse)
-    def account(request: Request) -> Response:
+    def account(request: Request, password_changed: int = 0) -> Response:
         with page(request) as (ctx, _db):
-            return render(d, ctx, "account.html")
+            return render(d, ctx, "account.html", notice=ctx.t("password_changed") if password_changed else None)
+
+    @app.post("/account/password")
+    def change_password(
+        request: Request,
+        current: str = Form(""),
+        password: str = Form(""),
+        password2: str = Form(""),
+        csrf: str = Form(""),
+    ) -> Response:
+        """A new password, given the current one. A wrong current password counts as a failed login (and
+        waits as one), so a session left open is no way around the login limit. On success every session of
+        the user ends and this browser gets a new one: anyone signed in elsewhere is signed out."""
+        peer = request.client.host if request.client else "?"
+        ip = client_address(peer, request.headers.getlist("x-forwarded-for"), d.trusted_proxies)
+        with page(request) as (ctx, db):
+            check_csrf(request, d, csrf)
+            u = user_of(ctx)
+            wait = d.limiter.retry_after(db, u.username, ip)
+            try:
+                if wait:
+                    raise UserError("login_limited", 429, minutes=max(1, (wait + 59) // 60))
+                if not verify_password(u.password_hash, current):
+                    d.limiter.failed(db, u.username, ip)  # committed with the page's transaction
+                    raise UserError("password_wrong")
+                _check_new_password(password, password2, u.username)
+            except UserError as e:
+                return render(d, ctx, "account.html", e.status, error=ctx.t(e.key, **e.params))
+            d.limiter.succeeded(db, u.username, ip)
+            u.password_hash = hash_password(password)
+            end_all_sessions(db, u.id)
+            token = start_session(db, u, s.session_days)
+        return _login_response(token, "/account?password_changed=1")
 
     @app.get("/account/export")
     def account_export(request: Request) -> Response:
@@ -386,7 +413,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
                     db.add(row)
                     db.flush()
                     if isinstance(row, Post):
-                        db.add(PostComment(post_id=row.id))
+                        companion.start_comment(db, row)
                     return row
 
             row = diary.save_new_image(d.store, image.jpeg, commit)
@@ -430,7 +457,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
                 db.add(post)
                 db.flush()
                 post_id = post.id
-                db.add(PostComment(post_id=post_id))
+                companion.start_comment(db, post)
         except IntegrityError:  # the same choice, sent twice at once: the other request saved the post
             with page(request) as (ctx, db):
                 done = diary.post_of_pending(db, user_of(ctx), token)
@@ -441,7 +468,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
         return redirect(f"/posts/{post_id}?new=1")
 
     @app.get("/posts/{post_id}", response_class=HTMLResponse)
-    def show_post(request: Request, post_id: int, new: int = 0, saved: int = 0) -> Response:
+    def show_post(request: Request, post_id: int, new: int = 0, saved: int = 0, edited: int = 0) -> Response:
         with page(request) as (ctx, db):
             post = diary.owned_post(db, user_of(ctx), post_id)
             ranked = sorted(post.scores.items(), key=lambda kv: -kv[1])
@@ -452,7 +479,8 @@ def _routes(app: FastAPI, d: Diary) -> None:
                 post=post,
                 ranked=ranked,
                 new=bool(new),
-                notice=ctx.t("feedback_saved") if saved else None,
+                just_edited=bool(edited),
+                notice=ctx.t("feedback_saved") if saved else ctx.t("post_edited") if edited else None,
                 **web_companion.post_extras(d, db, user_of(ctx), post),
             )
 
@@ -472,10 +500,45 @@ def _routes(app: FastAPI, d: Diary) -> None:
             relabelled = post.label != before
             if relabelled:  # the comment and the songs were for the old emotion
                 d.music.forget(db, post)
-                companion.restart_comment(db, post)
+                companion.start_comment(db, post)
         if relabelled:
             d.companion.schedule(post_id)
         return redirect(f"/posts/{post_id}?saved=1")
+
+    @app.get("/posts/{post_id}/edit", response_class=HTMLResponse)
+    def edit_post_form(request: Request, post_id: int) -> Response:
+        with page(request) as (ctx, db):
+            post = diary.owned_post(db, user_of(ctx), post_id)
+            form = {"day": post.day.isoformat(), "text": post.text}
+            return render(d, ctx, "edit_post.html", post=post, form=form, today=d.today().isoformat())
+
+    @app.post("/posts/{post_id}/edit")
+    def edit_post(
+        request: Request, post_id: int, day: str = Form(""), text: str = Form(""), csrf: str = Form("")
+    ) -> Response:
+        """Change an entry's text or day. A new text is read again as a new entry's is (the same checks, then
+        the comment with the text's emotion written anew); the photo, the face's emotion and the songs stay."""
+        form = {"day": day, "text": text}
+        try:
+            with page(request) as (ctx, db):
+                check_csrf(request, d, csrf)
+                post = diary.owned_post(db, user_of(ctx), post_id)
+                entry_day, entry_text = diary.check_entry(day, text, d.today(), s.max_text_chars)
+                text_changed = diary.edit_entry(post, entry_day, entry_text)
+                if text_changed:
+                    companion.start_comment(db, post)
+        except UserError as e:
+            if e.key == "post_not_found":  # someone else's entry, or none: not a form to show again
+                raise
+            with page(request) as (ctx, db):
+                post = diary.owned_post(db, user_of(ctx), post_id)
+                error = ctx.t(e.key, **e.params)
+                return render(
+                    d, ctx, "edit_post.html", e.status, post=post, form=form, today=d.today().isoformat(), error=error
+                )
+        if text_changed:
+            d.companion.schedule(post_id)  # after the commit, as for a new entry
+        return redirect(f"/posts/{post_id}?edited=1")
 
     @app.get("/posts/{post_id}/delete", response_class=HTMLResponse)
     def delete_post_form(request: Request, post_id: int) -> Response:
@@ -621,6 +684,16 @@ def _month(text: str, today: dt.date) -> tuple[int, int]:
     if not m or not 1 <= int(m.group(2)) <= 12 or not 1900 <= int(m.group(1)) <= 9999:
         raise UserError("month_invalid")
     return int(m.group(1)), int(m.group(2))
+
+
+def _check_new_password(password: str, password2: str, username: str) -> None:
+    """The rules for a password chosen at sign-up or when changing it; UserError says which one it breaks."""
+    if len(password) < 8:
+        raise UserError("password_short")
+    if weak_password(password, username):
+        raise UserError("password_weak")
+    if password != password2:
+        raise UserError("password_mismatch")
 
 
 def _check_profile(name: str, intro: str) -> tuple[str, str]:

@@ -189,7 +189,7 @@ def routes(app: FastAPI, d: Diary) -> None:
     def rewrite_comment(request: Request, post_id: int, csrf: str = Form("")) -> Response:
         with page(request) as (ctx, db):
             check_csrf(request, d, csrf)
-            companion.restart_comment(db, diary.owned_post(db, user_of(ctx), post_id))
+            companion.start_comment(db, diary.owned_post(db, user_of(ctx), post_id))
         d.companion.schedule(post_id)
         return redirect(f"/posts/{post_id}#comment")
 

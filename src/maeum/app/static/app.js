@@ -1,7 +1,7 @@
 // maeum diary: webcam capture into the upload field, a draft of the diary text and date kept in
-// this browser until the entry is saved (so an expired session or a refused photo loses nothing),
-// asking before an entry is deleted, the companion's comment appearing when written, reading it
-// aloud, and dictating the diary.
+// this browser until the entry (new or edited) is saved (so an expired session or a refused photo
+// loses nothing), asking before an entry is deleted, the companion's comment appearing when written,
+// reading it aloud, and dictating the diary.
 "use strict";
 
 // Drafts are kept per user ("maeum-draft:ID") and all forgotten at logout and account deletion, so the
@@ -30,16 +30,27 @@ document.addEventListener("DOMContentLoaded", () => {
   if (text) {
     const key = text.dataset.draft;
     const day = document.getElementById("day");
+    // Editing a saved entry: its draft ("maeum-draft:USER:post:ID") remembers which version of the entry it
+    // was made from, and is offered only over that version (one left from before another edit is dropped).
+    const base = text.dataset.draftBase;
     const saved = readDraft(key);
-    const keep = () => localStorage.setItem(key, JSON.stringify({ text: text.value, day: day ? day.value : "" }));
-    if (text.dataset.fromChat) keep(); // a draft written from the chat wins
-    else if (saved && saved.text && !text.value) {
+    const keep = () => localStorage.setItem(key, JSON.stringify({ text: text.value, day: day ? day.value : "", base }));
+    const restore = () => {
       text.value = saved.text;
       if (day && saved.day && (!day.max || saved.day <= day.max)) day.value = saved.day;
-    }
+    };
+    if (text.dataset.fromChat) keep(); // a draft written from the chat wins
+    else if (base) {
+      if (saved && saved.text && saved.base === base) restore();
+      else if (saved) localStorage.removeItem(key);
+    } else if (saved && saved.text && !text.value) restore();
     text.addEventListener("input", keep);
     if (day) day.addEventListener("change", () => { if (text.value) keep(); });
   }
+  // "Cancel" on the edit page: the changes are not wanted, so neither is their draft.
+  document.querySelectorAll("a[data-discard-draft]").forEach((link) => {
+    link.addEventListener("click", () => localStorage.removeItem(link.dataset.discardDraft));
+  });
 
   // Deleting asks first; without this script the server shows a confirmation page instead.
   const remove = document.querySelector("form[data-confirm]");
