@@ -446,6 +446,50 @@ class _Cp949ZipInfo(zipfile.ZipInfo):
         return self.filename.encode("cp949"), self.flag_bits & ~_UTF8_FLAG
 
 
+class _StoredNameZipInfo(zipfile.ZipInfo):
+    """A member copied from another zip with its name bytes as they were: ``zipfile`` reads a name
+    without the UTF-8 flag as CP437, so encoding it as CP437 gives the stored bytes back."""
+
+    __slots__ = ()
+
+    def _encodeFilenameFlags(self) -> tuple[bytes, int]:  # zipfile's private hook
+        return self.filename.encode("cp437"), self.flag_bits & ~_UTF8_FLAG
+
+
+def _member_base_name(info: zipfile.ZipInfo) -> str:
+    name = info.filename
+    if not info.flag_bits & _UTF8_FLAG:
+        raw = name.encode("cp437")
+        try:
+            name = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            name = raw.decode("cp949")
+    return unicodedata.normalize("NFC", name.rsplit("/", 1)[-1])
+
+
+def rewrite_zip(path: Path, changes: dict[str, bytes | None]) -> None:
+    """Rewrite the zip at ``path`` as a newer download of it: each member whose NFC base name is a
+    key of ``changes`` gets those bytes, or is left out for None; every other member is copied
+    byte for byte under its name as stored (CP949 names stay without the UTF-8 flag)."""
+    with zipfile.ZipFile(path) as zin:
+        members = [(info, zin.read(info)) for info in zin.infolist()]
+    missing = set(changes) - {_member_base_name(info) for info, _ in members}
+    if missing:
+        raise KeyError(f"{path} holds no member named {sorted(missing)}")
+    tmp = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w") as zout:
+        for info, data in members:
+            base = _member_base_name(info)
+            data = changes.get(base) if base in changes else data
+            if data is None:
+                continue
+            cls = zipfile.ZipInfo if info.flag_bits & _UTF8_FLAG else _StoredNameZipInfo
+            copy = cls(info.filename, info.date_time)
+            copy.compress_type, copy.external_attr = info.compress_type, info.external_attr
+            zout.writestr(copy, data)
+    tmp.replace(path)
+
+
 def _form(k: int, cp949: bool, nfd: bool) -> str:
     if k % 3 == 1 and cp949:
         return "cp949"

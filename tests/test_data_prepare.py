@@ -7,6 +7,7 @@ The expected counts below are worked out by hand from ``aihub_fixture.default_re
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -23,7 +24,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aihub_fixture import FixtureRecord, build_layout_a, build_scaled, default_records, fixture_filename
+from aihub_fixture import (
+    FixtureRecord,
+    build_layout_a,
+    build_scaled,
+    default_records,
+    fixture_filename,
+    rewrite_zip,
+)
+from maeum.data.archive import read_location
 from maeum.data.crop import square_region
 from maeum.data.manifest import read_manifest
 from maeum.data.prepare import PrepareConfig, prepare
@@ -239,10 +248,10 @@ def test_killed_run_resumes_to_identical_outputs(scaled, tmp_path: Path) -> None
         if db.exists():
             try:
                 with sqlite3.connect(db) as con:
-                    done = con.execute("SELECT COUNT(*) FROM shards").fetchone()[0]
+                    done = con.execute("SELECT COUNT(*) FROM results").fetchone()[0]
             except sqlite3.Error:
                 done = 0
-            if done >= 3:
+            if done >= 3 * 16:  # three shards committed
                 break
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
@@ -279,7 +288,7 @@ def test_full_disk_is_logged_and_resumed(aihub_zips, prepared, tmp_path: Path) -
         assert not list(images.rglob(".*.tmp"))
     finally:
         subprocess.run(["umount", "-l", str(images)], check=True)
-    s = prepare(cfg)  # space again: the failed shards are redone
+    s = prepare(cfg)  # space again: the crops that failed are cut
     assert "write_failed" not in s["errors"] and s["prepared"] == 31
     reference, _ = prepared
     assert _rows(tmp_path / "out") == _rows(reference)
@@ -432,6 +441,109 @@ def test_new_zips_in_the_source_are_read_on_the_next_run(tmp_path: Path) -> None
     fresh = tmp_path / "fresh"
     prepare(PrepareConfig("aihub", root, fresh, workers=1, report=False))
     assert _digest(out) == _digest(fresh)  # as if it had been prepared in one go
+
+
+_PAST_NS = 1_000_000_000 * 10**9  # 2001: crops set to this modification time show whether a rerun rewrote them
+
+
+def _age_crops(out: Path) -> dict[str, tuple[bytes, int]]:
+    """Set every crop's (and mask's) modification time to ``_PAST_NS``; return each row's crop bytes and inode."""
+    before = {}
+    for row in _rows(out):
+        for rel in (row["path"], row["mask_path"]):
+            if rel:
+                os.utime(out / rel, ns=(_PAST_NS, _PAST_NS))
+        before[row["name"]] = ((out / row["path"]).read_bytes(), (out / row["path"]).stat().st_ino)
+    return before
+
+
+def _untouched(out: Path, row: dict, before: tuple[bytes, int]) -> bool:
+    """Whether a row's crop (and mask) are the files written before, wherever its split put them now."""
+    st = (out / row["path"]).stat()
+    mask_ok = not row["mask_path"] or (out / row["mask_path"]).stat().st_mtime_ns == _PAST_NS
+    crop_ok = st.st_mtime_ns == _PAST_NS and st.st_ino == before[1] and (out / row["path"]).read_bytes() == before[0]
+    return crop_ok and mask_ok
+
+
+def test_a_changed_source_crops_only_new_and_changed_images(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    records = default_records()[:14]
+    root = _small(tmp_path / "src")
+    later = tmp_path / "later"
+    later.mkdir()
+    for name in ("[원천]EMOIMG_중립_TRAIN_01.zip", "[라벨]EMOIMG_중립_TRAIN.zip"):
+        (root / name).rename(later / name)
+    out = tmp_path / "out"
+    assert prepare(PrepareConfig("aihub", root, out, workers=1, report=False))["prepared"] == 12
+    old_rows = {r["name"]: r for r in _rows(out)}
+    before = _age_crops(out)
+
+    # The 중립 part arrives; 기쁨's image zip comes again with #7 re-encoded (and #0 as it was);
+    # 상처's comes again without #4 and its mask.
+    for name in ("[원천]EMOIMG_중립_TRAIN_01.zip", "[라벨]EMOIMG_중립_TRAIN.zip"):
+        (later / name).rename(root / name)
+    changed, kept_with_mask, removed = (fixture_filename(records[i], i) for i in (7, 0, 4))
+    happy = root / "[원천]EMOIMG_기쁨_TRAIN_01.zip"
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(read_location(f"{happy}::EMOIMG_기쁨_TRAIN_01/{changed}"))).save(buf, "JPEG", quality=70)
+    rewrite_zip(happy, {changed: buf.getvalue()})
+    rewrite_zip(root / "[원천]EMOIMG_상처_TRAIN_01.zip", {removed: None, removed[: -len(".jpg")] + ".npz": None})
+
+    with caplog.at_level(logging.INFO, logger="maeum.data.prepare"):
+        s = prepare(PrepareConfig("aihub", root, out, workers=1, report=False))
+    assert s["prepared"] == 13 and s["errors"] == {"missing_image": 1}
+    assert "2 new, 1 changed, 1 removed, 10 kept" in caplog.text
+    assert f"removed, as gone from the source or left out now: {removed}" in caplog.text
+    rows = {r["name"]: r for r in _rows(out)}
+    new = {fixture_filename(records[i], i) for i in (6, 13)}
+    assert set(rows) == (set(old_rows) - {removed}) | new
+    for name in set(old_rows) - {changed, removed}:  # not cropped again, only moved if its person changed split
+        assert _untouched(out, rows[name], before[name]), name
+    assert any(rows[n]["split"] != old_rows[n]["split"] for n in set(old_rows) - {removed})  # two more persons
+    assert rows[kept_with_mask]["mask_path"] and (out / rows[kept_with_mask]["mask_path"]).is_file()
+    assert not _untouched(out, rows[changed], before[changed])
+    assert (out / rows[changed]["path"]).read_bytes() != before[changed][0]
+    assert not (out / old_rows[removed]["path"]).exists() and not (out / old_rows[removed]["mask_path"]).exists()
+
+    fresh = tmp_path / "fresh"
+    prepare(PrepareConfig("aihub", root, fresh, workers=1, report=False))
+    assert _digest(out) == _digest(fresh)  # as if it had been prepared in one go, stale crops deleted
+
+
+def test_a_zip_downloaded_again_unchanged_keeps_every_crop(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = _small(tmp_path / "src")
+    out = tmp_path / "out"
+    prepare(PrepareConfig("aihub", root, out, workers=1, report=False))
+    reference = _digest(out)
+    before = _age_crops(out)
+    part = root / "[원천]EMOIMG_기쁨_TRAIN_01.zip"
+    data = part.read_bytes()
+    part.unlink()
+    part.write_bytes(data)  # a new file, a new modification time: the source reads as changed
+    with caplog.at_level(logging.INFO, logger="maeum.data.prepare"):
+        prepare(PrepareConfig("aihub", root, out, workers=1, report=False))
+    assert "reading it again" in caplog.text and "0 new, 0 changed, 0 removed, 14 kept" in caplog.text
+    assert all(_untouched(out, row, before[row["name"]]) for row in _rows(out))
+    assert _digest(out) == reference
+
+
+def test_crops_survive_a_run_on_a_source_left_without_images(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = _small(tmp_path / "src")
+    out = tmp_path / "out"
+    prepare(PrepareConfig("aihub", root, out, workers=1, report=False))
+    before = _age_crops(out)
+    away = tmp_path / "away"
+    away.mkdir()
+    parts = sorted(root.glob("[[]원천[]]*.zip"))
+    for part in parts:
+        part.rename(away / part.name)
+    with pytest.raises(DataError, match="no usable record"):
+        prepare(PrepareConfig("aihub", root, out, workers=1, report=False))
+    for part in parts:  # put back: nothing needs cropping again
+        (away / part.name).rename(part)
+    with caplog.at_level(logging.INFO, logger="maeum.data.prepare"):
+        prepare(PrepareConfig("aihub", root, out, workers=1, report=False))
+    assert "0 new, 0 changed, 0 removed, 14 kept" in caplog.text
+    assert all(_untouched(out, row, before[row["name"]]) for row in _rows(out))
 
 
 def test_out_inside_the_source_is_refused(tmp_path: Path, astronaut: np.ndarray) -> None:

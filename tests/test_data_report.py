@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,6 +16,8 @@ pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 pytest.importorskip("matplotlib")
 
+from maeum import fonts  # noqa: E402
+from maeum.data import report  # noqa: E402
 from maeum.data.manifest import MANIFEST_NAME, schema  # noqa: E402
 from maeum.data.records import AIHUB7, DataError  # noqa: E402
 from maeum.data.report import mean_pairwise_iou, write_report  # noqa: E402
@@ -176,3 +181,86 @@ def test_policy_rows_keep_their_order_through_summary_json(tmp_path: Path, astro
     table = built.split("### Label policies\n", 1)[1].split("###", 1)[0]
     rows = [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| ")]
     assert rows == ["| policy", "| **majority** (chosen)", "| unanimous", "| uploader"]
+
+
+# -- chart text: Korean names for AI Hub data in a Hangul font, English without one ----------------
+
+
+def _record_charts(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Every chart's matplotlib figure by file name, as write_report saves it."""
+    charts: dict[str, Any] = {}
+    save = report._Ctx.save
+
+    def record(self: Any, fig: Any, name: str) -> str:
+        charts[name] = fig
+        return save(self, fig, name)
+
+    monkeypatch.setattr(report._Ctx, "save", record)
+    return charts
+
+
+def _ticks(fig: Any) -> list[str]:
+    return [t.get_text() for t in fig.axes[0].get_xticklabels()]
+
+
+def test_charts_of_korean_data_name_classes_and_genders_in_korean(
+    tmp_path: Path, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matplotlib.ft2font import FT2Font
+
+    font = fonts.hangul_font()
+    if font is None:
+        pytest.skip("no Hangul font installed (Debian: apt install fonts-nanum)")
+    assert ord("쁨") in FT2Font(font.props.get_file()).get_charmap()
+    charts = _record_charts(monkeypatch)
+    _write_dataset(tmp_path, astronaut)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns of each glyph missing from the font it draws with
+        write_report(tmp_path, SUMMARY)
+    assert _ticks(charts["classes.png"]) == ["기쁨", "당황", "분노", "불안", "상처", "슬픔", "중립"]
+    assert _ticks(charts["agreement.png"]) == ["기쁨", "분노"]
+    assert _ticks(charts["gender.png"]) == ["남성", "여성", "unknown"]
+    assert _ticks(charts["age.png"]) == ["10s", "20s", "30s", "40s", "50s", "unknown"]
+    for name in ("classes.png", "agreement.png", "gender.png"):
+        for label in charts[name].axes[0].get_xticklabels():
+            assert label.get_fontproperties().get_file() == font.props.get_file(), name
+    legend = [t.get_text() for t in charts["classes.png"].axes[0].get_legend().get_texts()]
+    assert legend == ["train", "val", "test"]  # as the Markdown's columns
+
+
+def test_charts_fall_back_to_english_without_a_hangul_font(
+    tmp_path: Path, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(report, "hangul_font", lambda: None)
+    charts = _record_charts(monkeypatch)
+    _write_dataset(tmp_path, astronaut, [*ROWS, ("train", "neutral", None, "기타", 40)])
+    with caplog.at_level(logging.WARNING, logger="maeum.data.report"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        text = write_report(tmp_path, SUMMARY).read_text(encoding="utf-8")
+    assert "no Hangul font found (e.g. apt install fonts-nanum)" in caplog.text
+    assert _ticks(charts["classes.png"]) == list(AIHUB7)
+    assert _ticks(charts["agreement.png"]) == ["happiness", "anger"]
+    assert _ticks(charts["gender.png"]) == ["gita", "male", "female", "unknown"]  # 기타 romanised
+    assert all(t.isascii() for name in ("classes.png", "agreement.png", "gender.png") for t in _ticks(charts[name]))
+    assert "| 기쁨 (happiness) | 3 | 1 | 0 | 4 |" in text and "| 남 (male) |" in text  # the Markdown keeps Korean
+
+
+def test_chart_names_only_use_characters_the_font_has(tmp_path: Path) -> None:
+    from matplotlib import font_manager
+
+    dejavu = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"), fallback_to_default=False)
+    hangul = fonts.ChartFont(font_manager.FontProperties(fname=dejavu), frozenset(map(ord, "남성기쁨")))
+    ctx = report._Ctx(tmp_path, lambda **_: None, list(AIHUB7), ["train"], True, hangul)
+    assert [ctx.chart_name(v) for v in ("남", "happiness", "train")] == ["남성", "기쁨", "train"]
+    assert ctx.chart_name("여자") == "female" and ctx.chart_name("sadness") == "sadness"  # 여성, 슬픔: no glyphs
+    assert ctx.chart_name("기타") == "gita" and ctx.chart_name("\N{SLIGHTLY SMILING FACE}") == "\\U0001f642"
+    english = report._Ctx(tmp_path, lambda **_: None, list(AIHUB7), ["train"], False, hangul)  # FER data
+    assert [english.chart_name(v) for v in ("남", "happiness")] == ["male", "happiness"]
+
+
+def test_a_font_without_hangul_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from matplotlib import font_manager
+
+    dejavu = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"), fallback_to_default=False)
+    monkeypatch.setattr(fonts, "font_files", lambda: iter([dejavu, "/nonexistent/font.ttf"]))
+    assert fonts.hangul_font() is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,33 @@ def test_fer2013_csv(tmp_path: Path, astronaut: np.ndarray, hopper: np.ndarray) 
     assert rows_out[3]["label"] == "happiness"  # Kaggle id 3
     crop = np.asarray(Image.open(tmp_path / "out" / rows_out[0]["path"]))
     assert crop.shape == (48, 48) and np.abs(crop.astype(int) - faces[0]).max() <= 1
+
+
+def test_fer2013_rows_changed_in_the_csv_are_cropped_again_alone(
+    tmp_path: Path, astronaut: np.ndarray, hopper: np.ndarray, caplog: pytest.LogCaptureFixture
+) -> None:
+    faces = [_face48(astronaut, (170, 50, 275, 180)), _face48(hopper, (165, 100, 365, 330))]
+    csv = tmp_path / "fer2013.csv"
+
+    def write(which: list[int]) -> None:
+        rows = [f"{i % 7},{' '.join(map(str, faces[f].ravel()))},Training" for i, f in enumerate(which)]
+        csv.write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
+
+    write([0, 1] * 4)
+    out = tmp_path / "out"
+    prepare(PrepareConfig("fer2013", csv, out, workers=1, report=False))
+    past = 1_000_000_000 * 10**9
+    for row in read_manifest(out)[0].to_pylist():
+        os.utime(out / row["path"], ns=(past, past))
+    write([0, 1, 1, 1, 0, 1, 0, 1, 0])  # row 2 shows the other face; row 8 is new
+    with caplog.at_level(logging.INFO, logger="maeum.data.prepare"):
+        prepare(PrepareConfig("fer2013", csv, out, workers=1, report=False))
+    assert "1 new, 1 changed, 0 removed, 7 kept" in caplog.text
+    rows = {r["name"]: r for r in read_manifest(out)[0].to_pylist()}
+    rewritten = {n for n, r in rows.items() if (out / r["path"]).stat().st_mtime_ns != past}
+    assert rewritten == {"fer2013-00002.png", "fer2013-00008.png"}
+    crop = np.asarray(Image.open(out / rows["fer2013-00002.png"]["path"]))
+    assert np.abs(crop.astype(int) - faces[1]).max() <= 1  # the new pixels, not the PNG decoded last time
 
 
 def test_class_folders_in_korean_and_english(tmp_path: Path, astronaut: np.ndarray, hopper: np.ndarray) -> None:

@@ -29,7 +29,8 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
         "prepare",
         help="crops, a Parquet manifest, an errors file and a report from a dataset download",
         description="Read a dataset as downloaded (zips or folders; nothing is extracted), resolve labels, "
-        "split by person, cut face crops. Re-running with the same --out resumes where it stopped.",
+        "split by person, cut face crops. Re-running with the same --out resumes where it stopped; after "
+        "the source changed (parts added or downloaded again), it crops only the new and changed images.",
     )
     p.add_argument("kind", choices=list_sources(), help="dataset kind")
     p.add_argument("source", type=Path, help="the download: a folder, zip, TSV (AI Hub layout B) or CSV (FER2013)")

@@ -18,8 +18,9 @@ from maeum.data.records import ErrorSink, nfc
 _SEP = "::"
 # What reading a file or a zip member raises when it is damaged or cut short.
 READ_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, zipfile.BadZipFile, zlib.error)
-# Per process: archives stay open between reads, with their members by decoded name.
-_open_zips: dict[str, tuple[zipfile.ZipFile, dict[str, zipfile.ZipInfo]]] = {}
+# Per process: archives stay open between reads, with their members by decoded name and the
+# (size, mtime) they had when opened, so a zip replaced since (downloaded again) is opened anew.
+_open_zips: dict[str, tuple[zipfile.ZipFile, dict[str, zipfile.ZipInfo], tuple[int, int]]] = {}
 
 
 def member_name(info: zipfile.ZipInfo) -> str:
@@ -82,15 +83,36 @@ def _walk_zip(path: Path, suffixes: frozenset[str], on_error: ErrorSink | None) 
 def open_location(location: str):  # -> binary file object
     """Open a location for reading bytes (a zip member streams; nothing is extracted)."""
     if _SEP in location:
-        archive, member = location.split(_SEP, 1)
-        if archive not in _open_zips:
-            zf = zipfile.ZipFile(archive)
-            _open_zips[archive] = (zf, {member_name(i): i for i in zf.infolist()})
-        zf, members = _open_zips[archive]
-        if member not in members:
-            raise FileNotFoundError(f"{location}: no such member")
-        return zf.open(members[member])
+        zf, info = _member(location)
+        return zf.open(info)
     return open(location, "rb")
+
+
+def stamp(location: str) -> str:
+    """What tells whether a location's content changed, without reading it: a zip member's size
+    and CRC-32 (a replaced zip with the same member gives the same stamp), a file's size and
+    modification time. Raises what reading would (a file or member gone, a damaged zip)."""
+    if _SEP in location:
+        _, info = _member(location)
+        return f"{info.file_size}:{info.CRC:08x}"
+    st = os.stat(location)
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def _member(location: str) -> tuple[zipfile.ZipFile, zipfile.ZipInfo]:
+    archive, member = location.split(_SEP, 1)
+    st = os.stat(archive)
+    key = (st.st_size, st.st_mtime_ns)
+    cached = _open_zips.get(archive)
+    if cached is None or cached[2] != key:
+        if cached is not None:
+            cached[0].close()
+        zf = zipfile.ZipFile(archive)
+        cached = _open_zips[archive] = (zf, {member_name(i): i for i in zf.infolist()}, key)
+    zf, members, _ = cached
+    if member not in members:
+        raise FileNotFoundError(f"{location}: no such member")
+    return zf, members[member]
 
 
 def read_location(location: str) -> bytes:

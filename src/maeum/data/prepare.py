@@ -4,15 +4,16 @@ Stages, each resumable, with their state in ``OUT/.work/state.sqlite``:
 1. scan: index the images (inside zips or folders), read the label files one record at a
    time, apply the label policy, note every bad record; nothing is held in memory per image.
 2. split: cap classes if asked, then assign whole persons to train/val/test.
-3. crop: shards of records go to worker processes (or Ray); each shard's results are
-   committed together, so a killed run redoes at most the shards in flight.
+3. crop: shards of the records not yet cropped go to worker processes (or Ray); each shard's
+   results are committed together, so a killed run redoes at most the shards in flight.
 4. finish: ``manifest.parquet``, ``errors.jsonl``, ``summary.json`` and ``report.md``.
+When the source changes (a zip added or replaced), it is read again, and a record whose image,
+mask and annotations are as before keeps its crop; only new and changed records are cropped.
 The same source and settings always give byte-identical outputs, resumed or not.
 """
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import hashlib
 import io
@@ -64,6 +65,11 @@ DEFAULT_FRACTIONS: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train, val, t
 _SETTINGS_VERSION = "2"  # 2: effective values and the resolved source (1, unmarked: the options as typed)
 # Crop-stage errors that leave a record out (the others are warnings about a kept crop).
 _CROP_LOSSES: tuple[str, ...] = ("no_box", "no_face", "corrupt_image", "corrupt_archive", "read_failed", "write_failed")
+# Losses after which a record counts as cropped (write_failed is tried again on the next run), and
+# those the same image always gives again, so that an unchanged record keeps them when the source changes.
+_DONE_LOSSES: tuple[str, ...] = tuple(k for k in _CROP_LOSSES if k != "write_failed")
+_LASTING_LOSSES: tuple[str, ...] = ("no_box", "no_face", "corrupt_image")
+_DERIVED: tuple[str, ...] = ("images", "masks")  # folders of OUT that hold crops
 
 
 @dataclass(frozen=True)
@@ -176,21 +182,23 @@ def _run(
         changed = state.get("fingerprint") not in (None, fingerprint)
         if failed:
             # Layout B: fetch what failed last time (the downloader skips what it has), then
-            # start the later stages over, since the set of usable records has changed.
+            # read and split again, since the set of usable records has changed.
             log.info("%d downloads failed last time: trying them again", failed)
         elif changed:
             log.info(
-                "%s changed since it was last read (files added, replaced or removed): reading it again", cfg.source
+                "%s changed since it was last read (files added, replaced or removed): reading it again; "
+                "only new and changed images are cropped",
+                cfg.source,
             )
         if failed or changed:
-            state.put("scanned", "")
-            for derived in ("images", "masks"):
-                shutil.rmtree(cfg.out / derived, ignore_errors=True)
+            _remember_cropped(state)
     if not state.get("scanned"):
         _scan(state, cfg, source)
     state.put("fingerprint", fingerprint)
     if state.get("split") is None:
         _split(state, cfg)
+    if state.get("rescanned"):
+        _keep_unchanged(state, cfg)
     _crop_all(state, cfg, crop_cfg, source)
     return _finish(state, cfg, crop_cfg, source, settings)
 
@@ -229,13 +237,17 @@ def _check_options(cfg: PrepareConfig, source: Source) -> None:
 
 
 def _discard_unfinished(out: Path, out_existed: bool) -> None:
-    """After a failure: drop the work state if nothing was prepared yet (and ``out`` if this run made it empty)."""
+    """After a failure: drop the work state if nothing was prepared yet (and ``out`` if this run made it empty).
+
+    Crops noted before the source was read again (``previous``) count as prepared: the state that
+    says which to keep stays, for the corrected run.
+    """
     work = out / WORK_DIR
     db = work / "state.sqlite"
     if db.exists():
         try:
             with sqlite3.connect(db) as con:
-                if con.execute("SELECT COUNT(*) FROM results").fetchone()[0]:
+                if con.execute("SELECT (SELECT COUNT(*) FROM results) + (SELECT COUNT(*) FROM previous)").fetchone()[0]:
                     return
         except sqlite3.Error:
             return
@@ -286,7 +298,7 @@ def _crop_config(cfg: PrepareConfig, source: Source) -> CropConfig:
 
 
 class _State:
-    """The work database: records, splits, finished shards and errors, committed stage by stage."""
+    """The work database: records, splits, crops and errors, committed stage by stage."""
 
     def __init__(self, path: Path) -> None:
         self.db = sqlite3.connect(path, isolation_level=None)
@@ -301,9 +313,14 @@ class _State:
                 split TEXT, status TEXT, data TEXT);
             CREATE TABLE IF NOT EXISTS errors(
                 id INTEGER PRIMARY KEY AUTOINCREMENT, stage INTEGER, ord INTEGER, item TEXT, kind TEXT, reason TEXT);
+            CREATE INDEX IF NOT EXISTS errors_by_record ON errors(stage, ord);
             CREATE TABLE IF NOT EXISTS results(seq INTEGER PRIMARY KEY, row TEXT);
             CREATE TABLE IF NOT EXISTS sizes(seq INTEGER PRIMARY KEY, bytes INTEGER);
-            CREATE TABLE IF NOT EXISTS shards(id INTEGER PRIMARY KEY);
+            -- What each cropped record was cut from (_input_key), to tell whether it changed.
+            CREATE TABLE IF NOT EXISTS inputs(seq INTEGER PRIMARY KEY, key TEXT);
+            -- While the source is read again: each cropped record's inputs and outcome, by name.
+            CREATE TABLE IF NOT EXISTS previous(
+                name TEXT PRIMARY KEY, data TEXT, key TEXT, row TEXT, bytes INTEGER, errors TEXT);
             """
         )
 
@@ -335,10 +352,10 @@ class _State:
                 )
             log.info("%s: an earlier run with other settings prepared nothing (%s); starting over", out, diff)
             self.db.execute("BEGIN")
-            for table in ("meta", "images", "masks", "records", "errors", "results", "sizes", "shards"):
+            for table in ("meta", "images", "masks", "records", "errors", "results", "sizes", "inputs", "previous"):
                 self.db.execute(f"DELETE FROM {table}")
             self.db.execute("COMMIT")
-            for derived in ("images", "masks"):  # crops of a killed run, never committed
+            for derived in _DERIVED:  # crops of a killed run, never committed
                 shutil.rmtree(out / derived, ignore_errors=True)
         self.put("settings", text)
         self.put("settings_version", _SETTINGS_VERSION)
@@ -382,7 +399,7 @@ def _scan(state: _State, cfg: PrepareConfig, source: Source) -> None:
         state.error(1, next(counter), item, reason)
 
     db.execute("BEGIN")
-    db.execute("DELETE FROM errors WHERE stage = 1")
+    db.execute("DELETE FROM errors")  # a record cropped before and unchanged gets its crop's back (_keep_unchanged)
     for table in ("images", "masks", "records"):
         db.execute(f"DELETE FROM {table}")
     if source.download is not None:
@@ -441,9 +458,8 @@ def _scan(state: _State, cfg: PrepareConfig, source: Source) -> None:
         state.error(1, next(counter), location, "image without a record: no label file mentions it", "no_record")
     state.put("stats", json.dumps(stats.summary(), ensure_ascii=False))
     state.put("scanned", "1")
-    db.execute("DELETE FROM shards")
-    db.execute("DELETE FROM results")
-    db.execute("DELETE FROM sizes")
+    for table in ("results", "sizes", "inputs"):
+        db.execute(f"DELETE FROM {table}")
     db.execute("DELETE FROM meta WHERE key = 'split'")
     db.execute("COMMIT")
 
@@ -496,6 +512,135 @@ def _split(state: _State, cfg: PrepareConfig) -> None:
     db.execute("COMMIT")
 
 
+def _remember_cropped(state: _State) -> None:
+    """Before the source is read again: note by name what each cropped record was cut from and what
+    it gave (manifest row, crop size, crop-stage errors), for ``_keep_unchanged`` to keep.
+
+    Committed with the order to read the source again: a run killed while reading keeps the notes.
+    """
+    db = state.db
+    db.execute("BEGIN")
+    cropped = db.execute(
+        "SELECT r.seq, r.name, r.data, i.key, res.row, s.bytes FROM records r JOIN inputs i ON i.seq = r.seq "
+        "LEFT JOIN results res ON res.seq = r.seq LEFT JOIN sizes s ON s.seq = r.seq WHERE r.status = 'ok'"
+    )
+    for seq, name, data, key, row, size in cropped:
+        errors = db.execute(
+            "SELECT item, kind, reason FROM errors WHERE stage = 2 AND ord = ? ORDER BY id", (seq,)
+        ).fetchall()
+        if row is None and not any(kind in _LASTING_LOSSES for _, kind, _ in errors):
+            continue  # unreadable last time: tried again in any case
+        db.execute(
+            "INSERT OR REPLACE INTO previous VALUES (?, ?, ?, ?, ?, ?)",
+            (name, _crop_inputs(data), key, row, size, json.dumps(errors, ensure_ascii=False)),
+        )
+    state.put("scanned", "")
+    state.put("rescanned", "1")
+    db.execute("COMMIT")
+
+
+def _keep_unchanged(state: _State, cfg: PrepareConfig) -> None:
+    """After the source was read again: a record with the same annotations, image and mask as before
+    (``_input_key``) gets back its crop, moved if its person changed split, and its crop-stage errors;
+    every other file under ``images/`` and ``masks/`` is deleted. The crop stage cuts the rest."""
+    db = state.db
+    db.execute("BEGIN")
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS kept_paths(path TEXT PRIMARY KEY)")
+    db.execute("DELETE FROM kept_paths")
+    kept = moved = 0
+    matches = db.execute(
+        "SELECT r.seq, r.name, r.data, r.split, i.location, p.data, p.key, p.row, p.bytes, p.errors "
+        "FROM records r JOIN previous p ON p.name = r.name JOIN images i ON i.name = r.name "
+        "WHERE r.status = 'ok' ORDER BY r.seq"
+    )
+    for seq, name, data, split, location, old_data, old_key, old_row, size, errors in matches:
+        mask = db.execute("SELECT location FROM masks WHERE stem = ?", (name.rsplit(".", 1)[0],)).fetchone()
+        key = _input_key(location, mask[0] if mask else None)
+        if key is None or key != old_key or _crop_inputs(data) != old_data:
+            continue
+        if old_row is not None:
+            before = json.loads(old_row)
+            row = _move_crop(cfg.out, before, split, size)
+            if row is None:
+                continue  # its crop was deleted or overwritten since: cut again
+            moved += row["split"] != before["split"]
+            db.execute("INSERT INTO results VALUES (?, ?)", (seq, json.dumps(row, ensure_ascii=False)))
+            db.execute("INSERT INTO sizes VALUES (?, ?)", (seq, size))
+            for path in (row["path"], row.get("mask_path")):
+                if path:
+                    db.execute("INSERT OR IGNORE INTO kept_paths VALUES (?)", (path,))
+        db.execute("INSERT INTO inputs VALUES (?, ?)", (seq, key))
+        for item, kind, reason in json.loads(errors):
+            state.error(2, seq, item, reason, kind)
+        kept += 1
+    ok = db.execute("SELECT COUNT(*) FROM records WHERE status = 'ok'").fetchone()[0]
+    known = db.execute(
+        "SELECT COUNT(*) FROM records r JOIN previous p ON p.name = r.name WHERE r.status = 'ok'"
+    ).fetchone()[0]
+    gone = "FROM previous WHERE name NOT IN (SELECT name FROM records WHERE status = 'ok')"
+    removed = db.execute(f"SELECT COUNT(*) {gone}").fetchone()[0]
+    examples = [n for (n,) in db.execute(f"SELECT name {gone} ORDER BY name LIMIT 5")]
+    _delete_unkept(db, cfg.out)
+    db.execute("DELETE FROM previous")
+    db.execute("DELETE FROM meta WHERE key = 'rescanned'")
+    db.execute("COMMIT")
+    log.info(
+        "%d new, %d changed, %d removed, %d kept%s",
+        ok - known, known - kept, removed, kept, f" ({moved} moved to another split)" if moved else "",
+    )  # fmt: skip
+    if removed:
+        more = f" and {removed - len(examples)} more" if removed > len(examples) else ""
+        log.info("removed, as gone from the source or left out now: %s%s", ", ".join(examples), more)
+
+
+def _move_crop(out: Path, row: dict[str, Any], split: str, size: int | None) -> dict[str, Any] | None:
+    """``row`` with its crop (and mask) under ``split``, moved there if need be; None if the crop is gone."""
+    paths = {k: row[k] for k in ("path", "mask_path") if row.get(k)}
+    moved = {k: "/".join([p.split("/")[0], split, *p.split("/")[2:]]) for k, p in paths.items()}
+    for k, rel in paths.items():
+        src, dst = out / rel, out / moved[k]
+        try:
+            if src != dst and src.is_file():  # else moved by a run killed before it could commit
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+            if not dst.is_file() or (k == "path" and size is not None and dst.stat().st_size != size):
+                return None
+        except OSError:
+            return None
+    return {**row, "split": split, **moved}
+
+
+def _delete_unkept(db: sqlite3.Connection, out: Path) -> None:
+    """Delete every file under ``images/`` and ``masks/`` that no kept crop names (crops of changed
+    and removed records, files a killed run never committed), then the folders left empty."""
+    for derived in _DERIVED:
+        for dirpath, _, filenames in os.walk(out / derived, topdown=False):
+            for filename in filenames:
+                path = Path(dirpath) / filename
+                rel = path.relative_to(out).as_posix()
+                if db.execute("SELECT 1 FROM kept_paths WHERE path = ?", (rel,)).fetchone() is None:
+                    path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                Path(dirpath).rmdir()  # only when empty
+
+
+def _input_key(location: str, mask_location: str | None) -> str | None:
+    """What a record is cropped from: its image and mask and their ``archive.stamp``; None if unreadable."""
+    try:
+        stamps = [archive.stamp(location), archive.stamp(mask_location) if mask_location else None]
+    except (*archive.READ_ERRORS, KeyError, ValueError):
+        return None
+    return json.dumps([location, stamps[0], mask_location, stamps[1]], ensure_ascii=False)
+
+
+def _crop_inputs(data: str) -> str:
+    """A record's JSON less where it was read and downloaded from: what its crop and manifest row depend on."""
+    record = json.loads(data)
+    for key in ("where", "url"):
+        record.pop(key, None)
+    return json.dumps(record, ensure_ascii=False, sort_keys=True)
+
+
 def _no_usable_record(state: _State, cfg: PrepareConfig) -> None:
     """Raise DataError saying why no record is usable; the reasons go to ``errors.jsonl`` as well."""
     statuses = dict(state.db.execute("SELECT status, COUNT(*) FROM records GROUP BY status").fetchall())
@@ -511,45 +656,41 @@ def _no_usable_record(state: _State, cfg: PrepareConfig) -> None:
     raise DataError(f"{cfg.source}: no usable record ({why}); nothing to prepare")
 
 
-def _shard_bounds(db: sqlite3.Connection, size: int) -> Iterator[tuple[int, int, int, int]]:
-    """(shard id, first seq, last seq, images) over the records to crop, in order."""
-    shard, first, count, last = 0, None, 0, None
-    for (seq,) in db.execute("SELECT seq FROM records WHERE status = 'ok' ORDER BY seq"):
-        first = seq if first is None else first
-        last, count = seq, count + 1
-        if count == size:
-            yield shard, first, last, count
-            shard, first, count = shard + 1, None, 0
-    if first is not None:
-        yield shard, first, last, count  # type: ignore[misc]
-
-
 def _crop_all(state: _State, cfg: PrepareConfig, crop_cfg: CropConfig, source: Source) -> None:
     db = state.db
-    bounds = list(_shard_bounds(db, cfg.shard_size))
-    _redo_lost_crops(db, cfg.out, bounds)
-    done = {row[0] for row in db.execute("SELECT id FROM shards")}
-    todo = [b for b in bounds if b[0] not in done]
-    total = sum(b[3] for b in bounds)
-    remaining = sum(b[3] for b in todo)
-    if not todo:
+    _redo_lost_crops(db, cfg.out)
+    # To crop: every usable record without a crop or a crop-stage loss (a failed write is tried again).
+    db.execute("DROP TABLE IF EXISTS temp.todo")
+    db.execute("CREATE TEMP TABLE todo(seq INTEGER PRIMARY KEY)")
+    db.execute(
+        "INSERT INTO todo SELECT seq FROM records WHERE status = 'ok' AND seq NOT IN (SELECT seq FROM results) "
+        f"AND seq NOT IN (SELECT ord FROM errors WHERE stage = 2 AND kind IN ({','.join('?' * len(_DONE_LOSSES))}))",
+        _DONE_LOSSES,
+    )
+    remaining = db.execute("SELECT COUNT(*) FROM todo").fetchone()[0]
+    total = db.execute("SELECT COUNT(*) FROM records WHERE status = 'ok'").fetchone()[0]
+    if not remaining:
         return
     log.info(
         "cropping %d of %d images (%d shards, %s engine, %d workers)",
         remaining,
         total,
-        len(todo),
+        -(-remaining // cfg.shard_size),
         cfg.engine,
         cfg.workers,
     )
 
     def payloads() -> Iterator[dict[str, Any]]:
-        for shard, first, last, _ in todo:
+        shard, last = 0, -1
+        while True:
             items = db.execute(
-                "SELECT r.seq, r.name, r.label, r.split, r.data, i.location FROM records r "
-                "JOIN images i ON i.name = r.name WHERE r.status = 'ok' AND r.seq BETWEEN ? AND ? ORDER BY r.seq",
-                (first, last),
+                "SELECT r.seq, r.name, r.label, r.split, r.data, i.location FROM todo t JOIN records r "
+                "ON r.seq = t.seq JOIN images i ON i.name = r.name WHERE t.seq > ? ORDER BY t.seq LIMIT ?",
+                (last, cfg.shard_size),
             ).fetchall()
+            if not items:
+                return
+            last = items[-1][0]
             jobs = []
             for seq, name, label, split, data, location in items:
                 stem = name.rsplit(".", 1)[0]
@@ -563,6 +704,7 @@ def _crop_all(state: _State, cfg: PrepareConfig, crop_cfg: CropConfig, source: S
                 "labels": list(source.labels),
                 "format": cfg.image_format,
             }
+            shard += 1
 
     progress = Progress(remaining, "img")
     finished = 0
@@ -572,13 +714,15 @@ def _crop_all(state: _State, cfg: PrepareConfig, crop_cfg: CropConfig, source: S
             db.execute("BEGIN")
             seqs = [r["seq"] for r in result["results"]]
             db.execute(f"DELETE FROM errors WHERE stage = 2 AND ord IN ({','.join('?' * len(seqs))})", seqs)
-            write_failed = False
             for r in result["results"]:
                 for note in r["warnings"]:
                     state.error(2, r["seq"], r["source"], note)
+                if r["input"] is None or (r["error"] and r["error"][0] == "write_failed"):
+                    db.execute("DELETE FROM inputs WHERE seq = ?", (r["seq"],))
+                else:
+                    db.execute("INSERT OR REPLACE INTO inputs VALUES (?, ?)", (r["seq"], r["input"]))
                 if r["error"]:
                     kind, reason = r["error"]
-                    write_failed |= kind == "write_failed"
                     state.error(2, r["seq"], r["source"], reason, kind)
                     db.execute("DELETE FROM results WHERE seq = ?", (r["seq"],))
                 else:
@@ -587,8 +731,6 @@ def _crop_all(state: _State, cfg: PrepareConfig, crop_cfg: CropConfig, source: S
                         (r["seq"], json.dumps(r["row"], ensure_ascii=False)),
                     )
                     db.execute("INSERT OR REPLACE INTO sizes VALUES (?, ?)", (r["seq"], r["bytes"]))
-            if not write_failed:  # a shard that could not write is tried again next run
-                db.execute("INSERT OR IGNORE INTO shards VALUES (?)", (result["shard"],))
             db.execute("COMMIT")
             finished += len(result["results"])
             progress.update(finished, finished)
@@ -597,14 +739,13 @@ def _crop_all(state: _State, cfg: PrepareConfig, crop_cfg: CropConfig, source: S
         progress.close()
 
 
-def _redo_lost_crops(db: sqlite3.Connection, out: Path, bounds: list[tuple[int, int, int, int]]) -> None:
-    """Mark for redoing the shards whose crops (or masks) are missing, or of another size than written.
+def _redo_lost_crops(db: sqlite3.Connection, out: Path) -> None:
+    """Forget the crops (or masks) that are missing, or of another size than written, for the crop stage to redo.
 
     A cheap check (one ``stat`` per crop, nothing is read), so a rerun repairs crops deleted or
     overwritten since; a crop damaged in place at the same size is not noticed.
     """
-    firsts = [b[1] for b in bounds]
-    lost: set[int] = set()
+    lost: list[int] = []
     for seq, row, size in db.execute(
         "SELECT r.seq, r.row, s.bytes FROM results r LEFT JOIN sizes s ON s.seq = r.seq ORDER BY r.seq"
     ):
@@ -615,12 +756,14 @@ def _redo_lost_crops(db: sqlite3.Connection, out: Path, bounds: list[tuple[int, 
         except OSError:
             ok = False
         if not ok:
-            lost.add(seq)
+            lost.append(seq)
     if not lost:
         return
-    shards = {bounds[bisect.bisect_right(firsts, seq) - 1][0] for seq in lost}
     log.warning("%d crops are missing or changed since they were written: cropping them again", len(lost))
-    db.executemany("DELETE FROM shards WHERE id = ?", [(shard,) for shard in sorted(shards)])
+    db.execute("BEGIN")
+    for table in ("results", "sizes", "inputs"):
+        db.executemany(f"DELETE FROM {table} WHERE seq = ?", [(seq,) for seq in lost])
+    db.execute("COMMIT")
 
 
 # Worker side: runs in worker processes (or Ray tasks); keeps its detector between shards.
@@ -650,6 +793,7 @@ def _crop_one(item: tuple, cfg: CropConfig, detector: Any, template: Any, out: P
     seq, name, label, split, data, location, mask_location = item
     record = Record.from_json(data)
     result: dict[str, Any] = {"seq": seq, "source": location, "warnings": [], "error": None, "row": None}
+    result["input"] = _input_key(location, mask_location)  # before reading: a file replaced meanwhile reads as changed
     try:
         raw = archive.read_location(location)
         mask = _load_mask(mask_location, result["warnings"]) if mask_location else None

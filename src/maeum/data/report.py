@@ -1,8 +1,9 @@
 """The dataset report: ``report.md`` and PNG charts describing a prepared dataset from its manifest.
 
-Charts are drawn with matplotlib (the ``plot`` extra) and carry only ASCII text, since no Hangul
-font can be assumed; the Markdown shows Korean class names for AI Hub data. The same manifest and
-summary give byte-identical files.
+Charts are drawn with matplotlib (the ``plot`` extra). For AI Hub data the Markdown shows Korean
+class names and so do the charts, in an installed Hangul font (e.g. Debian's fonts-nanum); without
+one, chart text is English or romanised, with a warning, never boxes for missing glyphs. The same
+manifest and summary give byte-identical files on the same machine.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from PIL import Image, ImageOps
 from maeum.data.manifest import read_manifest
 from maeum.data.policy import POLICIES
 from maeum.data.records import DataError
+from maeum.fonts import INSTALL_HINT, ChartFont, hangul_font
 from maeum.labels import display_name
 
 log = logging.getLogger(__name__)
@@ -35,8 +37,12 @@ TILE = 96  # sample tile side, pixels
 UNKNOWN = "unknown"
 _COLUMNS = ["path", "split", "label", "boxes", "gender", "age"]
 _GRAY = (128, 128, 128)
-# Korean spellings of gender seen in AI Hub files -> the English used on charts.
-_GENDER_EN = {"남": "male", "남성": "male", "남자": "male", "여": "female", "여성": "female", "여자": "female"}
+# Korean spellings of gender seen in AI Hub files -> (Korean, English) chart names.
+_GENDER = {
+    "남": ("남성", "male"), "남성": ("남성", "male"), "남자": ("남성", "male"),
+    "여": ("여성", "female"), "여성": ("여성", "female"), "여자": ("여성", "female"),
+}  # fmt: skip
+_GENDER_EN = {k: en for k, (_, en) in _GENDER.items()}
 
 
 @dataclass(frozen=True)
@@ -46,10 +52,21 @@ class _Ctx:
     labels: list[str]  # metadata order, then labels found only in the manifest
     splits: list[str]
     korean: bool
+    font: ChartFont | None = None  # for Korean chart text; None: charts in English
 
     def name(self, key: str) -> str:
         ko = display_name(key, "ko") if self.korean else key
         return key if ko == key else f"{ko} ({key})"
+
+    def chart_name(self, value: str) -> str:
+        """A class, gender or other category as a chart shows it: in Korean for Korean data when the
+        font draws every character, else in English (or romanised): never a box for a missing glyph."""
+        if self.korean and self.font is not None:
+            ko = _GENDER[value][0] if value in _GENDER else display_name(value, "ko")
+            if self.font.draws(ko):
+                return ko
+        text = _GENDER_EN.get(value, value)
+        return text if text.isascii() else _romanise(text)
 
     def save(self, fig: Any, name: str) -> str:
         """Save a chart under ``report/``, without the metadata that would change between versions."""
@@ -69,7 +86,13 @@ def write_report(out_dir: Path, summary: dict[str, Any] | None = None) -> Path:
     labels = list(meta.get("labels") or [])
     labels += sorted({x for x in cols["label"] if x is not None} - set(labels))
     splits = list(SPLITS) + sorted({s for s in cols["split"] if s is not None} - set(SPLITS))
-    ctx = _Ctx(out_dir, _figure_factory(), labels, splits, meta.get("dataset") == "aihub")
+    korean = meta.get("dataset") == "aihub"
+    font = hangul_font() if korean else None
+    if korean and font is None:
+        log.warning(
+            "no Hangul font found (e.g. %s): the report's charts name classes and genders in English", INSTALL_HINT
+        )
+    ctx = _Ctx(out_dir, _figure_factory(), labels, splits, korean, font)
     (out_dir / CHART_DIR).mkdir(exist_ok=True)
     lines = [f"# Dataset report: {meta.get('dataset', UNKNOWN)}", ""]
     lines += _overview(ctx, meta, cols) + _classes(ctx, cols) + _summary(ctx, summary or {})
@@ -248,19 +271,32 @@ def _bars(ctx: _Ctx, name: str, cats: Sequence[str], series: dict[str, list], yl
     ax = fig.add_subplot()
     x, width = np.arange(len(cats)), 0.8 / max(len(series), 1)
     for i, (key, values) in enumerate(series.items()):
-        ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=_ascii(key))
-    ax.set_xticks(x, [_ascii(c) for c in cats], rotation=30, ha="right")
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=ctx.chart_name(key))
+    font = ctx.font.props if ctx.font is not None else None
+    ax.set_xticks(x, [ctx.chart_name(c) for c in cats], rotation=30, ha="right", fontproperties=font)
     ax.set(ylabel=ylabel, title=title)
     ax.locator_params(axis="y", integer=ylabel == "images")  # counts get whole-number ticks
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, prop=font)
     fig.tight_layout()
     return ctx.save(fig, name)
 
 
-def _ascii(text: str) -> str:
-    """Chart text: no Hangul font is assumed, so Korean values become English or escapes."""
-    text = _GENDER_EN.get(text, text)
-    return text if text.isascii() else ascii(text)[1:-1]
+# Revised Romanization, syllable by syllable (no sound changes across syllables): chart text for
+# Korean values without an English name when no Hangul font is installed.
+_INITIALS = tuple("g kk n d tt r m b pp s ss - j jj ch k t p h".split())  # noqa: SIM905
+_VOWELS = tuple("a ae ya yae eo e yeo ye o wa wae oe yo u wo we wi yu eu ui i".split())  # noqa: SIM905
+_FINALS = tuple("- k k k n n n t l k m l l l p l m p p t t ng t t k t p t".split())  # noqa: SIM905
+
+
+def _romanise(text: str) -> str:
+    out = []
+    for c in text:
+        i = ord(c) - 0xAC00
+        if 0 <= i < 11172:
+            out.append((_INITIALS[i // 588] + _VOWELS[i // 28 % 21] + _FINALS[i % 28]).replace("-", ""))
+        else:
+            out.append(c if c.isascii() else ascii(c)[1:-1])
+    return "".join(out)
 
 
 def _setting(value: Any) -> str:

@@ -9,6 +9,7 @@ folders or zips, or a layout B TSV of URLs), ``fer2013`` (the Kaggle CSV), ``fer
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -214,7 +215,8 @@ def _fer2013(path: Path, work_dir: Path) -> Source:
             yield Record(name=name, person=name, label=label, split=split, where=f"{path}:{line}")
 
     def images(on_error: ErrorSink) -> Pairs:
-        # The pixels become PNG files once; a resumed run finds them written.
+        # The pixels become PNG files; a file already written with the same bytes is left alone, so its
+        # modification time tells a rerun after the CSV changed which rows changed (prepare._input_key).
         folder.mkdir(parents=True, exist_ok=True)
         for name, _, emotion, usage, pixels in rows():
             try:
@@ -222,9 +224,11 @@ def _fer2013(path: Path, work_dir: Path) -> Source:
             except (ValueError, OverflowError):
                 continue  # records() reports it
             target = folder / name
-            if not target.exists():
+            png = io.BytesIO()
+            Image.fromarray(gray).save(png, format="PNG")
+            if not target.is_file() or target.stat().st_size != png.tell() or target.read_bytes() != png.getvalue():
                 tmp = target.with_suffix(".tmp.png")
-                Image.fromarray(gray).save(tmp)
+                tmp.write_bytes(png.getvalue())
                 tmp.replace(target)
             yield name, str(target)
 

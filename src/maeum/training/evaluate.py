@@ -28,6 +28,7 @@ from maeum.classify import EmotionClassifier, resolve_model
 from maeum.data.manifest import MANIFEST_NAME, read_manifest
 from maeum.data.records import DataError
 from maeum.errors import MaeumError
+from maeum.fonts import INSTALL_HINT, hangul_font
 from maeum.labels import FERPLUS7, display_name
 from maeum.training import ferplus
 from maeum.training.datasets import ferplus_at_input, is_manifest, load_crop
@@ -389,7 +390,7 @@ def _predict_known(
             "%s already averages each face with its mirror (exported with --tta): no second mirror pass",
             clf.info.name,
         )
-    return clf.predict_many(data.images[keep], config.batch_size, config.tta), y[keep], dropped, keep
+    return clf.predict_many(data.images[keep], config.batch_size, config.tta or None), y[keep], dropped, keep
 
 
 def _load_split(config: EvalConfig, split: str, clf: EmotionClassifier) -> _Split:
@@ -592,10 +593,13 @@ def _confusion_png(r: EvalReport, path: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    font = _hangul_font()
-    if font is None:
-        log.warning("no Hangul font found (e.g. apt install fonts-nanum): confusion.png uses English names")
-    names = [display_name(x, "ko") if font is not None else x for x in r.labels]
+    hangul = hangul_font()
+    if hangul is None:
+        log.warning("no Hangul font found (e.g. %s): confusion.png uses English names", INSTALL_HINT)
+    names = [
+        display_name(x, "ko") if hangul is not None and hangul.draws(display_name(x, "ko")) else x for x in r.labels
+    ]
+    font = hangul.props if hangul is not None else None
     cm = np.asarray(r.confusion, np.float64)
     rows = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)  # each true class sums to 1
     k = len(names)
@@ -615,31 +619,3 @@ def _confusion_png(r: EvalReport, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return path
-
-
-# Hangul fonts as matplotlib names them, and the start of their file names: matplotlib's font
-# cache can predate a font's installation, so the files are looked for too.
-_HANGUL_FONTS: tuple[tuple[str, str], ...] = (
-    ("NanumGothic", "nanumgothic"),
-    ("Noto Sans CJK KR", "notosanscjk"),
-    ("Noto Sans KR", "notosanskr"),
-    ("Malgun Gothic", "malgun"),
-    ("AppleGothic", "applegothic"),
-    ("UnDotum", "undotum"),
-)
-
-
-def _hangul_font() -> Any | None:
-    """matplotlib FontProperties of an installed font with Hangul, or None."""
-    from matplotlib import font_manager
-
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    for family, _ in _HANGUL_FONTS:
-        if family in installed:
-            return font_manager.FontProperties(family=family)
-    files = {Path(f).name.lower(): f for f in font_manager.findSystemFonts()}
-    for _, stem in _HANGUL_FONTS:
-        for name in sorted(files):
-            if name.startswith(stem) and "bold" not in name and "coding" not in name:
-                return font_manager.FontProperties(fname=files[name])
-    return None

@@ -16,6 +16,7 @@ import numpy as np
 
 from maeum.errors import OutputError, VideoError
 from maeum.filenames import is_utf8, printable
+from maeum.fonts import INSTALL_HINT, hangul_font
 from maeum.labels import display_name
 from maeum.outpaths import open_text
 from maeum.video.sources import Frame
@@ -190,10 +191,6 @@ class LiveWindow:
         cv2.destroyWindow(self.title)
 
 
-# Fonts with Hangul, tried in order for Korean plot labels.
-_HANGUL_FONTS = ("Noto Sans CJK KR", "Noto Sans KR", "NanumGothic", "Malgun Gothic", "AppleGothic", "UnDotum")
-
-
 class TimelinePlot:
     """An emotion-over-time chart per face, drawn on ``close()`` with matplotlib (the ``plot`` extra).
 
@@ -270,10 +267,9 @@ class TimelinePlot:
         from matplotlib import font_manager
 
         if self.lang == "ko":
-            installed = {f.name for f in font_manager.fontManager.ttflist}
-            for family in _HANGUL_FONTS:
-                if family in installed:
-                    names = [display_name(k, "ko") for k in self.labels]
-                    return font_manager.FontProperties(family=family, size=8), names
-            log.warning("no Hangul font for the plot (e.g. apt install fonts-noto-cjk); plot labels in English")
+            hangul = hangul_font()
+            if hangul is not None:
+                names = [display_name(k, "ko") if hangul.draws(display_name(k, "ko")) else k for k in self.labels]
+                return hangul.sized(8), names
+            log.warning("no Hangul font for the plot (e.g. %s); plot labels in English", INSTALL_HINT)
         return font_manager.FontProperties(size=8), list(self.labels)
