@@ -1,19 +1,26 @@
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
+import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
 import pytest
 from PIL import Image
 
+import maeum
 from conftest import EXAMPLES, YUNET, tiny_model, unprivileged
+from maeum import cli
 from maeum.cli import main
 from maeum.filenames import printable
 from maeum.labels import FERPLUS7, display_name
@@ -370,3 +377,113 @@ def test_dash_output_is_stdout_and_korean_csv_files_have_a_bom(
     )
     data = (tmp_path / "k.csv").read_bytes()
     assert code == 0 and data.startswith(b"\xef\xbb\xbfpath,") and "기쁨".encode() in data
+
+
+# --------------------------------------------------------------------------------------------
+# Options anywhere, refused combinations, Ctrl-C at startup
+
+
+def _subcommands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """(path, parser) for every subcommand, nested ones (``data prepare``) included."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*path, name), sub
+                yield from _subcommands(sub, (*path, name))
+
+
+def test_verbose_works_after_the_subcommand_too(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    cat = str(EXAMPLES / "chelsea_no_face.jpg")
+    code, _, quiet = run(capsys, "analyze", cat, "--whole-image-if-no-face")
+    assert code == 0 and "centred square" not in quiet  # analyze logs warnings only, unless -v
+    code, _, before = run(capsys, "-v", "analyze", cat, "--whole-image-if-no-face")
+    assert code == 0 and "maeum: no face found; classifying the image's centred square" in before
+    code, _, after = run(capsys, "analyze", "-v", cat, "--whole-image-if-no-face")
+    assert code == 0 and after == before
+    assert logging.getLogger().level == logging.DEBUG
+    # A nested subcommand takes it too: the run fails on its missing source, not on the option.
+    code, _, _ = run(capsys, "data", "prepare", "-v", "folder", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
+    assert code in (1, 2) and logging.getLogger().level == logging.DEBUG
+    commands = dict(_subcommands(cli._parser()))
+    assert {("analyze",), ("video",), ("data", "prepare"), ("app", "export-dataset"), ("train",)} <= set(commands)
+    for path, parser in commands.items():
+        assert "-v, --verbose" in parser.format_help(), path
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--detector", "nope"], "--detector does not apply"),
+        (["--detector", "retinaface"], "--detector does not apply"),  # the default, named: still meaningless
+        (["--detector-option", "score_threshold=0.9"], "--detector-option does not apply"),
+        (["--aligner", "upright"], "--aligner does not apply"),
+        (["--whole-image-if-no-face"], "--whole-image-if-no-face does not apply"),
+        (["--detector", "haar", "--aligner", "upright"], "--detector and --aligner do not apply"),
+    ],
+)
+def test_no_detect_refuses_the_options_it_ignores(
+    capsys: pytest.CaptureFixture[str], args: list[str], named: str
+) -> None:
+    code, out, err = run(capsys, "analyze", str(EXAMPLES / "astronaut.jpg"), "--no-detect", *args)
+    lines = [x for x in err.splitlines() if x]
+    assert code == 2 and out == "" and len(lines) == 1, err
+    assert lines[0].startswith("maeum: --no-detect classifies each image's centred square") and named in lines[0]
+
+
+def test_import_maeum_loads_nothing_heavy_until_a_name_is_used() -> None:
+    # What makes Ctrl-C at startup catchable: the entry point runs before numpy, OpenCV, ONNX Runtime load.
+    code = (
+        "import json, sys, maeum; before = sorted(m for m in ('numpy', 'cv2', 'onnxruntime') if m in sys.modules); "
+        "from maeum import Analyzer, list_emotion_models; "
+        "print(json.dumps([before, Analyzer.__module__, list_emotion_models.__name__, 'load_image' in dir(maeum)]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert json.loads(done.stdout) == [[], "maeum.analyzer", "list_models", True], done.stderr
+    with pytest.raises(AttributeError, match="module 'maeum' has no attribute 'nope'"):
+        maeum.nope  # noqa: B018
+
+
+def _maps(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/maps").read_text()
+    except OSError:  # the process has ended
+        return ""
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="watches the child's /proc/PID/maps (Linux)")
+@pytest.mark.parametrize("entry", ["console script", "python -m maeum"])
+@pytest.mark.parametrize("library", ["_multiarray_umath", "onnxruntime_pybind11_state"])
+def test_ctrl_c_while_the_command_loads_is_one_line_and_130(entry: str, library: str, tmp_path: Path) -> None:
+    """Ctrl-C while ``maeum analyze`` still imports numpy or ONNX Runtime, before it runs.
+
+    The signal goes out as soon as the library's shared object appears in the child's memory map:
+    inside the import, after Python's own start-up (which no program can guard); 40 photos keep a
+    slow signal from arriving after the run.
+    """
+    for k in range(40):
+        shutil.copy(EXAMPLES / "astronaut.jpg", tmp_path / f"{k}.jpg")
+    command = (
+        [str(Path(sys.executable).with_name("maeum"))] if entry == "console script" else [sys.executable, "-m", "maeum"]
+    )
+    # SIGINT back to its default in the child: a shell that starts the tests in the background ignores it.
+    proc = subprocess.Popen(
+        [*command, "analyze", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while library not in _maps(proc.pid):
+            assert proc.poll() is None, f"ended before loading {library}: {proc.communicate()}"
+            assert time.monotonic() < deadline, f"{library} not loaded after 60 s"
+            time.sleep(0.001)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert "Traceback" not in err and err.splitlines() == ["maeum: interrupted"], err
+    assert proc.returncode == 130 and out == ""

@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import ASTRONAUT_FACE, HOPPER_FACE, unprivileged
 from maeum.analyzer import Analyzer
@@ -278,6 +279,33 @@ def test_numpy_generator_source(video_analyzer: VideoAnalyzer, one_face_frames: 
     next(iter(source))
     source.close()
     assert closed == [True, True]
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".webp", ".png", ".tiff"])
+def test_animated_images_play_every_frame_at_its_time(
+    tmp_path: Path, faces: dict[str, np.ndarray], suffix: str
+) -> None:
+    # OpenCV's FFmpeg reads an animated WebP as no frame at all and a TIFF's pages as one; GIF and
+    # APNG depend on its build.
+    frames = [place((240, 320), (faces[name], 60, 0)) for name in ("astronaut", "hopper", "astronaut", "hopper")]
+    path = tmp_path / f"faces{suffix}"
+    first, *rest = (Image.fromarray(f) for f in frames)
+    first.save(path, save_all=True, append_images=rest, duration=[100, 250, 100, 100], loop=0)
+    times = [0.0, 0.1, 0.2, 0.3] if suffix == ".tiff" else [0.0, 0.1, 0.35, 0.45]  # TIFF pages: 0.1 s each
+    with open_video(path) as source:
+        assert source.frame_count == 4 and source.duration_s == pytest.approx(times[-1] + 0.1)
+        got = list(source)
+    assert [f.index for f in got] == [0, 1, 2, 3]
+    assert [f.time_s for f in got] == pytest.approx(times)
+    for frame, made in zip(got, frames, strict=True):  # each frame its own picture, up to GIF's palette
+        assert frame.image.shape == (240, 320, 3) and np.abs(frame.image.astype(int) - made).mean() < 8
+    with open_video(path, every=2) as source:
+        assert [f.index for f in source] == [0, 2]
+    timeline = tmp_path / "t.csv"
+    assert video_cli(str(path), "--detect-every", "1", "--csv", str(timeline)) == 0
+    rows = list(csv.DictReader(timeline.open()))
+    assert [int(r["frame"]) for r in rows] == [0, 1, 2, 3]  # one face in each
+    assert [float(r["time"]) for r in rows] == pytest.approx(times)
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -85,15 +86,32 @@ class _PrintableFormatter(logging.Formatter):
         return printable(super().format(record))
 
 
+_VERBOSE_HELP = "log more detail to stderr"
+
+
+class _SubcommandParser(argparse.ArgumentParser):
+    """A subcommand's parser, which takes ``-v`` too: ``maeum analyze -v`` as well as ``maeum -v analyze``.
+
+    Its ``-v`` defaults to SUPPRESS, so a subcommand given without it keeps what ``maeum -v`` set.
+    argparse builds a subcommand's own subcommands (``maeum data prepare``) with its parser's class,
+    so they take ``-v`` as well.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=_VERBOSE_HELP)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="maeum", description="Facial emotion recognition, offline.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail to stderr")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("-v", "--verbose", action="store_true", help=_VERBOSE_HELP)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_SubcommandParser)
 
     a = sub.add_parser("analyze", help="emotions of the faces in images, folders and globs")
     a.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively) or globs")
     a.add_argument("--format", choices=FORMATS, default="json", help="output format (default: json)")
-    a.add_argument("--detector", default="retinaface", help="face detector name (see `maeum models`)")
+    # --detector and --aligner default to None, so that --no-detect can tell whether they were given.
+    a.add_argument("--detector", default=None, help="face detector name (see `maeum models`; default: retinaface)")
     a.add_argument(
         "--detector-option",
         action="append",
@@ -102,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
         help="detector option, e.g. score_threshold=0.8 or model_path=yunet.onnx (repeatable)",
     )
     a.add_argument("--model", default=None, help="emotion model name or .onnx path (default: the bundled model)")
-    a.add_argument("--aligner", default="similarity", help="face aligner: similarity (levels the eyes) or upright")
+    a.add_argument("--aligner", default=None, help="face aligner: similarity (levels the eyes; the default) or upright")
     a.add_argument(
         "--no-detect", action="store_true", help="images are pre-cropped faces: classify each one's centred square"
     )
@@ -159,8 +177,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     e.add_argument(
         "--tta",
-        action="store_true",
-        help="build flip test-time augmentation into the model: the mean over each face and its mirror (2x compute)",
+        nargs="?",
+        const="graph",
+        choices=("graph", "gated"),
+        help="flip test-time augmentation: `--tta` builds into the graph the mean over each face and its mirror "
+        "(2x compute); `--tta gated` adds the mirror pass only for faces whose top probability is below a "
+        "threshold, the lowest that scores on the validation split as mirroring every face",
     )
     e.add_argument(
         "--int8", action="store_true", help="quantize to int8, calibrated on the run's training crops (faster on CPUs)"
@@ -174,7 +196,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from maeum.analyzer import Analyzer
+    _check_no_detect(args)
+    from maeum.analyzer import DEFAULT_ALIGNER, DEFAULT_DETECTOR, Analyzer
     from maeum.classify import DEFAULT_MODEL
 
     to_file = args.output is not None and str(args.output) != "-"
@@ -183,10 +206,10 @@ def _analyze(args: argparse.Namespace) -> int:
         output_file(args.output, "-o")
         refuse_overwriting([("-o", args.output)], [p for _, p, _ in inputs if p is not None])
     analyzer = Analyzer(
-        None if args.no_detect else args.detector,
+        None if args.no_detect else args.detector or DEFAULT_DETECTOR,
         args.model or DEFAULT_MODEL,
         detector_options=parse_options(args.detector_option),
-        aligner=args.aligner,
+        aligner=args.aligner or DEFAULT_ALIGNER,
         threads=args.threads,
         whole_image_fallback=args.whole_image_if_no_face,
     )
@@ -246,6 +269,29 @@ def _analyze(args: argparse.Namespace) -> int:
         log.error("%d input(s) failed, %d analysed", failed, done)
         return EXIT_SOME_FAILED
     return EXIT_OK
+
+
+def _check_no_detect(args: argparse.Namespace) -> None:
+    """Refuse the options --no-detect makes meaningless, rather than ignore them (``--detector nope`` too)."""
+    if not args.no_detect:
+        return
+    given = [
+        flag
+        for flag, value in (
+            ("--detector", args.detector is not None),
+            ("--detector-option", bool(args.detector_option)),
+            ("--aligner", args.aligner is not None),
+            ("--whole-image-if-no-face", args.whole_image_if_no_face),
+        )
+        if value
+    ]
+    if given:
+        named = given[0] if len(given) == 1 else f"{', '.join(given[:-1])} and {given[-1]}"
+        raise MaeumError(
+            f"--no-detect classifies each image's centred square, without detecting or aligning faces: "
+            f"{named} {'does' if len(given) == 1 else 'do'} not apply; drop {'it' if len(given) == 1 else 'them'} "
+            "or --no-detect"
+        )
 
 
 _NO_FACE = {"en": "no face", "ko": "얼굴 없음"}  # the table's line for an image without faces, per language
@@ -351,6 +397,8 @@ def _models(args: argparse.Namespace) -> int:
         mark = " (default)" if name == DEFAULT_MODEL else ""
         spec = info.input
         form = ", each face averaged with its mirror" if info.mirrored else ""
+        if info.flip_below is not None:
+            form += f", averaged with its mirror below {info.flip_below:g} top probability"
         form += ", int8" if info.extra.get("quantization") else ""
         out.write(
             f"model {name}{mark}: {spec.size}x{spec.size} {spec.color}{form}, labels "

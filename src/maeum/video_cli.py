@@ -39,7 +39,9 @@ def add_video_parser(sub: argparse._SubParsersAction) -> None:
         "Without --out/--csv/--jsonl/--plot the timeline is written to stdout as JSON lines.",
     )
     src = v.add_mutually_exclusive_group(required=True)
-    src.add_argument("input", nargs="?", metavar="INPUT", help="video file (mp4, avi, mov, webm ...) or rtsp:// URL")
+    src.add_argument(
+        "input", nargs="?", metavar="INPUT", help="video file (mp4, avi, mov, webm, animated GIF ...) or rtsp:// URL"
+    )
     src.add_argument("--camera", type=natural, metavar="N", help="read camera N (0 is the first) instead")
     v.add_argument("--out", type=Path, metavar="FILE", help="write the annotated video (.mp4, .mov, .mkv, .avi)")
     v.add_argument("--csv", metavar="FILE", help="timeline, one row per face per frame ('-': stdout)")

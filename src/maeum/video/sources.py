@@ -1,4 +1,4 @@
-"""Frame sources: video files, streams, cameras and numpy generators, read one frame at a time.
+"""Frame sources: video files, streams, cameras, animated images and numpy generators, read one frame at a time.
 
 Sampling (every Nth frame, or a target rate by timestamp) happens here, so skipped frames are
 never converted. Timestamps come from the container, so variable frame rates keep their timing.
@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from maeum.errors import VideoError
 from maeum.filenames import is_utf8, opencv_readable, printable
-from maeum.imageio import as_rgb_array, check_file
+from maeum.imageio import as_rgb_array, check_file, pil_to_rgb
 
 if TYPE_CHECKING:
     pass
@@ -205,12 +206,94 @@ class _ArraySource(FrameSource):
             close()
 
 
+class _AnimatedImageSource(FrameSource):
+    """The frames of an animated or multi-page image (GIF, WebP, APNG, TIFF), decoded by Pillow.
+
+    OpenCV's FFmpeg reads animated WebP as no frame at all and TIFF pages as one, and its GIF and
+    APNG support depends on the build. Each frame starts where the one before it ends; a frame
+    without a duration, or of 10 ms or less, lasts 0.1 s, as browsers play it.
+    """
+
+    def __init__(self, image: Image.Image, name: str, every: int, sample_fps: float | None) -> None:
+        self._image, self.name = image, name
+        # Durations are known only frame by frame, so one pass decodes them all up front: the
+        # rate of the whole animation, not of its first frame, sets the annotated video's rate.
+        self._starts_ms = self._scan()  # each frame's start, then the end of the last one
+        count = len(self._starts_ms) - 1
+        super().__init__(name, 1000.0 * count / self._starts_ms[-1], count, every, sample_fps)
+
+    def _scan(self) -> list[float]:
+        starts = [0.0]
+        while True:
+            index = len(starts) - 1
+            try:
+                if not self._load(index):
+                    return starts
+            except VideoError as e:
+                if index == 0:
+                    raise
+                log.warning("%s; playing the %d frames before it", e, index)
+                return starts
+            starts.append(starts[-1] + self._duration_ms())
+
+    def _load(self, index: int) -> bool:
+        """Decode frame ``index``; False past the last one."""
+        try:
+            self._image.seek(index)
+            self._image.load()
+        except EOFError:
+            return False
+        except (OSError, SyntaxError, ValueError) as e:
+            raise VideoError(f"{self.name}: frame {index} could not be decoded ({e}); the file is corrupt") from None
+        return True
+
+    def _duration_ms(self) -> float:
+        ms = self._image.info.get("duration") or 0  # set once the frame is loaded (WebP)
+        return float(ms) if ms > 10 else 100.0
+
+    def _grab(self, index: int) -> float | None:
+        if index >= len(self._starts_ms) - 1 or not self._load(index):
+            return None
+        return self._starts_ms[index] / 1000.0
+
+    def _retrieve(self) -> np.ndarray:
+        return pil_to_rgb(self._image)
+
+    def close(self) -> None:
+        self._image.close()
+
+
+# The image formats that animate (or hold pages) which Pillow reads frame by frame. Not MPO: a
+# phone's JPEG with a second picture (a preview or depth map) is one photo, not two frames.
+_ANIMATED_FORMATS = frozenset({"GIF", "PNG", "WEBP", "TIFF"})
+
+
+def _open_animated(path: str, every: int, sample_fps: float | None) -> FrameSource | None:
+    """``path`` as a FrameSource if it is an image of several frames; None otherwise (a video, a still image)."""
+    try:
+        image = Image.open(path)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):  # not an image: FFmpeg's to read
+        return None
+    try:
+        animated = image.format in _ANIMATED_FORMATS and getattr(image, "is_animated", False)
+    except (OSError, SyntaxError, ValueError):  # damaged after its first frame: FFmpeg's to judge
+        animated = False
+    if not animated:
+        image.close()
+        return None
+    try:
+        return _AnimatedImageSource(image, path, every, sample_fps)
+    except BaseException:
+        image.close()
+        raise
+
+
 # Stream protocols without an end: when they stop, the connection failed.
 _LIVE_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "rtp", "udp", "tcp", "srt"})
 
 
 def open_video(source: str | Path, every: int = 1, sample_fps: float | None = None) -> FrameSource:
-    """A video file or stream URL (``rtsp://``, ``http://`` ...) as a FrameSource.
+    """A video file, animated image (GIF, WebP, APNG) or stream URL (``rtsp://``, ``http://`` ...) as a FrameSource.
 
     Frames come out upright (rotation metadata of phone videos is applied) with their real
     timestamps, so variable-frame-rate files keep their timing. Raises VideoError when the
@@ -225,6 +308,8 @@ def open_video(source: str | Path, every: int = 1, sample_fps: float | None = No
         cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG)
     else:
         check_file(Path(name), "a video file", VideoError)
+        if (animated := _open_animated(url, every, sample_fps)) is not None:
+            return animated
         with opencv_readable(url, VideoError) as readable:  # a non-UTF-8 name would crash OpenCV
             cap = cv2.VideoCapture(readable, cv2.CAP_FFMPEG)
     if not cap.isOpened():
