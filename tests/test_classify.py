@@ -166,7 +166,7 @@ def test_predict_many_batches_and_mirrors_like_predict(ferplus_test_faces: np.nd
     clf = EmotionClassifier(tiny_model(tmp_path / "tiny.onnx"))  # a mirror changes its answers
     plain = clf.predict(faces)
     np.testing.assert_allclose(clf.predict_many(faces, batch_size=7), plain, atol=1e-6)
-    mirrored = clf.predict_many(faces, batch_size=7, mirrored=True)
+    mirrored = clf.predict_many(faces, batch_size=7, mirror=True)
     np.testing.assert_allclose(mirrored, (plain + clf.predict(faces[:, :, ::-1].copy())) / 2, atol=1e-6)
     assert not np.allclose(mirrored, plain, atol=1e-3)
     assert clf.predict_many(faces[:0]).shape == (0, len(FERPLUS7))
@@ -174,26 +174,54 @@ def test_predict_many_batches_and_mirrors_like_predict(ferplus_test_faces: np.nd
 
 def test_runs_hold_256_images_by_default_mirrors_included(ferplus_test_faces: np.ndarray) -> None:
     default, fast = EmotionClassifier(), EmotionClassifier("ferplus-resnet-s-fast")
-    assert (default.batch_size, fast.batch_size) == (128, 256)
-    faces = np.concatenate([ferplus_test_faces] * 7)  # 140 faces: two runs of the mirrored model
+    assert (default.batch_size, fast.batch_size) == (256, 256)  # the mirror pass runs on the unsure faces only
+    faces = np.concatenate([ferplus_test_faces] * 14)  # 280 faces: two runs
     np.testing.assert_allclose(default.predict(faces), default.predict(faces, batch_size=len(faces)), atol=1e-6)
 
 
-def test_the_bundled_model_averages_each_face_with_its_mirror(ferplus_test_faces: np.ndarray) -> None:
+def test_the_bundled_model_mirrors_the_faces_it_is_unsure_of(ferplus_test_faces: np.ndarray) -> None:
     faces = ferplus_test_faces
     clf = EmotionClassifier()
-    assert clf.info.mirrored
-    np.testing.assert_allclose(clf.predict(faces[:, :, ::-1].copy()), clf.predict(faces), atol=1e-6)
-    np.testing.assert_allclose(clf.predict(faces).sum(1), 1, atol=1e-5)
+    assert not clf.info.mirrored and clf.flip_below == clf.info.flip_below == 0.55
+    single, mirror = clf.predict(faces, mirror=False), clf.predict(faces[:, :, ::-1].copy(), mirror=False)
+    unsure = single.max(1) < 0.55
+    assert 0 < unsure.sum() < len(faces)  # these 20 faces hold both kinds
+    served = clf.predict(faces)
+    np.testing.assert_allclose(served[unsure], (single[unsure] + mirror[unsure]) / 2, atol=1e-6)
+    np.testing.assert_allclose(served[~unsure], single[~unsure], atol=1e-6)
+    np.testing.assert_allclose(served.sum(1), 1, atol=1e-5)
+    np.testing.assert_allclose(clf.predict(faces, mirror=True), (single + mirror) / 2, atol=1e-6)
+    clf.flip_below = 2.0  # every face
+    np.testing.assert_allclose(clf.predict(faces), (single + mirror) / 2, atol=1e-6)
+    clf.flip_below = None  # none
+    np.testing.assert_allclose(clf.predict(faces), single, atol=1e-6)
 
 
-def test_the_fast_bundled_model_is_the_same_network_without_the_mirror_pass(ferplus_test_faces: np.ndarray) -> None:
+def test_the_fast_bundled_model_is_the_same_file_without_the_mirror_gate(ferplus_test_faces: np.ndarray) -> None:
     faces = ferplus_test_faces
     default, fast = EmotionClassifier(), EmotionClassifier("ferplus-resnet-s-fast")
-    assert "ferplus-resnet-s-fast" in list_models() and not fast.info.mirrored
+    assert "ferplus-resnet-s-fast" in list_models() and fast.path == default.path
+    assert fast.info.name == "ferplus-resnet-s-fast" and fast.flip_below is None and fast.info.flip_below is None
     assert fast.info.input == default.info.input and fast.info.labels == default.info.labels
-    assert not np.allclose(fast.predict(faces[:, :, ::-1].copy()), fast.predict(faces), atol=1e-3)
-    np.testing.assert_allclose(fast.predict_mirrored(faces), default.predict(faces), atol=0.05)
+    assert (
+        fast.info.extra["ferplus_test_majority_accuracy"]
+        == default.info.extra["single_pass"]["ferplus_test_majority_accuracy"]
+    )  # its scores are the single pass's
+    assert "single_pass" not in fast.info.extra and "tta" not in fast.info.extra
+    np.testing.assert_allclose(fast.predict(faces), default.predict(faces, mirror=False), atol=1e-6)
+    assert not np.allclose(fast.predict(faces), default.predict(faces), atol=1e-3)
+
+
+def test_a_mirror_gate_in_the_metadata_must_be_a_probability(tmp_path: Path) -> None:
+    base = {"name": "g", "labels": ["a", "b", "c"], "input": {"size": 8, "color": "gray", "mean": [0.5], "std": [0.5]}}
+    base |= {"template": [[0, 0]] * 5, "output": "logits", "tta": "flip-gated"}
+    for bad in (None, "0.5", 0, 1.5):
+        path = _tiny_model(tmp_path / f"g{bad}.onnx", json.dumps(base | {"flip_below": bad}))
+        with pytest.raises(ModelError, match="flip_below must be a probability"):
+            EmotionClassifier(path)
+    assert (
+        EmotionClassifier(_tiny_model(tmp_path / "ok.onnx", json.dumps(base | {"flip_below": 0.6}))).flip_below == 0.6
+    )
 
 
 def test_the_bundled_int8_model_answers_as_its_graph_does_without_integer_kernels(
@@ -213,7 +241,7 @@ def test_the_bundled_int8_model_answers_as_its_graph_does_without_integer_kernel
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     plain = ort.InferenceSession(str(resolve_model(DEFAULT_MODEL)), options, providers=["CPUExecutionProvider"])
     reference = plain.run(None, {plain.get_inputs()[0].name: to_model_input(faces, clf.info.input)})[0]
-    np.testing.assert_allclose(clf.predict(faces), reference, atol=0.02)
+    np.testing.assert_allclose(clf.predict(faces, mirror=False), reference, atol=0.02)  # the graph: one pass
 
 
 @pytest.mark.parametrize("threads", [0, -1, 1.5, True])

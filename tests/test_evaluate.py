@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import tiny_model
 from maeum.classify import DEFAULT_MODEL, EmotionClassifier
 from maeum.cli import main
 from maeum.data.records import DataError
@@ -289,14 +290,25 @@ def test_cli_writes_the_report_and_a_summary(
     assert "gender=" in stdout and str(out / "report.md") in stdout
 
 
-def test_tta_on_a_mirrored_model_runs_no_second_mirror_pass(
-    manifest: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_tta_averages_every_face_with_its_mirror_once(
+    manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     data = str(manifest / "manifest.parquet")
-    plain = evaluate(EvalConfig(DEFAULT_MODEL, data, split="train"))
-    monkeypatch.setattr(EmotionClassifier, "predict_mirrored", lambda *a, **k: pytest.fail("second mirror pass"))
+    asked: list[bool | None] = []
+    predict = EmotionClassifier.predict
+
+    def recorded(self: EmotionClassifier, faces: np.ndarray, batch_size: int | None = None, mirror=None):
+        asked.append(mirror)
+        return predict(self, faces, batch_size, mirror)
+
+    monkeypatch.setattr(EmotionClassifier, "predict", recorded)
+    evaluate(EvalConfig(DEFAULT_MODEL, data, split="train", tta=True))  # the bundled model: every face, not its gate
+    assert asked and set(asked) == {True}
+    # A model with the mirror inside its graph runs no second pass: the same answers as without --tta.
+    in_graph = str(tiny_model(tmp_path / "flip.onnx", extra={"tta": "flip"}))
+    plain = evaluate(EvalConfig(in_graph, data, split="train"))
     with caplog.at_level(logging.WARNING, logger="maeum"):
-        tta = evaluate(EvalConfig(DEFAULT_MODEL, data, split="train", tta=True))
+        tta = evaluate(EvalConfig(in_graph, data, split="train", tta=True))
     assert "no second mirror pass" in caplog.text
     assert tta.tta and tta.accuracy == plain.accuracy and tta.confusion == plain.confusion
 

@@ -50,7 +50,7 @@ def test_flip_tta_in_the_graph_is_the_mean_over_the_face_and_its_mirror(faces, t
     export_onnx(net, _info(), tmp_path / "flip.onnx", valid, flip=True)
     plain, flip = EmotionClassifier(tmp_path / "plain.onnx"), EmotionClassifier(tmp_path / "flip.onnx")
     mirrored = np.ascontiguousarray(valid[:, :, ::-1])
-    np.testing.assert_allclose(flip.predict(valid), plain.predict_mirrored(valid), atol=1e-5)
+    np.testing.assert_allclose(flip.predict(valid), plain.predict(valid, mirror=True), atol=1e-5)
     np.testing.assert_allclose(flip.predict(mirrored), flip.predict(valid), atol=1e-5)
     assert np.abs(plain.predict(mirrored) - plain.predict(valid)).max() > 0.1  # without it, a mirror changes answers
 
@@ -89,7 +89,7 @@ def _plain_and_reference(path: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndar
     return answers[0], answers[1]
 
 
-@pytest.mark.parametrize("model", ["export", "ferplus-resnet-s", "ferplus-resnet-s-fast"])
+@pytest.mark.parametrize("model", ["export", "ferplus-resnet-s"])
 def test_int8_weights_use_seven_bits_so_any_onnxruntime_session_computes_them_exactly(
     model: str, faces, tmp_path: Path
 ) -> None:
@@ -170,6 +170,38 @@ def test_train_export_tta_int8_evaluate_card_and_analyze(small_ferplus: Path, tm
     assert main(["analyze", str(PHOTO), "--model", str(model)]) == 0
     (found,) = json.loads(capsys.readouterr().out).values()
     assert len(found) == 1 and set(found[0]["probs"]) == set(FERPLUS7)
+
+    # --tta gated: one pass in the graph, int8 ranges measured on the crops and their mirrors as the
+    # graph above measured them, so its two passes averaged are that file's answers.
+    from maeum.training.gate import FLIP_BELOW_CANDIDATES
+
+    gated_path, cut_path = tmp_path / "gated.onnx", tmp_path / "cut.onnx"
+    assert main(["export", str(run / "best.pt"), "--out", str(gated_path), "--tta", "gated", "--int8"]) == 0
+    gated = EmotionClassifier(gated_path)
+    assert gated.info.extra["tta"] == "flip-gated" and not gated.info.mirrored
+    assert gated.flip_below in (*FLIP_BELOW_CANDIDATES, 1.0) and "mirror images" in gated.info.extra["quantization"]
+    test = ferplus.load_split(small_ferplus, "test").images
+    np.testing.assert_allclose(gated.predict(test, mirror=True), served.predict(test), atol=1e-5)
+    single = gated.predict(valid.images[keep], mirror=False)
+    accuracy = float((single.argmax(1) == valid.majority()[keep]).mean())
+    assert gated.info.extra["single_pass"]["ferplus_valid_majority_accuracy"] == round(accuracy, 4)
+    accuracy = float((gated.predict(valid.images[keep]).argmax(1) == valid.majority()[keep]).mean())
+    assert gated.info.extra["ferplus_valid_majority_accuracy"] == round(accuracy, 4)  # served through its gate
+    # The graph file exported again as gated keeps its int8 graph, the mirror pass cut out: the same file.
+    assert main(["export", str(model), "--data", str(small_ferplus), "--out", str(cut_path), "--tta", "gated",
+                 "--int8"]) == 0  # fmt: skip
+    cut = EmotionClassifier(cut_path)
+    assert cut.flip_below == gated.flip_below and cut.info.extra["quantization"] == served.info.extra["quantization"]
+    np.testing.assert_array_equal(cut.predict(test, mirror=False), gated.predict(test, mirror=False))
+    assert [w.tolist() for w in _int8_weights(cut_path)] == [w.tolist() for w in _int8_weights(model)]
+    report = tmp_path / "eval-gated"
+    assert (
+        main(["evaluate", str(gated_path), "--data", str(small_ferplus), "--split", "test", "--out", str(report)]) == 0
+    )
+    assert main(["card", str(gated_path), "--report", str(report), "--run", str(run), "--out", str(card)]) == 0
+    text = card.read_text(encoding="utf-8")
+    assert f"below {gated.flip_below:g} are averaged with their mirror image" in text
+    assert f"--out {gated_path} --name run --tta gated --int8" in text
 
 
 def test_hog_svm_exports_in_int8_with_its_epsilons_kept_float(small_ferplus: Path, tmp_path: Path) -> None:
@@ -258,7 +290,7 @@ def test_a_shipped_model_exports_again_with_other_serving_options(
     assert "quantization" not in again.info.extra and not _int8_weights(plain)
     assert again.info.extra["training"] == bundled.info.extra["training"]
     assert again.info.extra["exported_from"].startswith("ferplus-resnet-s (sha256 ")
-    np.testing.assert_allclose(again.predict_mirrored(test), bundled.predict(test), atol=0.05)
+    np.testing.assert_allclose(again.predict(test, mirror=True), bundled.predict(test, mirror=True), atol=0.05)
     valid = ferplus.load_split(small_ferplus, "valid")
     keep = valid.majority() >= 0
     accuracy = float((again.predict(valid.images[keep]).argmax(1) == valid.majority()[keep]).mean())
@@ -276,3 +308,10 @@ def test_a_shipped_model_exports_again_with_other_serving_options(
     assert main(["card", str(served), "--report", str(report), "--out", str(card)]) == 0
     text = card.read_text(encoding="utf-8")
     assert "**Exported again** from plain.onnx (sha256 " in text and "--out FILE --tta --int8" in text
+
+    # The bundled int8 file exported again in int8 keeps its graph as it is: no second rounding.
+    kept = tmp_path / "kept.onnx"
+    args = ["export", "ferplus-resnet-s", "--data", str(small_ferplus), "--out", str(kept), "--int8"]
+    assert main(args) == 0
+    np.testing.assert_array_equal(EmotionClassifier(kept).predict(test), bundled.predict(test, mirror=False))
+    assert EmotionClassifier(kept).flip_below is None  # no --tta: one pass

@@ -6,14 +6,17 @@ A maeum model carries one metadata entry, ``maeum``, holding JSON::
      "template": [[x, y] * 5], "output": "probabilities" | "logits", ...}
 
 ``template`` gives where the five landmarks sit in the model's input crop. Nothing is guessed:
-a file without this entry is refused.
+a file without this entry is refused. Two optional entries say how the mirror image is used
+(flip test-time augmentation): ``"tta": "flip"``, the graph averages every face with its mirror;
+``"tta": "flip-gated"`` with ``"flip_below": p``, the classifier runs the mirror pass for the faces
+whose top probability is below ``p`` and averages those two answers (``maeum export --tta gated``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -27,12 +30,20 @@ from maeum.results import Emotion
 
 METADATA_KEY = "maeum"
 
-# Models shipped inside the package: name -> file in maeum/models.
-# ferplus-resnet-s-fast is the same network without the mirror pass: half the compute, about
-# 0.5 points less accurate (src/maeum/models/MODEL_CARD.md).
-BUNDLED_MODELS: dict[str, str] = {
-    "ferplus-resnet-s": "ferplus_resnet_s.onnx",
-    "ferplus-resnet-s-fast": "ferplus_resnet_s_fast.onnx",
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A model shipped inside the package: its file in maeum/models, and whether its mirror gate runs."""
+
+    file: str
+    gated: bool = True
+
+
+# ferplus-resnet-s-fast is the same file with its mirror gate off: one pass per face, about 0.5
+# points less accurate (src/maeum/models/MODEL_CARD.md).
+BUNDLED_MODELS: dict[str, BundledModel] = {
+    "ferplus-resnet-s": BundledModel("ferplus_resnet_s.onnx"),
+    "ferplus-resnet-s-fast": BundledModel("ferplus_resnet_s.onnx", gated=False),
 }
 DEFAULT_MODEL = "ferplus-resnet-s"
 
@@ -59,6 +70,19 @@ class ModelInfo:
     def mirrored(self) -> bool:
         """Whether the graph averages each face with its mirror image (``maeum export --tta``)."""
         return self.extra.get("tta") == "flip"
+
+    @property
+    def flip_below(self) -> float | None:
+        """The top probability below which a face is averaged with its mirror (``maeum export --tta gated``)."""
+        value = self.extra.get("flip_below") if self.extra.get("tta") == "flip-gated" else None
+        return float(value) if isinstance(value, (int, float)) else None
+
+    def without_gate(self, name: str) -> ModelInfo:
+        """This model as one pass per face, named ``name``: its scores are those of its single pass."""
+        single = self.extra.get("single_pass")
+        drop = ("tta", "flip_below", "single_pass")
+        extra = {k: v for k, v in self.extra.items() if k not in drop} | (single if isinstance(single, dict) else {})
+        return replace(self, name=name, extra=extra)
 
     def to_metadata(self) -> str:
         data = dict(self.extra)
@@ -90,7 +114,11 @@ class ModelInfo:
             raise ModelError(f"{source}: metadata output must be 'probabilities' or 'logits', got {output!r}")
         if len(set(labels)) != len(labels) or not labels:
             raise ModelError(f"{source}: metadata labels must be unique and non-empty, got {labels}")
-        return cls(name, labels, spec, template, output, data)
+        info = cls(name, labels, spec, template, output, data)
+        gate = data.get("flip_below")
+        if data.get("tta") == "flip-gated" and not (isinstance(gate, (int, float)) and 0 < gate <= 1):
+            raise ModelError(f"{source}: metadata flip_below must be a probability in (0, 1], got {gate!r}")
+        return info
 
 
 def list_models() -> list[str]:
@@ -100,7 +128,7 @@ def list_models() -> list[str]:
 def resolve_model(model: str | Path) -> Path:
     """A bundled model's name, or a path to an ONNX file, to a file path."""
     if isinstance(model, str) and model in BUNDLED_MODELS:
-        ref = resources.files("maeum.models") / BUNDLED_MODELS[model]
+        ref = resources.files("maeum.models") / BUNDLED_MODELS[model].file
         return Path(str(ref))
     path = Path(model)
     if path.suffix.lower() == ".onnx" or path.exists():
@@ -113,7 +141,12 @@ def resolve_model(model: str | Path) -> Path:
 
 
 class EmotionClassifier:
-    """Runs an emotion ONNX model on aligned face crops."""
+    """Runs an emotion ONNX model on aligned face crops.
+
+    ``flip_below`` is the mirror gate: faces whose top probability is below it are averaged with
+    their mirror image (the model's ``flip_below`` metadata; None for one pass per face). Set it to
+    trade speed for accuracy: 0 mirrors no face, anything above 1 every face.
+    """
 
     def __init__(self, model: str | Path = DEFAULT_MODEL, threads: int | None = None) -> None:
         path = resolve_model(model)
@@ -136,6 +169,10 @@ class EmotionClassifier:
                 f"{path}: it outputs {classes} classes but its metadata names {len(self.info.labels)} labels "
                 f"{list(self.info.labels)}; re-export it with maeum"
             )
+        bundled = BUNDLED_MODELS.get(model) if isinstance(model, str) else None
+        if bundled is not None and not bundled.gated:
+            self.info = self.info.without_gate(str(model))
+        self.flip_below: float | None = self.info.flip_below
         self.path = path
         self.batch_size = RUN_IMAGES // 2 if self.info.mirrored else RUN_IMAGES
 
@@ -148,11 +185,13 @@ class EmotionClassifier:
         """The SHA-256 of the model file (read when asked, not at load)."""
         return hashlib.sha256(self.path.read_bytes()).hexdigest()
 
-    def predict(self, faces: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+    def predict(self, faces: np.ndarray, batch_size: int | None = None, mirror: bool | None = None) -> np.ndarray:
         """Class probabilities (N, K) for square uint8 crops (N, S, S, 3) or (N, S, S).
 
         Crops of another size than the model's are resized to it bilinearly (``resize_crops``).
         ``batch_size`` faces go through each onnxruntime run (default: ``self.batch_size``).
+        ``mirror``: None answers as the model is served (``predict_inputs``), True averages every
+        face with its mirror image, False gives one pass per face.
         """
         if len(faces) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
@@ -160,13 +199,34 @@ class EmotionClassifier:
         size = self.info.input.size
         return np.concatenate(
             [
-                self.predict_inputs(to_model_input(resize_crops(faces[i : i + batch_size], size), self.info.input))
+                self.predict_inputs(
+                    to_model_input(resize_crops(faces[i : i + batch_size], size), self.info.input), mirror
+                )
                 for i in range(0, len(faces), batch_size)
             ]
         )
 
-    def predict_inputs(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities (N, K) for a batch already in the model's input format (``to_model_input``'s output)."""
+    def predict_inputs(self, x: np.ndarray, mirror: bool | None = None) -> np.ndarray:
+        """Class probabilities (N, K) for a batch already in the model's input format (``to_model_input``'s output).
+
+        ``mirror`` as in ``predict``. A model that averages with the mirror inside its graph has no
+        single pass (False is refused) and needs no second one (True runs none).
+        """
+        if self.info.mirrored:
+            if mirror is False:
+                raise ModelError(f"{self.info.name} averages each face with its mirror inside its graph")
+            return self._run(x)
+        probs = self._run(x)
+        if mirror is False:
+            return probs
+        gate = np.ones(len(x), bool) if mirror else mirror_gate(probs, self.flip_below)
+        if gate.any():
+            mirrored = np.ascontiguousarray(x[gate][:, :, :, ::-1])  # (n, C, S, S): axis 3 is x
+            probs[gate] = (probs[gate] + self._run(mirrored)) / 2
+        return probs
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """One pass of the graph: probabilities (N, K)."""
         (y,) = self._session.run(None, {self._input_name: x})
         y = y.astype(np.float32)
         if self.info.output == "logits":
@@ -174,23 +234,14 @@ class EmotionClassifier:
             y /= y.sum(1, keepdims=True)
         return y
 
-    def predict_mirrored(self, faces: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        """The mean of ``predict`` on the crops and on their mirror images (flip test-time augmentation)."""
-        mirrored = np.ascontiguousarray(faces[:, :, ::-1])  # (N, S, S[, 3]): axis 2 is x
-        return (self.predict(faces, batch_size) + self.predict(mirrored, batch_size)) / 2
-
-    def predict_many(self, faces: np.ndarray, batch_size: int | None = None, mirrored: bool = False) -> np.ndarray:
-        """``predict`` (``predict_mirrored`` when ``mirrored``) batch by batch, with a progress bar on a terminal.
-
-        A model with the mirror pass in its graph (``info.mirrored``) already gives the mirrored
-        answer, so ``mirrored`` runs no second pass for it."""
-        predict = self.predict_mirrored if mirrored and not self.info.mirrored else self.predict
+    def predict_many(self, faces: np.ndarray, batch_size: int | None = None, mirror: bool | None = None) -> np.ndarray:
+        """``predict`` batch by batch, with a progress bar on a terminal."""
         batch_size = batch_size or self.batch_size
         progress = Progress(len(faces), "faces")
         out = [np.zeros((0, len(self.labels)), np.float32)]
         try:
             for i in range(0, len(faces), batch_size):
-                out.append(predict(faces[i : i + batch_size], batch_size))
+                out.append(self.predict(faces[i : i + batch_size], batch_size, mirror))
                 progress.update(i + len(out[-1]), i + len(out[-1]))
         finally:
             progress.close()
@@ -198,3 +249,10 @@ class EmotionClassifier:
 
     def classify(self, faces: np.ndarray) -> list[Emotion]:
         return [Emotion.from_probs(self.labels, p.tolist()) for p in self.predict(faces)]
+
+
+def mirror_gate(probs: np.ndarray, flip_below: float | None) -> np.ndarray:
+    """Which faces a mirror gate sends through the mirror pass: top probability below ``flip_below``."""
+    if flip_below is None:
+        return np.zeros(len(probs), bool)
+    return probs.max(1) < flip_below

@@ -398,7 +398,7 @@ def _models(args: argparse.Namespace) -> int:
         spec = info.input
         form = ", each face averaged with its mirror" if info.mirrored else ""
         if info.flip_below is not None:
-            form += f", averaged with its mirror below {info.flip_below:g} top probability"
+            form += f", faces under {info.flip_below:g} top probability averaged with their mirror"
         form += ", int8" if info.extra.get("quantization") else ""
         out.write(
             f"model {name}{mark}: {spec.size}x{spec.size} {spec.color}{form}, labels "

@@ -211,8 +211,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
         csrf: str = Form(""),
     ) -> Response:
         username = username.strip().lower()
-        peer = request.client.host if request.client else "?"
-        ip = client_address(peer, request.headers.getlist("x-forwarded-for"), d.trusted_proxies)
+        ip = _address(request)
         form = {"username": username}
         try:
             check_csrf(request, d, csrf)
@@ -232,6 +231,11 @@ def _routes(app: FastAPI, d: Diary) -> None:
             d.limiter.succeeded(db, username, ip)
             end_session(db, request.cookies.get(SESSION_COOKIE))
             return _login_response(start_session(db, user, s.session_days), safe_next(next))
+
+    def _address(request: Request) -> str:
+        """The visitor's address, for the login limits: the proxy's client when the proxy is trusted."""
+        peer = request.client.host if request.client else "?"
+        return client_address(peer, request.headers.getlist("x-forwarded-for"), d.trusted_proxies)
 
     def _login_response(token: str, target: str = "/") -> Response:
         response = redirect(target)
@@ -306,8 +310,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
         """A new password, given the current one. A wrong current password counts as a failed login (and
         waits as one), so a session left open is no way around the login limit. On success every session of
         the user ends and this browser gets a new one: anyone signed in elsewhere is signed out."""
-        peer = request.client.host if request.client else "?"
-        ip = client_address(peer, request.headers.getlist("x-forwarded-for"), d.trusted_proxies)
+        ip = _address(request)
         with page(request) as (ctx, db):
             check_csrf(request, d, csrf)
             u = user_of(ctx)

@@ -74,7 +74,7 @@ def write_card(model: str | Path, reports: Sequence[Path], run: Path | None = No
 
 def _render(model: str | Path, reports: Sequence[Path], run: Path | None, link_from: Path | None) -> str:
     path = resolve_model(model)
-    clf = EmotionClassifier(path, threads=1)
+    clf = EmotionClassifier(model, threads=1)  # as named: a bundled variant is its own model
     info = clf.info
     if not reports:
         raise CardError("no evaluation report given; run `maeum evaluate MODEL --data D --out DIR` and pass DIR")
@@ -191,6 +191,11 @@ def _header(info: ModelInfo, path: Path) -> list[str]:
     architecture = f"`{extra['architecture']}`" if extra.get("architecture") else NOT_STATED
     if info.mirrored:
         output += "; the mean over the face and its mirror image (flip test-time augmentation in the graph)"
+    elif info.flip_below is not None:
+        output += (
+            f"; faces whose top probability is below {info.flip_below:g} are averaged with their mirror image "
+            "(flip test-time augmentation where the model is unsure, run by maeum's classifier)"
+        )
     if extra.get("quantization"):
         size += f"; {extra['quantization']}"
     return [
@@ -283,7 +288,8 @@ def _recipe(info: ModelInfo, path: Path, run: Path | None, config: dict[str, Any
 
 def _export_flags(info: ModelInfo) -> str:
     """The ``maeum export`` options that wrote a file with this metadata."""
-    return (" --tta" if info.mirrored else "") + (" --int8" if info.extra.get("quantization") else "")
+    tta = " --tta" if info.mirrored else " --tta gated" if info.flip_below is not None else ""
+    return tta + (" --int8" if info.extra.get("quantization") else "")
 
 
 def _metrics(reports: list[tuple[Path, dict[str, Any]]], link_from: Path | None) -> list[str]:

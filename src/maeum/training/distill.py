@@ -154,7 +154,7 @@ def _load_teacher(teacher: str, labels: tuple[str, ...], threads: int | None, de
         spec, known, name = clf.info.input, clf.labels, clf.info.name
 
         def on_crops(crops: np.ndarray) -> np.ndarray:
-            return clf.predict_many(crops, mirrored=True)
+            return clf.predict_many(crops, mirror=True)
 
         def on_inputs(x: torch.Tensor) -> np.ndarray:
             return clf.predict_inputs(np.ascontiguousarray(x.float().cpu().numpy()))

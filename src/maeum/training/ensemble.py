@@ -150,6 +150,12 @@ def _load_member(model: str | Path, index: int) -> _Member:
     if proto.functions:
         raise ModelError(f"{where}: {path} holds ONNX local functions, which ensembles do not merge; re-export it")
     _single_io(proto, path, info)
+    if info.flip_below is not None:
+        log.warning(
+            "%s: its mirror gate runs outside its graph, so the ensemble takes its single pass; for the mirror "
+            "inside the ensemble, export the member with `maeum export --tta`",
+            where,
+        )
     return _Member(str(model), path, proto, info, hashlib.sha256(data).hexdigest())
 
 
@@ -360,7 +366,7 @@ def _verify(path: Path, members: list[_Member], info: ModelInfo, w: np.ndarray) 
         if s != info.input.size:
             resized = True
             faces = np.stack([cv2.resize(c, (s, s), interpolation=cv2.INTER_LINEAR) for c in crops])
-        probs = EmotionClassifier(m.path, threads=1).predict(faces)
+        probs = EmotionClassifier(m.path, threads=1).predict(faces, mirror=None if m.info.mirrored else False)
         order = [m.info.labels.index(label) for label in info.labels]
         ref += wi * probs[:, order]
     diff = float(np.abs(got - ref).max())

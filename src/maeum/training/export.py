@@ -11,6 +11,7 @@ import onnx
 import torch
 
 from maeum.classify import METADATA_KEY, EmotionClassifier, ModelInfo
+from maeum.errors import ModelError
 from maeum.preprocess import InputSpec, to_model_input
 
 log = logging.getLogger(__name__)
@@ -87,36 +88,80 @@ def export_onnx(
         )
         if int8_faces is not None:
             _quantize(partial, int8_faces, spec)
-        write_metadata(partial, info)
         with torch.no_grad():
             ref = model(torch.from_numpy(to_model_input(check_faces, spec))).numpy()
-        written = EmotionClassifier(partial)
-        got = written.predict(check_faces)
-        report = compare(ref, got)
-        clear = (
-            f"{report['clear_top1_agreement']:.4f} on the {report['clear_answers']} of {len(ref)} clear answers"
-            if report["clear_answers"]
-            else f"no clear answer among {len(ref)}"
-        )
-        log.info(
-            "exported %s: max |onnx - torch| %.2e, top-1 agreement %.4f (%s)",
-            out,
-            report["max_abs_diff"],
-            report["top1_agreement"],
-            clear,
-        )
-        if not np.isfinite(got).all():
-            raise RuntimeError(f"ONNX export of {info.name} gives non-finite probabilities on the check crops")
-        if int8_faces is not None and not report["clear_answers"]:
-            log.warning("no clear answer among %d check crops: the int8 file's agreement is not judged", len(ref))
-        if disagrees(report, int8=int8_faces is not None):
-            raise RuntimeError(f"ONNX export of {info.name} disagrees with torch: {report}")
-        if score is not None:
-            info.extra.update(score(written))
-            write_metadata(partial, info)
-        partial.replace(out)
+        return _check_and_place(partial, out, info, (check_faces, ref, None), int8_faces is not None, "torch", score)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def export_single_pass(
+    source: EmotionClassifier,
+    info: ModelInfo,
+    out: Path,
+    check_faces: np.ndarray,
+    score: Callable[[EmotionClassifier], dict[str, object]] | None = None,
+) -> dict[str, float]:
+    """Write ``source``'s graph as it is, with the mirror pass cut out of it when it has one
+    (``cut_mirror``), and ``info`` in its metadata: nothing is computed anew, so an int8 file keeps
+    its exact weights and ranges. The single pass averaged with its mirror image must give the
+    source's answers on ``check_faces`` (a source without a mirror pass: its answers) within
+    ``FLOAT_TOLERANCE``. ``score`` and the return value as in ``export_onnx``.
+    """
+    proto = onnx.load(str(source.path))
+    if source.info.mirrored:
+        proto = cut_mirror(proto, source.path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f"{out.stem}.partial{out.suffix}")
+    try:
+        onnx.save(proto, str(partial))
+        mirror = source.info.mirrored  # the source's answers: the cut file's two passes averaged, or its one
+        ref = source.predict(check_faces, mirror=None if mirror else False)
+        return _check_and_place(partial, out, info, (check_faces, ref, mirror), False, source.path.name, score)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _check_and_place(
+    partial: Path,
+    out: Path,
+    info: ModelInfo,
+    check: tuple[np.ndarray, np.ndarray, bool | None],
+    int8: bool,
+    against: str,
+    score: Callable[[EmotionClassifier], dict[str, object]] | None,
+) -> dict[str, float]:
+    """Give the ONNX file ``partial`` its metadata, check it, score it, and move it to ``out``; the
+    caller removes ``partial`` if anything fails. ``check`` is (crops, the probabilities ``against``
+    gives them, the ``mirror`` the written file answers them with: see ``EmotionClassifier.predict``)."""
+    check_faces, ref, mirror = check
+    write_metadata(partial, info)
+    written = EmotionClassifier(partial)
+    got = written.predict(check_faces, mirror=mirror)
+    report = compare(ref, got)
+    clear = (
+        f"{report['clear_top1_agreement']:.4f} on the {report['clear_answers']} of {len(ref)} clear answers"
+        if report["clear_answers"]
+        else f"no clear answer among {len(ref)}"
+    )
+    log.info(
+        "exported %s: max |onnx - %s| %.2e, top-1 agreement %.4f (%s)",
+        out,
+        against,
+        report["max_abs_diff"],
+        report["top1_agreement"],
+        clear,
+    )
+    if not np.isfinite(got).all():
+        raise RuntimeError(f"ONNX export of {info.name} gives non-finite probabilities on the check crops")
+    if int8 and not report["clear_answers"]:
+        log.warning("no clear answer among %d check crops: the int8 file's agreement is not judged", len(ref))
+    if disagrees(report, int8=int8):
+        raise RuntimeError(f"ONNX export of {info.name} disagrees with {against}: {report}")
+    if score is not None:
+        info.extra.update(score(written))
+        write_metadata(partial, info)
+    partial.replace(out)
     return report
 
 
@@ -197,3 +242,39 @@ def _constant_adds(proto: onnx.ModelProto) -> list[str]:
     constants = {t.name for t in proto.graph.initializer}
     constants |= {out for n in proto.graph.node if n.op_type == "Constant" for out in n.output}
     return [n.name for n in proto.graph.node if n.op_type == "Add" and any(i in constants for i in n.input)]
+
+
+def cut_mirror(proto: onnx.ModelProto, source: Path) -> onnx.ModelProto:
+    """The single pass of a graph exported with the mirror inside it (``Served`` with ``flip``): the
+    input goes straight into the network, and the softmax is the output, instead of the batch of
+    crops and mirrors in and their mean out. Raises ``ModelError`` for any other graph."""
+    graph = proto.graph
+    (given,), (answer,) = [i.name for i in graph.input], [o.name for o in graph.output]
+    producers = {out: n for n in graph.node for out in n.output}
+    batch = next((n for n in graph.node if n.op_type == "Concat" and list(n.input[:1]) == [given]), None)
+    mirror = producers.get(batch.input[1]) if batch is not None and len(batch.input) == 2 else None
+    mean = producers.get(answer)
+    reshape = producers.get(mean.input[0]) if mean is not None and mean.op_type == "ReduceMean" else None
+    softmax = producers.get(reshape.input[0]) if reshape is not None and reshape.op_type == "Reshape" else None
+    if mirror is None or mirror.op_type != "Slice" or softmax is None or softmax.op_type != "Softmax":
+        raise ModelError(f"{source}: no mirror pass of maeum's form found in its graph; export it from its best.pt")
+    cut = onnx.ModelProto()
+    cut.CopyFrom(proto)
+    nodes = [n for n in cut.graph.node if n.output[0] not in (answer, reshape.output[0])]
+    for node in nodes:
+        node.input[:] = [given if name == batch.output[0] else name for name in node.input]
+        if node.output[0] == softmax.output[0]:
+            node.output[0] = answer
+    needed, kept = {answer}, []
+    for node in reversed(nodes):  # the nodes the answer depends on, in their order
+        if any(out in needed for out in node.output):
+            kept.append(node)
+            needed.update(node.input)
+    del cut.graph.node[:]
+    cut.graph.node.extend(reversed(kept))
+    for field in (cut.graph.initializer, cut.graph.value_info):
+        kept_entries = [t for t in field if t.name in needed]
+        del field[:]
+        field.extend(kept_entries)
+    onnx.checker.check_model(cut)
+    return cut

@@ -117,7 +117,7 @@ def read_onnx_weights(model: str | Path, crops: np.ndarray) -> tuple[dict[str, t
 
     with torch.no_grad():
         ours = Served(net, flip=info.mirrored).eval()(x).numpy()
-    theirs = clf.predict(crops)
+    theirs = clf.predict(crops, mirror=None if info.mirrored else False)  # the file's single pass, as ``net``
     quantized = any(n.op_type == "DequantizeLinear" for n in proto.graph.node)
     report = compare(theirs, ours)
     diff, clear_agreement = report["max_abs_diff"], report["clear_top1_agreement"]

@@ -1,0 +1,71 @@
+"""Speed and accuracy of the bundled model's forms on the FER+ Test faces, measured in turns.
+
+    python benchmarks/mirror_gate.py [--shared ../shared] [--rounds 3] [--model FILE.onnx ...]
+
+The forms: the bundled model as served (its mirror gate: faces it is unsure of are averaged
+with their mirror image), one pass over every face (``ferplus-resnet-s-fast``), and every face
+averaged with its mirror (the gate opened wide); ``--model`` adds exported files, e.g. one with
+the mirror inside its graph (``maeum export --tta``). Each round measures every form once, in
+turn, so a busy machine slows them alike: compare faces/s within a row, not across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import CACHE, SHARED, cpu_description, out, table, throughput
+from maeum.classify import DEFAULT_MODEL, EmotionClassifier
+from maeum.training import ferplus
+from maeum.training.datasets import ferplus_at_input
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=SHARED)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", action="append", default=[], help="another .onnx to measure (repeatable)")
+    args = parser.parse_args()
+    test = ferplus.load_split(args.shared / "data" / "ferplus", "test", CACHE / "ferplus")
+    majority = test.majority()
+
+    served = EmotionClassifier(DEFAULT_MODEL, threads=args.threads)
+    every = EmotionClassifier(DEFAULT_MODEL, threads=args.threads)
+    every.flip_below = 2.0  # above any probability: every face
+    forms: dict[str, EmotionClassifier] = {
+        f"{DEFAULT_MODEL} (mirror gate {served.flip_below:g})": served,
+        "ferplus-resnet-s-fast (one pass)": EmotionClassifier("ferplus-resnet-s-fast", threads=args.threads),
+        f"{DEFAULT_MODEL}, every face mirrored": every,
+    }
+    forms |= {Path(m).name: EmotionClassifier(m, threads=args.threads) for m in args.model}
+
+    rows: dict[str, list[str]] = {}
+    for name, clf in forms.items():
+        images = ferplus_at_input(test.images, clf.info.input)
+        probs = clf.predict(images)
+        accuracy = (probs.argmax(1) == majority)[majority >= 0].mean()
+        single = clf.predict(images, mirror=None if clf.info.mirrored else False)
+        if clf.info.mirrored:
+            mirrored = "100 % (in the graph)"
+        elif clf.flip_below is None:
+            mirrored = "0 %"
+        else:
+            mirrored = f"{100 * (single.max(1) < clf.flip_below).mean():.1f} %"
+        rows[name] = [name, f"{accuracy:.4f}", mirrored]
+    inputs = {name: ferplus_at_input(test.images, clf.info.input) for name, clf in forms.items()}
+    for _ in range(args.rounds):
+        for name, clf in forms.items():
+            rows[name].append(f"{throughput(clf.predict, inputs[name]):,.0f}")
+
+    out(f"cpu: {cpu_description()}; threads: {args.threads}; {len(test.images):,} FER+ Test faces, runs of 256\n")
+    header = ["form", "FER+ Test accuracy", "faces mirrored", *(f"faces/s, round {i + 1}" for i in range(args.rounds))]
+    out(table(list(rows.values()), header))
+
+
+if __name__ == "__main__":
+    main()
