@@ -151,13 +151,14 @@ def speed(analyzer: Analyzer, clip: Path, repeat: int) -> list[list[object]]:
                 n += 1
         return n
 
-    def maeum(detect_every: int, outputs: bool = False) -> Callable[[], int]:
+    def maeum(detect_every: int, outputs: bool = False, video_file: str = "a.mp4") -> Callable[[], int]:
         video = VideoAnalyzer(analyzer, detect_every=detect_every, smoothing=5)
 
         def go() -> int:
             with tempfile.TemporaryDirectory() as tmp, open_video(clip) as source:
                 d = Path(tmp)
-                sinks = [AnnotatedVideo(d / "a.mp4", source.output_fps or 30), CsvTimeline(d / "t.csv", video.labels)]
+                annotated = AnnotatedVideo(d / video_file, source.output_fps or 30)
+                sinks = [annotated, CsvTimeline(d / "t.csv", video.labels)]
                 sinks = sinks if outputs else []
                 n = 0
                 for frame, result in video.run_with_frames(source):
@@ -177,6 +178,7 @@ def speed(analyzer: Analyzer, clip: Path, repeat: int) -> list[list[object]]:
         ("maeum `VideoAnalyzer`, detect every frame", maeum(1)),
         ("maeum `VideoAnalyzer`, detect every 3rd frame (default)", maeum(3)),
         ("maeum `VideoAnalyzer`, detect every 3rd, + annotated mp4 + CSV", maeum(3, outputs=True)),
+        ("the same with annotated webm (VP8, plays in browsers)", maeum(3, outputs=True, video_file="a.webm")),
     ):
         fps = frames_per_s(run, repeat)
         rows.append([name, f"{fps:.1f}", f"{1000 / fps:.1f}", f"{fps / naive_fps:.2f}"])

@@ -43,7 +43,12 @@ def add_video_parser(sub: argparse._SubParsersAction) -> None:
         "input", nargs="?", metavar="INPUT", help="video file (mp4, avi, mov, webm, animated GIF ...) or rtsp:// URL"
     )
     src.add_argument("--camera", type=natural, metavar="N", help="read camera N (0 is the first) instead")
-    v.add_argument("--out", type=Path, metavar="FILE", help="write the annotated video (.mp4, .mov, .mkv, .avi)")
+    v.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="write the annotated video (.mp4, .mov, .mkv, .avi; .webm plays in web browsers, encodes slower)",
+    )
     v.add_argument("--csv", metavar="FILE", help="timeline, one row per face per frame ('-': stdout)")
     v.add_argument("--jsonl", metavar="FILE", help="timeline, one JSON line per frame ('-': stdout)")
     v.add_argument(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -83,8 +84,16 @@ class JsonlTimeline:
         self.out.close()
 
 
-# Output container -> FourCC that OpenCV's bundled FFmpeg can encode without extra libraries.
-_FOURCC: dict[str, str] = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
+# Output container -> FourCC that OpenCV's bundled FFmpeg encodes. Browsers play WebM (VP8) but
+# not MPEG-4 Part 2 (mp4v); VP8 encodes several times slower (benchmarks/video.py prints both).
+_FOURCC: dict[str, str] = {
+    ".mp4": "mp4v",
+    ".m4v": "mp4v",
+    ".mov": "mp4v",
+    ".mkv": "mp4v",
+    ".avi": "MJPG",
+    ".webm": "VP80",
+}
 
 # Box colours (BGR) by label; unknown labels are gray.
 _COLOURS: dict[str, tuple[int, int, int]] = {
@@ -159,7 +168,14 @@ class AnnotatedVideo:
     def _open(self, frame: Frame) -> None:
         h, w = frame.image.shape[:2]
         self._size, self._t0 = (w, h), frame.time_s
-        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
+        fourcc = cv2.VideoWriter_fourcc(*self.fourcc)
+        if (
+            self.fourcc == "VP80"
+        ):  # FFmpeg's WebM has no codec tags: OpenCV prints that "VP80" is unsupported, then writes VP8
+            with _stderr_silenced():
+                self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (w, h))
+        else:
+            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (w, h))
         if not self._writer.isOpened():
             raise VideoError(f"{self.path}: OpenCV cannot write {self.fourcc} video here")
 
@@ -168,6 +184,20 @@ class AnnotatedVideo:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """The process's standard error (file descriptor 2, where OpenCV's C++ code prints) goes nowhere meanwhile."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 class LiveWindow:
