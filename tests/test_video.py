@@ -392,6 +392,27 @@ def test_a_camera_that_stops_mid_run_keeps_the_frames_so_far(one_face_mp4: Path)
 # CLI outputs
 
 
+def test_a_hard_cut_gives_the_face_after_it_a_new_id(
+    analyzer: Analyzer, faces: dict[str, np.ndarray], astronaut: np.ndarray, hopper: np.ndarray
+) -> None:
+    """Two shots with a face at the same place: the box matches across the cut, the person does not."""
+    shots = []
+    for name, photo in (("astronaut", astronaut), ("hopper", hopper)):
+        backdrop = cv2.resize(photo, (640, 360), interpolation=cv2.INTER_AREA)
+        backdrop[60:300, 220:420] = faces[name]
+        shots += [backdrop] * 7
+    frames = frames_from_arrays(shots, fps=10)
+    results = list(VideoAnalyzer(analyzer, detect_every=3, smoothing=5).run(frames))
+    ids = [[f.track_id for f in r.faces] for r in results]
+    assert ids == [[0]] * 7 + [[1]] * 7
+    assert results[7].detected  # the cut frame is detected anew, off the every-3rd schedule
+    assert results[7].faces[0].smoothed == results[7].faces[0].emotion  # no history from the face before the cut
+    # Without cut detection, the hopper shot inherits the astronaut's id and smoothing.
+    frames = frames_from_arrays(shots, fps=10)
+    merged = list(VideoAnalyzer(analyzer, detect_every=3, smoothing=5, cut_difference=None).run(frames))
+    assert {f.track_id for r in merged for f in r.faces} == {0}
+
+
 def test_annotated_webm_for_web_browsers_holds_every_frame_in_vp8(
     tmp_path: Path, one_face_mp4: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

