@@ -192,6 +192,7 @@ def test_train_export_tta_int8_evaluate_card_and_analyze(small_ferplus: Path, tm
                  "--int8"]) == 0  # fmt: skip
     cut = EmotionClassifier(cut_path)
     assert cut.flip_below == gated.flip_below and cut.info.extra["quantization"] == served.info.extra["quantization"]
+    assert cut.info.extra["graph_kept"] is True and "graph_kept" not in gated.info.extra
     np.testing.assert_array_equal(cut.predict(test, mirror=False), gated.predict(test, mirror=False))
     assert [w.tolist() for w in _int8_weights(cut_path)] == [w.tolist() for w in _int8_weights(model)]
     report = tmp_path / "eval-gated"
@@ -315,3 +316,8 @@ def test_a_shipped_model_exports_again_with_other_serving_options(
     assert main(args) == 0
     np.testing.assert_array_equal(EmotionClassifier(kept).predict(test), bundled.predict(test, mirror=False))
     assert EmotionClassifier(kept).flip_below is None  # no --tta: one pass
+    scored = tmp_path / "eval-kept"
+    assert main(["evaluate", str(kept), "--data", str(small_ferplus), "--split", "test", "--out", str(scored)]) == 0
+    assert main(["card", str(kept), "--report", str(scored), "--out", str(card)]) == 0
+    assert "from ferplus-resnet-s (sha256 " in (text := card.read_text(encoding="utf-8"))
+    assert "its int8 graph kept as it was (`maeum export SOURCE --data DATA --out FILE --int8`)" in text

@@ -228,8 +228,9 @@ def _data(
     if extra.get("epoch") is not None:
         lines.append(f"- **Checkpoint**: epoch {extra['epoch']}.")
     if extra.get("exported_from"):
+        how = "its int8 graph kept as it was" if extra.get("graph_kept") else "its network read back"
         lines.append(
-            f"- **Exported again** from {extra['exported_from']}, its network read back "
+            f"- **Exported again** from {extra['exported_from']}, {how} "
             f"(`maeum export SOURCE --data DATA --out FILE{_export_flags(info)}`)."
         )
     if config is not None:

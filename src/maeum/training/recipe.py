@@ -150,7 +150,7 @@ def reexport_onnx(
     data = load_training_data(data_path, old.input, original_labels=original_labels)
     _check_data(source, str(old.extra.get("trained_on", "")).split(" ", 1)[0], old.labels, data, data_path)
     scores = f"{data.name}_"  # the source's scores: the new file gets its own
-    served = ("tta", "flip_below", "single_pass", "quantization")
+    served = ("tta", "flip_below", "single_pass", "quantization", "graph_kept")
     kept = {k: v for k, v in old.extra.items() if k not in served and not k.startswith(scores)}
     digest = source_clf.sha256[:12]
     origin = f"{source if isinstance(source, str) and source in BUNDLED_MODELS else path.name} (sha256 {digest}…)"
@@ -164,6 +164,7 @@ def reexport_onnx(
     )
     if int8 and old.extra.get("quantization") and tta != "graph":
         info.extra["quantization"] = old.extra["quantization"]  # its own weights and ranges, not new ones
+        info.extra["graph_kept"] = True
         _export(source_clf, info, out, data, tta, int8)
         return info
     weights, _, _ = read_onnx_weights(path, data.splits["train"].images)
