@@ -55,7 +55,9 @@ EXPIRED = "세션이 만료되었습니다"
 # Drafts live in localStorage, one key per user ("maeum-draft:ID"), as JSON {text, day}.
 DRAFTS_JS = """() => Object.fromEntries(Object.keys(localStorage)
     .filter((k) => k.startsWith("maeum-draft")).map((k) => [k, localStorage.getItem(k)]))"""
-TIMEOUT_MS = 15_000
+# How long a browser step may wait. A host running at half its usual speed under the whole suite once
+# took over 15 s to load a post page after a confirmation (passing alone in 20 s for both databases).
+TIMEOUT_MS = 30_000
 
 
 def seoul_today() -> dt.date:
