@@ -426,16 +426,20 @@ def test_a_truncated_zip_as_the_source_says_so(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def _move_neutral_part(src: Path, dst: Path) -> None:
+    """Move the neutral class's image and label zips: held back from a download, or arriving later."""
+    for name in ("[원천]EMOIMG_중립_TRAIN_01.zip", "[라벨]EMOIMG_중립_TRAIN.zip"):
+        (src / name).rename(dst / name)
+
+
 def test_new_zips_in_the_source_are_read_on_the_next_run(tmp_path: Path) -> None:
     root = _small(tmp_path / "src")
     later = tmp_path / "later"
     later.mkdir()
-    for name in ("[원천]EMOIMG_중립_TRAIN_01.zip", "[라벨]EMOIMG_중립_TRAIN.zip"):
-        (root / name).rename(later / name)
+    _move_neutral_part(root, later)
     out = tmp_path / "out"
     assert prepare(PrepareConfig("aihub", root, out, workers=1, report=False))["prepared"] == 12
-    for name in ("[원천]EMOIMG_중립_TRAIN_01.zip", "[라벨]EMOIMG_중립_TRAIN.zip"):
-        (later / name).rename(root / name)  # the next part of the download arrives
+    _move_neutral_part(later, root)  # the next part of the download arrives
     s = prepare(PrepareConfig("aihub", root, out, workers=1, report=False))
     assert s["prepared"] == 14 and sum(split.get("neutral", 0) for split in s["splits"].values()) == 2
     fresh = tmp_path / "fresh"
@@ -470,8 +474,7 @@ def test_a_changed_source_crops_only_new_and_changed_images(tmp_path: Path, capl
     root = _small(tmp_path / "src")
     later = tmp_path / "later"
     later.mkdir()
-    for name in ("[원천]EMOIMG_중립_TRAIN_01.zip", "[라벨]EMOIMG_중립_TRAIN.zip"):
-        (root / name).rename(later / name)
+    _move_neutral_part(root, later)
     out = tmp_path / "out"
     assert prepare(PrepareConfig("aihub", root, out, workers=1, report=False))["prepared"] == 12
     old_rows = {r["name"]: r for r in _rows(out)}
@@ -479,8 +482,7 @@ def test_a_changed_source_crops_only_new_and_changed_images(tmp_path: Path, capl
 
     # The 중립 part arrives; 기쁨's image zip comes again with #7 re-encoded (and #0 as it was);
     # 상처's comes again without #4 and its mask.
-    for name in ("[원천]EMOIMG_중립_TRAIN_01.zip", "[라벨]EMOIMG_중립_TRAIN.zip"):
-        (later / name).rename(root / name)
+    _move_neutral_part(later, root)
     changed, kept_with_mask, removed = (fixture_filename(records[i], i) for i in (7, 0, 4))
     happy = root / "[원천]EMOIMG_기쁨_TRAIN_01.zip"
     buf = io.BytesIO()
