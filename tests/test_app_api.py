@@ -114,7 +114,7 @@ def test_migrations_match_the_models_and_keep_data(diary_settings, analyzer) -> 
     engine = create_engine(diary_settings.url)
     with engine.connect() as c:
         assert compare_metadata(MigrationContext.configure(c), Base.metadata) == []
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
     engine.dispose()
     again = create_app(diary_settings, analyzer)  # a restart migrates again: nothing lost
     assert Visitor(again).login("keeper").status_code == 303
@@ -352,6 +352,7 @@ def test_change_password_signs_out_other_sessions(diary_app) -> None:
         ("zzzzzzzzzz", None, "너무 쉬운"),
         ("MINA.KIM", None, "너무 쉬운"),  # the username
         ("new-secret-42", "new-secret-43", "서로 다릅니다"),
+        ("password123", None, "지금 비밀번호와 같습니다"),  # no change at all
     ):
         r = change("password123", new, again)
         assert r.status_code == 400 and message in ERROR.search(r.text).group(1), (new, ERROR.findall(r.text))
@@ -487,9 +488,9 @@ def test_missing_or_wrong_fields(diary_app, selfie_jpeg) -> None:
     assert v.client.get(f"/api/posts/{past}").json()["day"] == "2019-03-01"
 
 
-def test_request_too_large(diary_app) -> None:
+def test_request_too_large(diary_app, selfie_jpeg) -> None:
     """Over the request limit (25 MB) a photo gets the same message as over the photo limit (20 MB),
-    on the app's own new-entry page."""
+    on the app's own new-entry or edit page."""
     v = Visitor(diary_app)
     v.signup("mina")
     big = os.urandom(26 * 1024 * 1024)
@@ -502,6 +503,13 @@ def test_request_too_large(diary_app) -> None:
     r = v.client.post("/api/dictation", data={"csrf": v.csrf()}, files={"audio": ("a.webm", big)})
     assert r.status_code == 413 and r.json()["message"] == "보낸 파일이 너무 큽니다. 더 작은 파일로 다시 시도해 주세요."
     assert rows(diary_app, Post) == 0 and image_files(diary_app) == []
+
+    post_id = v.post_id(selfie_jpeg, text="처음 쓴 글")  # a new photo for an entry: its edit page again
+    for photo, shown in ((big, "처음 쓴 글"), (big[: 21 << 20], "고친 글")):  # over 25 MB the request is not read
+        r = edit_photo(v, post_id, photo, "고친 글")
+        assert r.status_code == 413 and ERROR.search(r.text).group(1) == photo_limit
+        assert 'id="edit-form"' in r.text and f">{shown}</textarea>" in r.text
+    assert v.client.get(f"/api/posts/{post_id}").json()["text"] == "처음 쓴 글" and len(image_files(diary_app)) == 1
 
 
 def test_crash_mid_save_leaves_nothing_half_saved(diary_app, selfie_jpeg, monkeypatch) -> None:
@@ -667,6 +675,7 @@ def test_editing_an_entry_reads_the_new_text_and_keeps_the_rest(diary_app, selfi
     assert written_comment(v, post_id)["text_emotion"] == "happiness"
     page = v.client.get(f"/posts/{post_id}").text
     assert f'href="/posts/{post_id}/edit"' in page and 'id="edited"' not in page
+    assert 'class="badge edited"' not in v.client.get("/").text
     songs = re.findall(r'data-track="([^"]+)"', page)
     v.client.post(f"/posts/{post_id}/music/rate", data={"track": songs[0], "rating": "like", "csrf": v.csrf()})
     photo = v.client.get(f"/posts/{post_id}/image").content
@@ -691,6 +700,8 @@ def test_editing_an_entry_reads_the_new_text_and_keeps_the_rest(diary_app, selfi
     assert 'class="badge liked"' in page
     assert v.client.get(f"/posts/{post_id}/image").content == photo
     assert v.client.get("/api/stats").json()["counts"]["happiness"] == 1  # still the face's (confirmed) emotion
+    assert 'class="badge edited">수정됨<' in v.client.get("/").text  # marked in the lists too
+    assert 'class="badge edited">수정됨<' in v.client.get("/calendar/2024-04-30").text
     v.client.get("/lang/en")
     assert 'id="edited">edited<' in v.client.get(f"/posts/{post_id}").text
 
@@ -704,6 +715,86 @@ def test_editing_an_entry_reads_the_new_text_and_keeps_the_rest(diary_app, selfi
     assert v.client.get(f"/api/posts/{post_id}/comment").json()["status"] == "done"
     assert v.client.get(f"/api/posts/{post_id}").json()["day"] == "2024-04-29"
     assert 'data-day="2024-04-29"' in v.client.get("/calendar?month=2024-04").text
+
+
+def edit_photo(v: Visitor, post_id: int, photo: bytes, text: str, day: str = ""):  # -> httpx.Response
+    """The edit form sent with a new photo, as a browser sends it."""
+    form = {"text": text, "day": day, "csrf": v.csrf(f"/posts/{post_id}/edit")}
+    return v.client.post(f"/posts/{post_id}/edit", data=form, files={"photo": ("new.jpg", photo, "image/jpeg")})
+
+
+def test_a_new_photo_gives_the_entry_the_emotion_of_its_face(diary_app, selfie_jpeg, hopper, no_face_jpeg) -> None:
+    """What a new entry gets from its photo is made again from the new one: the face's emotion (the answer
+    about the old face goes), the songs and the comment; the old photo is deleted; the text and day stay.
+    A refused photo saves nothing, not even the new text."""
+    v = Visitor(diary_app)
+    v.signup("mina")
+    post_id = v.post_id(selfie_jpeg, text=SAD_TEXT, day="2024-05-01")
+    v.client.post(f"/posts/{post_id}/feedback", data={"label": "happiness", "csrf": v.csrf()})
+    assert written_comment(v, post_id)["disagree"] is True  # a smiling face, a sad text
+    before = v.client.get(f"/api/posts/{post_id}").json()
+    assert (before["predicted"], before["label"], before["feedback"]) == ("happiness", "happiness", "confirmed")
+    songs = re.findall(r'data-track="([^"]+)"', v.client.get(f"/posts/{post_id}").text)
+    (old_file,) = image_files(diary_app)
+    form = v.client.get(f"/posts/{post_id}/edit").text
+    assert 'enctype="multipart/form-data"' in form and 'id="photo"' in form and 'id="photo-note"' in form
+
+    for photo, message in (
+        (no_face_jpeg, "얼굴을 인식하지 못했습니다"),
+        (b"not an image at all", "JPEG, PNG, WebP"),
+        (b"\xff\xd8\xff" + b"\0" * 5000, "JPEG, PNG, WebP"),  # a broken JPEG
+    ):
+        r = edit_photo(v, post_id, photo, HAPPY_TEXT)
+        assert r.status_code in (400, 422) and message in ERROR.search(r.text).group(1), ERROR.findall(r.text)
+        assert 'id="edit-form"' in r.text and HAPPY_TEXT in r.text  # the form again, with what was typed
+    assert v.client.get(f"/api/posts/{post_id}").json() == before and image_files(diary_app) == [old_file]
+
+    r = edit_photo(v, post_id, jpeg_bytes(hopper), SAD_TEXT, day="2024-05-01")
+    assert r.status_code == 303 and r.headers["location"] == f"/posts/{post_id}?edited=1"
+    after = v.client.get(f"/api/posts/{post_id}").json()
+    assert (after["text"], after["day"]) == (SAD_TEXT, "2024-05-01") and after["edited_at"]
+    assert (after["predicted"], after["label"], after["feedback"]) == ("neutral", "neutral", None)
+    assert after["scores"]["neutral"] > 0.5 and after["face_box"] != before["face_box"]
+    (new_file,) = image_files(diary_app)  # the old photo is gone
+    assert new_file != old_file and v.client.get(f"/posts/{post_id}/image").content == new_file.read_bytes()
+    assert Image.open(new_file).size == (hopper.shape[1], hopper.shape[0])
+    assert 'width="{}" height="{}"'.format(*Image.open(new_file).size) in v.client.get(f"/posts/{post_id}/edit").text
+    assert written_comment(v, post_id)["disagree"] is False  # written again for a calm face
+    page = v.client.get(f"/posts/{post_id}?edited=1").text
+    assert 'id="edited">수정됨<' in page and 'id="notice">일기를 고쳤습니다.<' in page
+    assert re.findall(r'data-track="([^"]+)"', page) != songs  # picked again, for the new emotion
+    assert {k: n for k, n in v.client.get("/api/stats").json()["counts"].items() if n} == {"neutral": 1}
+
+
+def test_a_new_photo_with_several_faces_asks_which_is_the_owners(diary_app, selfie_jpeg, two_faces_jpeg) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    post_id = v.post_id(selfie_jpeg, text=HAPPY_TEXT)
+    before = v.client.get(f"/api/posts/{post_id}").json()
+    r = edit_photo(v, post_id, two_faces_jpeg, SAD_TEXT)
+    assert r.status_code == 303 and r.headers["location"].startswith("/pending/")
+    token = r.headers["location"].rsplit("/", 1)[1]
+    waiting = v.client.get(f"/api/posts/{post_id}").json()  # the text is saved; the photo waits for the choice
+    assert waiting["text"] == SAD_TEXT and waiting["face_box"] == before["face_box"]
+    assert "얼굴을 2개 찾았습니다" in v.client.get(r.headers["location"]).text
+    assert len(image_files(diary_app)) == 2
+
+    r = v.client.post(f"/pending/{token}", data={"face": "1", "csrf": v.csrf()})
+    assert r.status_code == 303 and r.headers["location"] == f"/posts/{post_id}?edited=1"
+    after = v.client.get(f"/api/posts/{post_id}").json()
+    assert after["face_count"] == 2 and after["face_box"][0] > 500  # the face on the right
+    assert rows(diary_app, Post) == 1 and rows(diary_app, PendingPost) == 0 and len(image_files(diary_app)) == 1
+    assert v.client.get(f"/posts/{post_id}/image").content == image_files(diary_app)[0].read_bytes()
+    again = v.client.post(f"/pending/{token}", data={"face": "0", "csrf": v.csrf()})  # sent twice
+    assert again.headers["location"] == f"/posts/{post_id}"
+    assert v.client.get(f"/api/posts/{post_id}").json()["face_box"] == after["face_box"]
+
+    # an entry deleted while its new photo waits takes the upload with it
+    r = edit_photo(v, post_id, two_faces_jpeg, SAD_TEXT)
+    token = r.headers["location"].rsplit("/", 1)[1]
+    v.client.post(f"/posts/{post_id}/delete", data={"confirm": "1", "csrf": v.csrf()})
+    assert rows(diary_app, PendingPost) == 0 and image_files(diary_app) == []
+    assert v.client.get(f"/pending/{token}").status_code == 404
 
 
 def test_editing_refuses_what_posting_refuses(diary_app, selfie_jpeg) -> None:

@@ -31,6 +31,7 @@ import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 from sqlalchemy import Connection, create_engine, text
 
+from conftest import jpeg_bytes
 from llm_server import REPLY, LLMServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -625,10 +626,11 @@ def test_deleting_an_entry_asks_first(site: Site, selfie_jpeg: bytes) -> None:
     assert site.image_files() == []
 
 
-def test_fixing_a_slip_in_an_entry(site: Site, selfie_jpeg: bytes) -> None:
+def test_fixing_a_slip_in_an_entry(site: Site, selfie_jpeg: bytes, hopper: np.ndarray) -> None:
     """A wrong word in a saved entry: "이 일기 고치기" opens the text, the fix survives an expired session
     in the browser's draft, and the saved entry shows the new text, the emotion the new words carry and a
-    new comment, marked 수정됨; the photo and the face's emotion stay."""
+    new comment, marked 수정됨; the photo and the face's emotion stay. A new photo then brings its face's
+    emotion."""
     page = site.page(mobile=True)
     sign_up(site, page, "typo.fixer")
     wrong = "오늘 친구들과 저녁을 먹었다. 너무 슬펐다."
@@ -681,6 +683,16 @@ def test_fixing_a_slip_in_an_entry(site: Site, selfie_jpeg: bytes) -> None:
     assert drafts(page) == {}
     page.click("#edit-post")
     expect(page.locator("#text")).to_have_value(right)
+
+    # a new photo: the entry takes the emotion of its face, the old photo goes
+    (old_photo,) = site.image_files()
+    page.set_input_files("#photo", jpeg_file(jpeg_bytes(hopper), "hopper.jpg"))
+    expect(page.locator("#photo-preview")).to_be_visible()
+    page.click("#edit-submit")
+    page.wait_for_url(site.url(f"/posts/{post_id}?edited=1"))
+    expect(page.locator("#emotion-label")).to_have_text("중립")
+    (new_photo,) = site.image_files()
+    assert new_photo != old_photo and api(page, f"/api/posts/{post_id}")["text"] == right
 
 
 def test_changing_the_password(site: Site) -> None:

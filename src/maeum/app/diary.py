@@ -138,10 +138,18 @@ def new_post(
 
 
 def new_pending(
-    user: User, day: dt.date, text: str, image: str, size: tuple[int, int], model: str, faces: list[FaceChoice]
+    user: User,
+    day: dt.date,
+    text: str,
+    image: str,
+    size: tuple[int, int],
+    model: str,
+    faces: list[FaceChoice],
+    replaces: Post | None = None,
 ) -> PendingPost:
-    """The upload waiting for a face choice. Its token is the stored image's random name, which the post
-    keeps, so a choice sent twice finds the post the first one made (:func:`post_of_pending`)."""
+    """The upload waiting for a face choice, for a new entry or as ``replaces``'s new photo. Its token is
+    the stored image's random name, which the post keeps, so a choice sent twice finds the post the first
+    one made or changed (:func:`post_of_pending`)."""
     return PendingPost(
         token=image.removesuffix(".jpg"),
         user_id=user.id,
@@ -152,15 +160,34 @@ def new_pending(
         height=size[1],
         model=model,
         faces=[f.to_dict() for f in faces],
+        replaces=replaces.id if replaces is not None else None,
     )
 
 
-def post_from_pending(pending: PendingPost, user: User, index: int) -> Post:
-    faces = [FaceChoice.from_dict(f) for f in pending.faces]
+def chosen_face(pending: PendingPost, index: int) -> FaceChoice:
+    faces = pending.faces
     if not 0 <= index < len(faces):
         raise UserError("face_choice_invalid")
+    return FaceChoice.from_dict(faces[index])
+
+
+def post_from_pending(pending: PendingPost, user: User, index: int) -> Post:
     size = (pending.width, pending.height)
-    return new_post(user, pending.day, pending.text, pending.image, size, pending.model, faces[index], len(faces))
+    face = chosen_face(pending, index)
+    return new_post(user, pending.day, pending.text, pending.image, size, pending.model, face, len(pending.faces))
+
+
+def replace_photo(post: Post, image: str, size: tuple[int, int], model: str, face: FaceChoice, face_count: int) -> str:
+    """Give ``post`` a new photo and the emotion of its chosen face, and record when; return the old
+    photo's name, to delete once this is committed. The owner's answer about the old face goes with it
+    (it was about another photo); the day and the text stay."""
+    old = post.image
+    post.image, post.width, post.height = image, size[0], size[1]
+    post.face_box, post.face_count, post.model, post.scores = face.box, face_count, model, face.scores
+    post.predicted = post.label = face.label
+    post.feedback = None
+    post.edited_at = utcnow()
+    return old
 
 
 def owned_post(db: DbSession, user: User, post_id: int) -> Post:

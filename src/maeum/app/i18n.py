@@ -57,6 +57,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "너무 쉬운 비밀번호입니다. 한 글자만 반복하거나, 아이디와 같거나, 흔히 쓰이는 비밀번호는 쓸 수 없습니다.",
         "That password is too easy to guess: not one character repeated, not your username, not a common password.",
     ),
+    "password_same": ("새 비밀번호가 지금 비밀번호와 같습니다.", "The new password is the same as the current one."),
     "signed_out": ("로그아웃했습니다.", "You are logged out."),
     "name_required": ("이름을 입력해 주세요.", "Please enter your name."),
     "name_too_long": ("이름은 50자 이하로 입력해 주세요.", "Names are at most 50 characters."),
@@ -183,9 +184,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "edit_post": ("이 일기 고치기", "Edit this entry"),
     "edit_title": ("일기 고치기", "Edit entry"),
     "edit_help": (
-        "날짜와 글을 고칠 수 있어요. 사진과 얼굴에서 읽은 감정은 그대로이고, 글이 바뀌면 코멘트를 새로 써요.",
-        "Change the date or the text. The photo and the emotion read from your face stay; a new text gets a "
-        "new comment.",
+        "날짜와 글, 사진을 고칠 수 있어요. 글이 바뀌면 코멘트를 새로 써요.",
+        "Change the date, the text or the photo. A new text gets a new comment.",
+    ),
+    "photo_replace": ("사진 바꾸기 (선택)", "New photo (optional)"),
+    "photo_replace_help": (
+        "새 사진을 올리면 그 얼굴에서 감정을 다시 읽고, 노래와 코멘트도 새로 골라요. "
+        "올리지 않으면 지금 사진 그대로예요.",
+        "A new photo's face gives the entry its emotion anew, with new songs and a new comment. Without one, "
+        "the photo stays.",
     ),
     "edit_submit": ("고친 내용 저장", "Save changes"),
     "post_edited": ("일기를 고쳤습니다.", "Entry updated."),

@@ -88,7 +88,8 @@ class Post(Base):
 
 
 class PendingPost(Base):
-    """An upload with several faces, waiting for its owner to pick theirs. Expires after a day."""
+    """An upload with several faces, waiting for its owner to pick theirs (for a new entry, or a new photo
+    for an existing one). Expires after a day."""
 
     __tablename__ = "pending_posts"
 
@@ -102,6 +103,10 @@ class PendingPost(Base):
     model: Mapped[str] = mapped_column(String(100))
     faces: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # The entry whose photo this upload replaces once a face is chosen (migration 0004); None: a new entry.
+    replaces: Mapped[int | None] = mapped_column(
+        ForeignKey("posts.id", name="fk_pending_posts_replaces", ondelete="CASCADE"), default=None
+    )
 
 
 # ----------------------------------------------------------------------------------------------

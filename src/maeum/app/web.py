@@ -322,6 +322,8 @@ def _routes(app: FastAPI, d: Diary) -> None:
                     d.limiter.failed(db, u.username, ip)  # committed with the page's transaction
                     raise UserError("password_wrong")
                 _check_new_password(password, password2, u.username)
+                if verify_password(u.password_hash, password):
+                    raise UserError("password_same")
             except UserError as e:
                 return render(d, ctx, "account.html", e.status, error=ctx.t(e.key, **e.params))
             d.limiter.succeeded(db, u.username, ip)
@@ -455,9 +457,16 @@ def _routes(app: FastAPI, d: Diary) -> None:
                 if (done := diary.post_of_pending(db, user, token)) is not None:
                     return redirect(f"/posts/{done.id}")  # a second submit: the first one saved it
                 pending = diary.owned_pending(db, user, token)
-                post = diary.post_from_pending(pending, user, face)
+                replaced = None
+                if pending.replaces is None:
+                    post = diary.post_from_pending(pending, user, face)
+                    db.add(post)
+                else:  # a new photo for an entry (its edit page)
+                    post = diary.owned_post(db, user, pending.replaces)
+                    size, chosen = (pending.width, pending.height), diary.chosen_face(pending, face)
+                    replaced = diary.replace_photo(post, pending.image, size, pending.model, chosen, len(pending.faces))
+                    d.music.forget(db, post)
                 db.delete(pending)
-                db.add(post)
                 db.flush()
                 post_id = post.id
                 companion.start_comment(db, post)
@@ -468,6 +477,9 @@ def _routes(app: FastAPI, d: Diary) -> None:
                     raise
                 return redirect(f"/posts/{done.id}")
         d.companion.schedule(post_id)
+        if replaced is not None:
+            d.store.delete(replaced)
+            return redirect(f"/posts/{post_id}?edited=1")
         return redirect(f"/posts/{post_id}?new=1")
 
     @app.get("/posts/{post_id}", response_class=HTMLResponse)
@@ -508,39 +520,82 @@ def _routes(app: FastAPI, d: Diary) -> None:
             d.companion.schedule(post_id)
         return redirect(f"/posts/{post_id}?saved=1")
 
+    def edit_values(post: Post, form: dict[str, str] | None = None) -> dict[str, Any]:
+        """The edit page's values: the entry, its day and text as stored (or ``form``, as just sent)."""
+        form = form or {"day": post.day.isoformat(), "text": post.text}
+        return {"post": post, "form": form, "today": d.today().isoformat(), "mb": s.max_image_bytes // (1024 * 1024)}
+
     @app.get("/posts/{post_id}/edit", response_class=HTMLResponse)
     def edit_post_form(request: Request, post_id: int) -> Response:
         with page(request) as (ctx, db):
             post = diary.owned_post(db, user_of(ctx), post_id)
-            form = {"day": post.day.isoformat(), "text": post.text}
-            return render(d, ctx, "edit_post.html", post=post, form=form, today=d.today().isoformat())
+            return render(d, ctx, "edit_post.html", **edit_values(post))
 
     @app.post("/posts/{post_id}/edit")
     def edit_post(
-        request: Request, post_id: int, day: str = Form(""), text: str = Form(""), csrf: str = Form("")
+        request: Request,
+        post_id: int,
+        day: str = Form(""),
+        text: str = Form(""),
+        photo: UploadFile | None = File(None),
+        csrf: str = Form(""),
     ) -> Response:
-        """Change an entry's text or day. A new text is read again as a new entry's is (the same checks, then
-        the comment with the text's emotion written anew); the photo, the face's emotion and the songs stay."""
+        """Change an entry's text, day or photo. A new text is read again as a new entry's is (the same checks,
+        then the comment with the text's emotion written anew). A new photo is read as a new entry's is: the
+        emotion of its face replaces the old one and the owner's answer about it, the songs are picked again
+        and the comment rewritten; with several faces its owner picks one first (the text is saved now).
+        Anything refused saves nothing."""
         form = {"day": day, "text": text}
         try:
             with page(request) as (ctx, db):
                 check_csrf(request, d, csrf)
-                post = diary.owned_post(db, user_of(ctx), post_id)
-                entry_day, entry_text = diary.check_entry(day, text, d.today(), s.max_text_chars)
-                text_changed = diary.edit_entry(post, entry_day, entry_text)
-                if text_changed:
-                    companion.start_comment(db, post)
+                user = user_of(ctx)
+                diary.owned_post(db, user, post_id)  # someone else's entry: 'not found' before reading a photo
+            entry_day, entry_text = diary.check_entry(day, text, d.today(), s.max_text_chars)
+            data = photo.file.read(s.max_image_bytes + 1) if photo is not None else b""
+            image = prepare_upload(data, d.limits) if data else None
+            faces = d.reader.faces(image) if image is not None else []
+            if image is not None and not faces:
+                raise UserError("no_face", 422)
+
+            def commit(name: str | None) -> tuple[str | None, str | None, bool]:
+                """Save the edit; the upload's token if it waits for a face choice, the replaced photo's name,
+                and whether the comment is written again."""
+                with d.tx() as db:
+                    post = diary.owned_post(db, user, post_id)  # it may have been deleted meanwhile
+                    rewrite = diary.edit_entry(post, entry_day, entry_text)
+                    token, old = None, None
+                    if name is not None and image is not None:
+                        size, model = (image.width, image.height), d.reader.model
+                        if len(faces) == 1:
+                            old = diary.replace_photo(post, name, size, model, faces[0], 1)
+                            d.music.forget(db, post)
+                            rewrite = True
+                        else:
+                            pending = diary.new_pending(user, entry_day, entry_text, name, size, model, faces, post)
+                            db.add(pending)
+                            token = pending.token
+                    if rewrite:
+                        companion.start_comment(db, post)
+                    return token, old, rewrite
+
+            if image is None:
+                token, replaced, rewrite = commit(None)
+            else:
+                token, replaced, rewrite = diary.save_new_image(d.store, image.jpeg, commit)
         except UserError as e:
             if e.key == "post_not_found":  # someone else's entry, or none: not a form to show again
                 raise
             with page(request) as (ctx, db):
                 post = diary.owned_post(db, user_of(ctx), post_id)
                 error = ctx.t(e.key, **e.params)
-                return render(
-                    d, ctx, "edit_post.html", e.status, post=post, form=form, today=d.today().isoformat(), error=error
-                )
-        if text_changed:
+                return render(d, ctx, "edit_post.html", e.status, **edit_values(post, form), error=error)
+        if replaced is not None:
+            d.store.delete(replaced)  # after the commit: the entry shows the new photo
+        if rewrite:
             d.companion.schedule(post_id)  # after the commit, as for a new entry
+        if token is not None:
+            return redirect(f"/pending/{token}")
         return redirect(f"/posts/{post_id}?edited=1")
 
     @app.get("/posts/{post_id}/delete", response_class=HTMLResponse)
@@ -556,9 +611,11 @@ def _routes(app: FastAPI, d: Diary) -> None:
             post = diary.owned_post(db, user_of(ctx), post_id)
             if confirm != "1":  # not confirmed yet (the page's script asks first; without it, this page does)
                 return redirect(f"/posts/{post_id}/delete")
-            name = post.image
+            # a new photo still waiting for its face choice goes with the entry (ON DELETE CASCADE)
+            names = [post.image, *db.scalars(select(PendingPost.image).where(PendingPost.replaces == post.id))]
             db.delete(post)
-        d.store.delete(name)
+        for name in names:
+            d.store.delete(name)
         return redirect("/?deleted=1")
 
     # calendar and statistics --------------------------------------------------------------------
@@ -648,14 +705,18 @@ def _routes(app: FastAPI, d: Diary) -> None:
     @app.get(TOO_LARGE_PATHS[1], include_in_schema=False)
     def too_large(request: Request, origin: str = Query("", alias="from")) -> Response:
         """What BodyLimit answers a request over ``max_request_bytes`` with, without its body: on the
-        new-entry form, the same message as a photo over ``max_image_bytes`` (the text comes back from
-        the browser's draft), so there is one limit to know."""
+        new-entry and edit forms, the same message as a photo over ``max_image_bytes`` (the text comes
+        back from the browser's draft), so there is one limit to know."""
         mb = s.max_image_bytes // (1024 * 1024)
-        with page(request, login=False) as (ctx, _db):
-            if origin == "/posts" and ctx.user is not None:
+        edited = re.fullmatch(r"/posts/(\d+)/edit", origin)
+        with page(request, login=False) as (ctx, db):
+            if ctx.user is not None and (origin == "/posts" or edited):
+                error = ctx.t("image_too_large_bytes", mb=mb)
+                if edited:  # the entry as stored; what was typed comes back from the draft too
+                    post = diary.owned_post(db, ctx.user, int(edited.group(1)))
+                    return render(d, ctx, "edit_post.html", 413, **edit_values(post), error=error)
                 today = d.today().isoformat()
                 form = {"day": today, "text": ""}
-                error = ctx.t("image_too_large_bytes", mb=mb)
                 return render(d, ctx, "new_post.html", 413, form=form, today=today, mb=mb, error=error)
         raise UserError("request_too_large", 413)
 
