@@ -1048,7 +1048,10 @@ def test_chat_draft_says_when_it_was_shortened(diary_app) -> None:
         r = v.client.post("/chat", data={"message": f"{n}" + "가나다라마 " * 166, "csrf": v.csrf("/chat")})
         assert r.status_code == 303
     page = v.client.post("/chat/draft", data={"csrf": v.csrf("/chat")}).text
-    assert 'id="draft-shortened"' in page and "5,000자에서 잘렸을 수 있어요" in page
+    assert 'id="draft-shortened"' in page and "5,000자 안으로 줄였어요" in page
+    text = re.search(r'<textarea name="text"[^>]*>([^<]*)</textarea>', page).group(1)
+    long = [f"{n}" + "가나다라마 " * 165 + "가나다라마." for n in range(6)]
+    assert text == " ".join(["짧은 하루.", *long[:5]])  # whole messages, as many as fit
 
 
 def test_data_files_are_private_to_the_server_user(diary_app, selfie_jpeg) -> None:

@@ -23,7 +23,7 @@ from maeum.companion import (
     write_comment,
 )
 from maeum.companion import offline as offline_mod
-from maeum.companion.chat import ChatTurn, offline_reply, reply
+from maeum.companion.chat import ChatTurn, offline_reply, reply, shorten
 from maeum.companion.prompt import DIARY_BEGIN, DIARY_END
 from maeum.errors import MaeumError
 
@@ -525,3 +525,18 @@ def test_friendly_comment_calls_a_korean_name_by_its_given_name(name: str, call:
     context = CommentContext(user_name=name, diary_text="오늘은 친구와 공원에 갔다.", face_emotion="neutral")
     greeting = offline_mod.compose(context, CompanionSettings(attitude="friendly"))[0][1]
     assert greeting.startswith(f"{call}, ")
+
+
+def test_a_long_draft_is_shortened_between_sentences_or_words() -> None:
+    sentences = "오늘은 비가 왔다. 우산을 잃어버렸다! 그래도 괜찮았다."
+    assert shorten(sentences, 100) == sentences  # it fits
+    assert shorten(sentences, len(sentences) - 1) == "오늘은 비가 왔다. 우산을 잃어버렸다!"
+    assert shorten(sentences, 21) == "오늘은 비가 왔다. 우산을 잃어버렸다!"  # a sentence ending at the limit stays
+    assert shorten(sentences, 20) == "오늘은 비가 왔다."
+    long_second = "좋다. 오늘은 친구와 함께 바다에 가서 놀았다"
+    assert shorten(long_second, 20) == "좋다. 오늘은 친구와 함께 바다에"  # one sentence keeps too little: whole words
+    words = "가나다 라마바 사아자 차카타"
+    assert shorten(words, 10) == "가나다 라마바"  # never half a word
+    assert shorten("가" * 30, 10) == "가" * 10  # no space at all: cut at the limit
+    for text, limit in ((sentences, 9), (words, 5), ("a " * 40, 17)):
+        assert len(shorten(text, limit)) <= limit

@@ -128,8 +128,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "diary_placeholder": ("오늘 어떤 하루였나요?", "How was your day?"),
     "text_help": ("{chars:,}자까지 쓸 수 있어요.", "Up to {chars:,} characters."),
     "draft_shortened": (
-        "대화가 길어서 초안이 {chars:,}자에서 잘렸을 수 있어요. 빠진 뒷부분은 대화 페이지에서 확인해 주세요.",
-        "The chat was long, so the draft may have been cut at {chars:,} characters; the rest is on the chat page.",
+        "대화가 길어서 초안을 {chars:,}자 안으로 줄였어요. 빠진 뒷부분은 대화 페이지에서 확인해 주세요.",
+        "The chat was long, so the draft stops within {chars:,} characters; the rest is on the chat page.",
     ),
     "post_submit": ("기록하기", "Save entry"),
     "text_required": ("일기 내용을 입력해 주세요.", "Please write a few lines about your day."),

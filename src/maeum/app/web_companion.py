@@ -292,6 +292,7 @@ def routes(app: FastAPI, d: Diary) -> None:
                 today=d.today().isoformat(),
                 mb=s.max_image_bytes // (1024 * 1024),
                 from_chat=True,
+                shortened=draft.shortened,
                 notice=ctx.t("draft_ready"),
             )
 

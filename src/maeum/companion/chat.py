@@ -26,6 +26,7 @@ from maeum.text.emotion import analyze_text, can_read
 MAX_MESSAGE_CHARS = 1000
 MAX_TURNS = 30  # the newest turns sent to the LLM
 _MAX_TOKENS = 1200
+_SENTENCE_END = r"[.!?~…。]"  # what ends a sentence in a draft (Korean uses the same marks)
 CHAT_BEGIN, CHAT_END = "<<<대화 시작>>>", "<<<대화 끝>>>"
 
 _QUESTIONS: list[tuple[str, str]] = [
@@ -113,18 +114,34 @@ def offline_reply(history: Sequence[ChatTurn], settings: CompanionSettings, seed
     return " ".join(parts)
 
 
-def offline_draft(history: Sequence[ChatTurn], max_chars: int = 5000) -> str:
-    """The user's messages in order, each ending like a sentence, as one paragraph of at most ``max_chars``."""
+def offline_draft(history: Sequence[ChatTurn]) -> str:
+    """The user's messages in order, each ending like a sentence, as one paragraph."""
     sentences = []
     for turn in history:
         if turn.role != "user":
             continue
         text = re.sub(r"\s+", " ", turn.text).strip()
-        if text and not re.search(r"[.!?~…。]$", text):
+        if text and not re.search(_SENTENCE_END + "$", text):
             text += "."
         if text:
             sentences.append(text)
-    return " ".join(sentences)[:max_chars]
+    return " ".join(sentences)
+
+
+def shorten(text: str, max_chars: int) -> str:
+    """``text`` if it fits in ``max_chars``, else cut there: after the last sentence within the limit, or
+    else at the last space (a word is never cut in two), or where the limit falls in a text without one.
+    A cut that would keep less than half the limit falls back to the next rule."""
+    if len(text) <= max_chars:
+        return text
+    head = text[: max_chars + 1]  # + 1: a sentence or word that ends exactly at the limit is kept whole
+    ends = [m.end() for m in re.finditer(_SENTENCE_END + r"(?=\s)", head) if m.end() <= max_chars]
+    if ends and ends[-1] >= max_chars // 2:
+        return text[: ends[-1]]
+    space = head.rfind(" ")
+    if space >= max_chars // 2:
+        return text[:space].rstrip()
+    return text[:max_chars]
 
 
 def reply(
@@ -155,13 +172,8 @@ def diary_draft(
     if not any(t.role == "user" for t in history):
         raise CompanionError("there is nothing to write a diary from: send a message first")
     draft = ask_or_offline(
-        settings,
-        draft_messages(history),
-        _MAX_TOKENS,
-        lambda: offline_draft(history, max_chars),
-        client_factory,
-        "draft",
+        settings, draft_messages(history), _MAX_TOKENS, lambda: offline_draft(history), client_factory, "draft"
     )
-    if draft.source == "llm":
-        return Comment(draft.text.strip()[:max_chars], "llm")
-    return draft
+    text = draft.text.strip()
+    fitted = shorten(text, max_chars)
+    return Comment(fitted, draft.source, draft.error, shortened=fitted != text)

@@ -40,11 +40,13 @@ def default_client(endpoint: Endpoint) -> Completer:
 
 @dataclass(frozen=True)
 class Comment:
-    """A written comment: ``source`` is "llm" or "offline"; ``error`` says why the endpoint was not used."""
+    """A written comment: ``source`` is "llm" or "offline"; ``error`` says why the endpoint was not used;
+    ``shortened``: the text was cut to a length limit (a diary draft from a long chat)."""
 
     text: str
     source: Literal["llm", "offline"]
     error: str | None = None
+    shortened: bool = False
 
 
 def ask_or_offline(
