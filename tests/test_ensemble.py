@@ -236,6 +236,19 @@ def test_unusable_members_are_refused_naming_the_file(tmp_path: Path) -> None:
     assert not any(tmp_path.glob("e*.onnx")) and not any(tmp_path.glob(".*tmp*"))
 
 
+def test_an_out_that_is_a_member_is_refused_and_the_member_kept(
+    tmp_path: Path, mini64: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    member = tmp_path / "member.onnx"
+    member.write_bytes(mini64.read_bytes())
+    before = hashlib.sha256(member.read_bytes()).hexdigest()
+    code = main(["ensemble", DEFAULT_MODEL, str(member), "--out", str(tmp_path / "." / "member.onnx")])
+    err = capsys.readouterr().err
+    assert code == 2 and "is member 2" in err and "another name" in err and len(err.strip().splitlines()) == 1
+    assert hashlib.sha256(member.read_bytes()).hexdigest() == before
+    assert EmotionClassifier(member).info.extra.get("architecture") != "ensemble"
+
+
 # -- the command line -----------------------------------------------------------------------------------
 
 

@@ -261,6 +261,7 @@ def test_config_errors_say_what_is_known(manifest: Path, tmp_path: Path) -> None
         (["ferplus-resnet-s", "--data", "{manifest}", "--group-by", "colour"], "unknown column 'colour'"),
         (["ferplus-resnet-s", "--data", "{manifest}", "--batch-size", "0"], "batch_size"),
         (["ferplus-resnet-s", "--data", "{manifest}", "--group-by", "gender", "--group-by", "age"], "one column"),
+        (["{tmp}/run/best.pt", "--data", "{manifest}"], "is a training checkpoint; export it first (maeum export"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(
@@ -377,3 +378,16 @@ def test_calibrating_on_the_evaluated_split_warns(manifest: Path, tmp_path: Path
 def test_fer2013_labels_need_the_ferplus_folder(manifest: Path) -> None:
     with pytest.raises(DataError, match="needs the FER\\+ folder"):
         EvalConfig(DEFAULT_MODEL, str(manifest), fer2013_labels=True)
+
+
+def test_a_report_on_the_original_fer2013_labels_says_so(small_ferplus: Path, tmp_path: Path, capsys) -> None:
+    """Both protocols score the same crops; the summary and report.md must say which labels they used."""
+    argv = ["evaluate", DEFAULT_MODEL, "--data", str(small_ferplus), "--split", "test"]
+    assert main([*argv, "--out", str(tmp_path / "votes")]) == 0
+    votes = capsys.readouterr().out.splitlines()[0]
+    assert main([*argv, "--fer2013-labels", "--out", str(tmp_path / "fer2013")]) == 0
+    original = capsys.readouterr().out.splitlines()[0]
+    assert "FER2013" not in votes and original.endswith(", original FER2013 labels")
+    assert "original FER2013 labels" not in (tmp_path / "votes" / "report.md").read_text(encoding="utf-8")
+    md = (tmp_path / "fer2013" / "report.md").read_text(encoding="utf-8")
+    assert "scored against the original FER2013 labels" in md

@@ -344,6 +344,17 @@ def test_config_json_round_trips(manifest: Path, tmp_path: Path, capsys) -> None
     assert _printed_config(capsys, "--config", str(run / "config.json")) == saved
 
 
+def test_a_run_s_config_json_as_init_is_refused_naming_its_weights(data: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "earlier"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(TrainConfig(str(data), str(run)).to_dict()))
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "run"), "--init", str(run / "config.json")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"holds a run's settings; pass its weights, {run / 'best.pt'}" in err and "TensorFlow.js" not in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     ("accuracies", "patience", "epochs", "trained", "stopped"),
     [

@@ -364,7 +364,11 @@ def _export(args: argparse.Namespace) -> int:
         reexport_onnx(source, args.out, args.data, args.name, tta=args.tta, int8=args.int8)
         return EXIT_OK
     checkpoint = Path(source)
-    if not checkpoint.is_file():
+    if checkpoint.is_dir() and (checkpoint / "best.pt").is_file():  # a run folder: its best checkpoint
+        checkpoint = checkpoint / "best.pt"
+    elif checkpoint.is_dir():
+        raise MaeumError(f"{checkpoint} is a folder without best.pt; name a run folder or its best.pt")
+    elif not checkpoint.is_file():
         raise MaeumError(f"{checkpoint}: no such checkpoint; train first with `maeum train`")
     name = args.name or checkpoint.resolve().parent.name or "model"
     export_checkpoint(

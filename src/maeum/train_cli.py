@@ -98,7 +98,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--svm-c", type=float, help=_help("hog_svm only: the SVM's C", "svm_c"))
     t.add_argument(
         "--init",
-        help="fine-tune: start from this best.pt, exported .onnx or bundled model name (same model and input)",
+        help="fine-tune: start from this best.pt, exported .onnx or bundled model name (same architecture; "
+        "labels, colour and, where the weights allow, size may differ)",
     )
     t.add_argument(
         "--teacher",

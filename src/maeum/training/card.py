@@ -298,7 +298,8 @@ def _metrics(reports: list[tuple[Path, dict[str, Any]]], link_from: Path | None)
     for folder, r in reports:
         lines += [
             "",
-            f"### `{r['data']}`, split `{r['split']}`",
+            f"### `{r['data']}`, split `{r['split']}`"
+            + (", original FER2013 labels" if r.get("fer2013_labels") else ""),
             "",
             "```bash",
             _evaluate_command(folder, r),

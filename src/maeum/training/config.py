@@ -170,6 +170,10 @@ class TrainConfig:
             raise ConfigError(f"teacher_mode {self.teacher_mode} asks a teacher on each batch: set --teacher too")
         if self.teacher and not teacher_names(self.teacher):
             raise ConfigError(f"teacher {self.teacher!r} names no model; pass a model name, .onnx or best.pt")
+        if self.init and Path(self.init).name == "config.json":  # a run's settings, not its weights
+            raise ConfigError(
+                f"--init {self.init} holds a run's settings; pass its weights, {Path(self.init).with_name('best.pt')}"
+            )
         if self.init and is_tfjs_weights(self.init) and self.model not in TFJS_INITS:
             raise ConfigError(
                 f"--init {self.init}: TensorFlow.js weights start "

@@ -77,6 +77,11 @@ class EvalConfig:
     threads: int | None = None  # inference threads (default: the classifier's)
 
     def __post_init__(self) -> None:
+        if str(self.model).endswith((".pt", ".pth")):  # evaluation runs the served file, through onnxruntime
+            raise EvaluationError(
+                f"{self.model} is a training checkpoint; export it first (maeum export {self.model} --out "
+                "model.onnx) and evaluate the .onnx"
+            )
         resolve_model(self.model)  # UnknownNameError / ModelError name the fix
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
@@ -466,6 +471,7 @@ def summary_lines(report: EvalReport) -> list[str]:
         dropped = " (left out: " + ", ".join(f"{k} {v}" for k, v in sorted(report.dropped.items())) + ")"
     lines = [
         f"{report.model} on {report.data} [{report.split}]: {report.n} images{dropped}"
+        + (", original FER2013 labels" if report.fer2013_labels else "")
         + (", flip TTA" if report.tta else ""),
         f"accuracy {report.accuracy:.4f}  balanced accuracy {report.balanced_accuracy:.4f}  "
         f"macro-F1 {report.macro_f1:.4f}  ECE {report.ece:.4f}",
@@ -495,7 +501,10 @@ def _markdown(r: EvalReport, plots: set[str]) -> str:
     lines = [
         f"# Evaluation of {r.model}",
         "",
-        f"Data `{r.data}`, split `{r.split}`: {r.n} images" + (", flip TTA" if r.tta else "") + f"; {r.seconds:.1f} s.",
+        f"Data `{r.data}`, split `{r.split}`: {r.n} images"
+        + (", scored against the original FER2013 labels" if r.fer2013_labels else "")
+        + (", flip TTA" if r.tta else "")
+        + f"; {r.seconds:.1f} s.",
     ]
     if r.dropped:
         left = ", ".join(f"{_both(k)} {v}" for k, v in sorted(r.dropped.items()))

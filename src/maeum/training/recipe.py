@@ -77,7 +77,14 @@ def export_checkpoint(
     model, spec, state = load_checkpoint(checkpoint)
     cfg = state["config"]
     labels = tuple(state.get("labels", FERPLUS7))
+    if data_path is not None and not Path(data_path).exists():
+        raise DataError(f"--data {data_path}: no such file or folder; pass the run's data on this machine")
     data_path = Path(data_path or cfg["data"])
+    if not data_path.exists() and not data_path.is_absolute():  # relative to where `maeum train` ran
+        raise DataError(
+            f"{checkpoint} was trained on {data_path}, a path relative to the folder `maeum train` ran in, and "
+            f"{Path.cwd()} holds no {data_path}: export from that folder, or pass --data with the data's path"
+        )
     if not data_path.exists():
         raise DataError(
             f"{checkpoint} was trained on {data_path}, which is not on this machine; pass --data with its copy here"
@@ -136,6 +143,10 @@ def reexport_onnx(
     and ``exported_from`` naming the source.
     """
     path = resolve_model(source)
+    if Path(out).resolve() == path.resolve():  # writing over the source would lose it
+        raise ConfigError(f"--out {out} is the file being exported again; write the new file under another name")
+    if not Path(data_path).exists():
+        raise DataError(f"--data {data_path}: no such file or folder; pass the data {source} was trained on")
     source_clf = EmotionClassifier(source)  # as named: a bundled variant is its own model
     old = source_clf.info
     arch = old.extra.get("architecture")

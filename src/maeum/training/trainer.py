@@ -262,6 +262,17 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
     if cfg.model == "hog_svm":
         if rt.distributed:
             raise ConfigError("hog_svm is fitted in one process by scikit-learn; start it without torchrun")
+        if (out / "last.pt").exists():  # another architecture's run is refused, never overwritten
+            fitted = _load_last(out, cfg, data)
+            svm_c = fitted["config"].get("svm_c", _DEFAULTS["svm_c"].default)
+            if svm_c != cfg.svm_c:
+                raise ConfigError(
+                    f"{out / 'last.pt'} was fitted with svm_c {svm_c!r}, not {cfg.svm_c!r}; use another --out"
+                )
+            log.info(
+                "hog_svm is already fitted in %s (valid %.4f); use another --out to fit again", out, fitted["best"]
+            )
+            return out / "best.pt"
         return _fit_svm(cfg, data, spec)
 
     model = build_model(cfg.model, data.labels, spec)
@@ -583,14 +594,20 @@ class _RunLog:
             self.board.flush()
         if improved:
             best = {k: v for k, v in state.items() if k not in ("optimizer", "scaler", "ema")}
-            torch.save({**best, "model": state["model"] if shipped is None else shipped}, self.out / "best.pt")
-        torch.save(state, self.out / "last.tmp")
-        (self.out / "last.tmp").replace(self.out / "last.pt")  # atomic: a kill never leaves a broken checkpoint
+            _save_atomic({**best, "model": state["model"] if shipped is None else shipped}, self.out / "best.pt")
+        _save_atomic(state, self.out / "last.pt")
 
     def close(self, summary: dict[str, Any]) -> None:
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if self.board:
             self.board.close()
+
+
+def _save_atomic(state: dict[str, Any], path: Path) -> None:
+    """``torch.save`` under a temporary name, then a rename: a kill never leaves a broken checkpoint at ``path``."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
 
 
 def _start_metrics(path: Path, start_epoch: int) -> None:
