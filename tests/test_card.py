@@ -94,6 +94,17 @@ def test_a_run_extended_by_a_resume_is_still_the_model_s_run(evaluation: Path, r
     assert "best epoch 7 (valid accuracy 0.8123)" in model_card(DEFAULT_MODEL, [evaluation], run=run_dir)
 
 
+def test_a_run_resumed_with_other_settings_says_so_before_its_commands(evaluation: Path, run_dir: Path) -> None:
+    assert "resumed with other settings" not in model_card(DEFAULT_MODEL, [evaluation], run=run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    resumes = [{"after_epoch": 4, "changed": {"lr": [0.2, 0.1]}}, {"after_epoch": 8, "changed": {"epochs": [9, 110]}}]
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "resumes": resumes}), encoding="utf-8")
+    card = model_card(DEFAULT_MODEL, [evaluation], run=run_dir)
+    said = card.index("The run was resumed with other settings than its first epochs")
+    assert "- after epoch 4: lr 0.2 → 0.1\n- after epoch 8: epochs 9 → 110\n" in card
+    assert said < card.index("maeum train --config")
+
+
 def test_card_with_a_run_folder_has_its_settings_and_commands(evaluation: Path, run_dir: Path) -> None:
     yaml = pytest.importorskip("yaml")
     card = model_card(DEFAULT_MODEL, [evaluation / "report.json"], run=run_dir)

@@ -153,3 +153,30 @@ def test_a_run_folder_exports_its_best_checkpoint(
     capsys.readouterr()
     assert main(["export", str(empty), "--out", str(tmp_path / "x.onnx")]) == 2
     assert f"{empty} is a folder without best.pt; name a run folder or its best.pt" in capsys.readouterr().err
+
+
+def test_a_resume_with_other_settings_is_said_and_kept(
+    prepared_aihub_32: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """config.json holds the settings of the last start; what the earlier epochs had goes into the checkpoints
+    and summary.json, so the run's record is whole. Another device or folder is no change to the run."""
+    import json
+
+    from maeum.training.checkpoint import read_checkpoint
+    from maeum.training.trainer import train
+
+    run = tmp_path / "run"
+    train(tiny_config(prepared_aihub_32, run, epochs=1, lr=0.1, tensorboard=False))
+    assert json.loads((run / "summary.json").read_text())["resumes"] == []
+    with caplog.at_level(logging.INFO, logger="maeum"):
+        train(tiny_config(prepared_aihub_32, run, epochs=2, lr=0.05, workers=1, tensorboard=False))
+    assert "with other settings than its first 1 epochs: epochs 1 → 2, lr 0.1 → 0.05" in caplog.text
+    resumes = [{"after_epoch": 0, "changed": {"epochs": [1, 2], "lr": [0.1, 0.05]}}]
+    assert json.loads((run / "summary.json").read_text())["resumes"] == resumes
+    assert read_checkpoint(run / "last.pt")["resumes"] == resumes
+    assert json.loads((run / "config.json").read_text())["lr"] == 0.05
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="maeum"):  # finished: the same settings again change nothing
+        train(tiny_config(prepared_aihub_32, run, epochs=2, lr=0.05, tensorboard=False))
+    assert "other settings" not in caplog.text
+    assert json.loads((run / "summary.json").read_text())["resumes"] == resumes

@@ -18,6 +18,7 @@ from typing import Any
 from maeum.classify import BUNDLED_MODELS, EmotionClassifier, ModelInfo, resolve_model
 from maeum.errors import MaeumError
 from maeum.labels import display_name
+from maeum.training.config import describe_changes
 
 log = logging.getLogger("maeum")
 
@@ -83,7 +84,7 @@ def _render(model: str | Path, reports: Sequence[Path], run: Path | None, link_f
     config, summary = _load_run(Path(run), info) if run is not None else (None, None)
     lines = _header(info, path)
     lines += _data(info, run, config, summary)
-    lines += _recipe(info, path, run, config)
+    lines += _recipe(info, path, run, config, summary)
     lines += _metrics(loaded, link_from)
     lines += _limits(info, loaded)
     return "\n".join(lines) + "\n"
@@ -256,7 +257,9 @@ def _data(
     return lines
 
 
-def _recipe(info: ModelInfo, path: Path, run: Path | None, config: dict[str, Any] | None) -> list[str]:
+def _recipe(
+    info: ModelInfo, path: Path, run: Path | None, config: dict[str, Any] | None, summary: dict[str, Any] | None
+) -> list[str]:
     lines = ["", "## Recipe", ""]
     if config is None or run is None:
         return [
@@ -272,6 +275,15 @@ def _recipe(info: ModelInfo, path: Path, run: Path | None, config: dict[str, Any
     except ImportError:
         block, kind = json.dumps(config, indent=2, ensure_ascii=False), "json"
     q = shlex.quote
+    resumes = (summary or {}).get("resumes") or []
+    if resumes:
+        lines += [
+            "The run was resumed with other settings than its first epochs, so the commands below, with "
+            "the final settings from the start, do not repeat it exactly:",
+            "",
+            *(f"- after epoch {r['after_epoch']}: {describe_changes(r['changed'])}" for r in resumes),
+            "",
+        ]
     return [
         *lines,
         f"Settings (`{run / 'config.json'}`):",

@@ -345,3 +345,8 @@ def _yaml_loader() -> Any:
 
     Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
     return Loader
+
+
+def describe_changes(changed: dict[str, list[Any]]) -> str:
+    """``lr 0.1 → 0.01, epochs 30 → 40`` for the settings a resume changed (``{key: [before, after]}``)."""
+    return ", ".join(f"{k} {old!r} → {new!r}" for k, (old, new) in changed.items())

@@ -29,7 +29,7 @@ from maeum.labels import FERPLUS7
 from maeum.preprocess import InputSpec
 from maeum.progress import Progress
 from maeum.training.checkpoint import read_checkpoint
-from maeum.training.config import TrainConfig
+from maeum.training.config import TrainConfig, describe_changes
 from maeum.training.datasets import TrainingData, load_training_data
 from maeum.training.distill import BatchTeacher, mix_targets, teacher_probabilities
 from maeum.training.loader import EpochBatches, batch_loader, to_batch
@@ -53,6 +53,8 @@ METRICS_FORMAT = {
     "raw_valid_acc": "{:.4f}",
 }
 METRICS_HEADER = tuple(METRICS_FORMAT)
+# Where and how a run computes, not what it learns: a resume may change these without note.
+_RESUME_WHERE = ("data", "out", "threads", "workers", "device", "gpu", "tensorboard")
 # Settings that shape the targets or the weights kept: a resume must be given the same ones.
 _RESUME_KEEPS = ("labels", "class_weights", "sampler", "teacher", "teacher_weight", "teacher_temperature",
                  "teacher_mode", "ema", "label_smoothing", "mixup", "cutmix", "sam")  # fmt: skip
@@ -282,6 +284,7 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], cfg
     )
     start_epoch, best, best_epoch = 0, -1.0, -1
+    resumes: list[dict[str, Any]] = []  # each resume with other settings: after which epoch, and what changed
     resumed = _load_last(out, cfg, data) if (out / "last.pt").exists() else None
     if resumed:
         model.load_state_dict(resumed["model"])
@@ -289,6 +292,7 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
         start_epoch, best = resumed["epoch"] + 1, resumed["best"]
         best_epoch = resumed.get("best_epoch", resumed["epoch"])  # runs before early stopping: assume the latest
         log.info("resuming after epoch %d (best valid %.4f)", start_epoch - 1, best)
+        resumes = _note_resume(resumed, cfg, start_epoch - 1, out)
     elif cfg.init:
         model.load_state_dict(initial_weights(cfg.init, cfg, model, data.labels, images))
         log.info("fine-tuning from %s", cfg.init)
@@ -431,6 +435,7 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
                 "raw_valid_acc": raw_acc,
             }
             state = _checkpoint(cfg, data, model, opt.state_dict(), epoch, best, best_epoch)
+            state["resumes"] = resumes
             if scaler.is_enabled():
                 state["scaler"] = scaler.state_dict()
             if ema:
@@ -454,9 +459,31 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
                 "stopped_early": stopped_early,
                 "processes": rt.world,
                 "device": str(rt.device),
+                "resumes": resumes,
             }
         )
     return out / "best.pt"
+
+
+def _note_resume(resumed: dict[str, Any], cfg: TrainConfig, after_epoch: int, out: Path) -> list[dict[str, Any]]:
+    """The run's resumes with other settings, this one added if its settings differ from those of the
+    epochs before (say a lower lr, or more epochs): config.json then holds the new settings, which alone
+    no longer repeat the run, so the changes are kept in the checkpoints and summary.json (``maeum card``
+    lists them) and said at the start."""
+    resumes = list(resumed.get("resumes", []))
+    theirs, ours = resumed.get("config", {}), asdict(cfg)
+    kept = (*_RESUME_WHERE, "input")  # another input is refused (_load_last)
+    before = {k: theirs.get(k, _DEFAULTS[k].default) for k in ours if k not in kept}
+    changed = {k: [v, ours[k]] for k, v in before.items() if v != ours[k]}
+    if changed:
+        resumes.append({"after_epoch": after_epoch, "changed": changed})
+        log.warning(
+            "resuming %s with other settings than its first %d epochs: %s (config.json records the new ones)",
+            out,
+            after_epoch + 1,
+            describe_changes(changed),
+        )
+    return resumes
 
 
 def _sharpness_aware_gradient(model: torch.nn.Module, loss_of: Callable[[], torch.Tensor], rho: float) -> None:
