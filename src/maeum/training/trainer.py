@@ -254,7 +254,7 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
         cfg.model,
         len(images),
         data.name,
-        cfg.labels,
+        "majority" if cfg.model == "hog_svm" else cfg.labels,  # an SVM fits one class per image
         int((va.labels >= 0).sum()),
         rt.device,
         f", {rt.world} processes" if rt.distributed else "",
