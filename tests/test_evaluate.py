@@ -21,6 +21,7 @@ from maeum.data.records import DataError
 from maeum.errors import UnknownNameError
 from maeum.labels import display_name
 from maeum.training.evaluate import (
+    TEMPERATURE_HIGH,
     EvalConfig,
     EvalReport,
     EvaluationError,
@@ -391,3 +392,19 @@ def test_a_report_on_the_original_fer2013_labels_says_so(small_ferplus: Path, tm
     assert "original FER2013 labels" not in (tmp_path / "votes" / "report.md").read_text(encoding="utf-8")
     md = (tmp_path / "fer2013" / "report.md").read_text(encoding="utf-8")
     assert "scored against the original FER2013 labels" in md
+
+
+def test_a_temperature_at_the_end_of_its_range_is_called_a_bound(
+    manifest: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model whose confidence says nothing of its accuracy (fixed random weights, sure of every answer)
+    gets the largest temperature searched, and the log says it is a bound."""
+    model = str(tiny_model(tmp_path / "random.onnx"))
+    with caplog.at_level(logging.WARNING, logger="maeum"):
+        report = evaluate(EvalConfig(model, str(manifest), split="train", calibrate_split="val"))
+    assert report.temperature == pytest.approx(TEMPERATURE_HIGH, rel=0.01)
+    assert "the temperature reached the end of its search range (0.05 to 20)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="maeum"):  # the bundled model is calibrated by a real fit
+        evaluate(EvalConfig(DEFAULT_MODEL, str(manifest), split="train", calibrate_split="val"))
+    assert "search range" not in caplog.text

@@ -252,7 +252,12 @@ def _ece(bins: tuple[ReliabilityBin, ...]) -> float:
     return float(sum(b.n * abs(b.accuracy - b.confidence) for b in bins if b.n) / total)  # type: ignore[operator]
 
 
-def fit_temperature(probs: np.ndarray, y_true: np.ndarray, low: float = 0.05, high: float = 20.0) -> float:
+TEMPERATURE_LOW, TEMPERATURE_HIGH = 0.05, 20.0  # where fit_temperature searches
+
+
+def fit_temperature(
+    probs: np.ndarray, y_true: np.ndarray, low: float = TEMPERATURE_LOW, high: float = TEMPERATURE_HIGH
+) -> float:
     """Temperature T > 0 minimising the NLL of softmax(log(probs) / T), by golden-section search on log T.
 
     The NLL is convex in 1/T, so it has one minimum on the search interval; T > 1 softens an
@@ -336,6 +341,14 @@ def evaluate(config: EvalConfig) -> EvalReport:
         reliability_after = reliability_bins(apply_temperature(probs, temperature), y_true)
         ece_after = _ece(reliability_after)
         log.info("temperature %.3f fitted on %s (%d images)", temperature, config.calibrate_split, len(cal_true))
+        if not TEMPERATURE_LOW * 1.01 < temperature < TEMPERATURE_HIGH / 1.01:
+            log.warning(
+                "the temperature reached the end of its search range (%g to %g): the model's confidence is "
+                "barely related to its accuracy on %s, and the fitted value is a bound, not a calibration",
+                TEMPERATURE_LOW,
+                TEMPERATURE_HIGH,
+                config.calibrate_split,
+            )
     groups: tuple[GroupResult, ...] = ()
     if data.groups is not None:
         values = np.asarray(data.groups, dtype=object)[keep]
