@@ -99,3 +99,66 @@ def test_a_thin_image_has_no_face_and_its_batch_keeps_the_others(analyzer: Analy
     strip = np.full((1, 4000, 3), 128, np.uint8)
     results = analyzer.analyze_batch([astronaut, strip, strip.transpose(1, 0, 2)])
     assert [len(r) for r in results] == [1, 0, 0] and results[0][0].emotion.label == "happiness"
+
+
+def test_one_image_passed_as_a_batch_is_refused_not_read_row_by_row(analyzer: Analyzer, astronaut: np.ndarray) -> None:
+    # Iterating over one (H, W, 3) array yields its 512 rows, each a valid (W, 3) gray image.
+    with pytest.raises(ValueError, match=r"for one image call analyze\(image\)"):
+        analyzer.analyze_batch(astronaut)
+    with pytest.raises(ValueError, match=r"classify_crops\(\[crop\]\)"):
+        analyzer.classify_crops(astronaut)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="load_image"):
+        analyzer.analyze_batch("photo.jpg")  # type: ignore[arg-type]
+    stacked = analyzer.analyze_batch(np.stack([astronaut, astronaut]))  # (N, H, W, 3) is a batch
+    assert [len(r) for r in stacked] == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("image", "error", "hint"),
+    [
+        ("pil", TypeError, r"np\.asarray\(image\.convert\('RGB'\)\)"),
+        ("list", TypeError, "analyze_batch"),
+        ("float", TypeError, r"\(image \* 255\)\.round\(\)"),
+        ("chw", ValueError, r"transpose\(1, 2, 0\)"),
+    ],
+)
+def test_wrong_image_types_say_what_to_pass(
+    analyzer: Analyzer, astronaut: np.ndarray, image: str, error: type[Exception], hint: str
+) -> None:
+    from PIL import Image
+
+    wrong = {
+        "pil": lambda: Image.fromarray(astronaut),
+        "list": lambda: [astronaut],
+        "float": lambda: astronaut / 255.0,
+        "chw": lambda: astronaut.transpose(2, 0, 1),
+    }[image]()
+    with pytest.raises(error, match=hint):
+        analyzer.analyze(wrong)
+
+
+def test_gray_with_a_channel_axis_is_read(analyzer: Analyzer, astronaut: np.ndarray) -> None:
+    gray = astronaut.mean(2).astype(np.uint8)[..., None]  # (H, W, 1), as many libraries give gray
+    assert [r.emotion.label for r in analyzer.analyze(gray)] == ["happiness"]
+
+
+def test_a_closed_analyzer_refuses_to_run(astronaut: np.ndarray) -> None:
+    from maeum import MaeumError
+
+    with Analyzer(threads=1) as closed:
+        assert len(closed.analyze(astronaut)) == 1
+    for call in (closed.analyze, closed.detect, lambda im: closed.classify_crops([im])):
+        with pytest.raises(MaeumError, match="closed"):
+            call(astronaut)
+
+
+def test_a_detector_that_is_not_one_and_options_without_a_named_detector_are_refused() -> None:
+    from maeum import create_detector
+    from maeum.errors import ConfigError
+
+    with pytest.raises(TypeError, match="detector must be a detector's name"):
+        Analyzer(detector=5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="detector=None"):
+        Analyzer(detector=None, detector_options={"score_threshold": 0.5})
+    with pytest.raises(ConfigError, match="a built detector"):
+        Analyzer(detector=create_detector("haar"), detector_options={"min_face": 40})

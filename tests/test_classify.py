@@ -248,3 +248,18 @@ def test_the_bundled_int8_model_answers_as_its_graph_does_without_integer_kernel
 def test_a_thread_count_below_one_or_not_whole_is_refused(threads: object) -> None:
     with pytest.raises(ConfigError, match="threads must be a whole number of 1 or more"):
         EmotionClassifier(DEFAULT_MODEL, threads=threads)  # type: ignore[arg-type]
+
+
+def test_crops_in_the_wrong_container_or_type_are_refused_with_what_to_pass(ferplus_test_faces: np.ndarray) -> None:
+    clf = EmotionClassifier()
+    rgb = np.repeat(ferplus_test_faces[..., None], 3, axis=3)  # (20, 48, 48, 3)
+    with pytest.raises(TypeError, match=r"np\.stack\(crops\)"):
+        clf.classify(list(rgb))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"one crop of shape \(48, 48, 3\); pass faces\[None\]"):
+        clf.classify(rgb[0])
+    with pytest.raises(TypeError, match="must be uint8, got float32"):  # before Pillow's resize could fail on it
+        clf.predict(rgb.astype(np.float32))
+    with pytest.raises(TypeError, match="bundled model's name"):
+        EmotionClassifier(None)  # type: ignore[arg-type]
+    # A batch of gray crops is (N, S, S) too, and is still read as one.
+    assert [e.label for e in clf.classify(rgb[:1])] == [e.label for e in clf.classify(ferplus_test_faces[:1])]

@@ -487,3 +487,52 @@ def test_ctrl_c_while_the_command_loads_is_one_line_and_130(entry: str, library:
         proc.kill()
     assert "Traceback" not in err and err.splitlines() == ["maeum: interrupted"], err
     assert proc.returncode == 130 and out == ""
+
+
+def test_an_output_file_s_suffix_picks_the_format_unless_one_is_given(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    photo = str(EXAMPLES / "astronaut.jpg")
+    code, _, _ = run(capsys, "analyze", photo, "-o", str(tmp_path / "faces.CSV"), "--lang", "ko")
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "faces.CSV").read_text(encoding="utf-8-sig"))))
+    assert code == 0 and [(r["path"], r["label"]) for r in rows] == [(photo, "기쁨")]
+    code, _, _ = run(capsys, "analyze", photo, "-o", str(tmp_path / "faces.jsonl"))
+    lines = (tmp_path / "faces.jsonl").read_text().splitlines()
+    assert code == 0 and len(lines) == 1 and json.loads(lines[0])["path"] == photo
+    code, _, _ = run(capsys, "analyze", photo, "-o", str(tmp_path / "faces.csv"), "--format", "table")
+    assert code == 0 and (tmp_path / "faces.csv").read_text().startswith(f"{photo} #0 rect=")
+    code, _, _ = run(capsys, "analyze", photo, "-o", str(tmp_path / "faces.txt"))  # no format of its own: json
+    assert code == 0 and list(json.loads((tmp_path / "faces.txt").read_text())) == [photo]
+
+
+def test_jfif_files_are_read_and_photos_pillow_cannot_read_are_reported_not_skipped(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    shutil.copy(EXAMPLES / "astronaut.jpg", tmp_path / "saved from the web.jfif")
+    # The start of an iPhone HEIC file: Pillow reads HEIC only with a plugin, and maeum registers none.
+    (tmp_path / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
+    code, out, err = run(capsys, "analyze", str(tmp_path), "--format", "jsonl")
+    lines = {Path(x["path"]).name: x for x in map(json.loads, out.splitlines())}
+    assert code == 1 and len(lines["saved from the web.jfif"]["faces"]) == 1
+    assert "cannot read HEIC images; convert it to JPEG or PNG" in lines["IMG_0001.HEIC"]["error"]
+    assert "IMG_0001.HEIC: this installation cannot read HEIC images" in err
+
+
+def test_a_dash_input_says_images_are_not_read_from_stdin(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "analyze", "-", str(EXAMPLES / "astronaut.jpg"))
+    assert code == 1 and "-: no such file or folder; check the path (images are not read from stdin" in err
+
+
+def test_a_photo_with_damaged_exif_is_analysed_with_one_warning_line(tmp_path: Path) -> None:
+    import struct
+
+    from maeum.imageio import load_image
+
+    # EXIF naming a Make tag stored past the end of its block: Pillow warns (UserWarning) and reads the image.
+    tiff = b"MM\x00\x2a\x00\x00\x00\x08" + b"\x00\x01" + struct.pack(">HHII", 0x010F, 2, 20, 1000) + b"\x00" * 4
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(load_image(EXAMPLES / "astronaut.jpg")).save(photo, exif=b"Exif\x00\x00" + tiff)
+    done = maeum_process("analyze", str(photo), "--format", "jsonl")
+    err = done.stderr.decode()
+    assert done.returncode == 0 and len(json.loads(done.stdout)["faces"]) == 1
+    assert err.splitlines() == [f"maeum: {photo}: read, with a warning from the decoder: Truncated File Read"], err

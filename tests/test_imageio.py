@@ -150,3 +150,61 @@ def test_unreadable_files_say_permission_denied(bad_files: dict[str, Path], tmp_
         f"{locked / 'x.jpg'}: permission denied; a folder on its path cannot be entered",
         f"{noperm}: permission denied; check the file's permissions",
     ]
+
+
+def test_rgba_arrays_are_composited_on_white_like_rgba_files(astronaut: np.ndarray) -> None:
+    alpha = np.zeros(astronaut.shape[:2], np.uint8)
+    alpha[:, :200] = 255
+    alpha[:, 200:300] = 128  # half transparent
+    rgba = np.dstack([astronaut, alpha])
+    from_file = load_image(_save(Image.fromarray(rgba), "PNG"))
+    assert (from_file[:, 300:] == 255).all()
+    np.testing.assert_allclose(as_rgb_array(rgba), from_file, atol=1)
+    np.testing.assert_array_equal(as_rgb_array(np.dstack([astronaut, np.full_like(alpha, 255)])), astronaut)
+
+
+def test_gray_with_a_channel_axis_and_channels_first_arrays(astronaut: np.ndarray) -> None:
+    gray = astronaut[..., :1]
+    np.testing.assert_array_equal(as_rgb_array(gray), np.repeat(gray, 3, axis=2))
+    with pytest.raises(ValueError, match=r"channels first; pass image\.transpose\(1, 2, 0\)"):
+        as_rgb_array(astronaut.transpose(2, 0, 1))
+
+
+def test_load_image_takes_paths_and_bytes_and_says_what_to_do_with_anything_else(
+    bad_files: dict[str, Path], astronaut: np.ndarray
+) -> None:
+    data = bad_files["good"].read_bytes()
+    expected = load_image(data)
+    np.testing.assert_array_equal(load_image(bytearray(data)), expected)
+    np.testing.assert_array_equal(load_image(memoryview(data)), expected)
+    with bad_files["good"].open("rb") as f, pytest.raises(TypeError, match=r"load_image\(f\.read\(\)\)"):
+        load_image(f)  # type: ignore[arg-type]
+    with Image.open(bad_files["good"]) as im, pytest.raises(TypeError, match=r"a PIL image"):
+        load_image(im)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="decoded already"):
+        load_image(astronaut)  # type: ignore[arg-type]
+    with pytest.raises(ImageError, match="empty path"):  # not "." is a folder
+        load_image("")
+
+
+def _jpeg_with_damaged_exif(image: np.ndarray) -> bytes:
+    """A JPEG whose EXIF names a Make tag stored past the end of the EXIF block (the image itself is fine)."""
+    import struct
+
+    tiff = b"MM\x00\x2a\x00\x00\x00\x08" + b"\x00\x01" + struct.pack(">HHII", 0x010F, 2, 20, 1000) + b"\x00" * 4
+    return _save(Image.fromarray(image), "JPEG", exif=b"Exif\x00\x00" + tiff)
+
+
+def test_a_decoder_warning_is_one_log_line_naming_the_image(
+    astronaut: np.ndarray, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import warnings
+
+    path = tmp_path / "phone photo.jpg"
+    path.write_bytes(_jpeg_with_damaged_exif(astronaut))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning escaping load_image fails the test
+        image = load_image(path)
+    assert image.shape == astronaut.shape
+    lines = [r.getMessage() for r in caplog.records if r.name == "maeum.imageio"]
+    assert len(lines) == 1 and lines[0].startswith(f"{path}: read, with a warning from the decoder: "), lines

@@ -12,6 +12,7 @@ from maeum.align import create_aligner, square_crop
 from maeum.classify import DEFAULT_MODEL, EmotionClassifier
 from maeum.detect import Detector, create_detector
 from maeum.detect._common import landmarks_from_box, make_face
+from maeum.errors import ConfigError, MaeumError
 from maeum.imageio import as_rgb_array
 from maeum.results import Face, FaceResult
 
@@ -49,6 +50,14 @@ class Analyzer:
             if detector == "retinaface":  # the one ONNX Runtime detector: share the thread budget
                 options.setdefault("threads", threads)
             self.detector: Detector | None = create_detector(detector, **options)
+        elif detector is not None and not callable(getattr(detector, "detect", None)):
+            raise TypeError(
+                "detector must be a detector's name (list_detectors()), a Detector or None, "
+                f"not {type(detector).__name__}"
+            )
+        elif detector_options:  # options configure a detector built here from its name, not one given built
+            given = "detector=None" if detector is None else "a built detector"
+            raise ConfigError(f"detector_options apply to a detector named by a string, not to {given}; drop them")
         else:
             self.detector = detector
         self.whole_image_fallback = whole_image_fallback
@@ -59,6 +68,7 @@ class Analyzer:
 
     def analyze_batch(self, images: Iterable[np.ndarray]) -> list[list[FaceResult]]:
         """``analyze`` for many images, with all their faces classified in one batch."""
+        _check_many(images, "analyze_batch", "analyze(image)")
         faces_per_image: list[list[Face]] = []
         crops: list[np.ndarray] = []
         for image in images:
@@ -75,6 +85,7 @@ class Analyzer:
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """The faces the analyzer would classify (the image's centred square when it has no detector)."""
+        self._check_open()
         image = as_rgb_array(image)
         h, w = image.shape[:2]
         if self.detector is not None:
@@ -89,6 +100,7 @@ class Analyzer:
         return self._crop(as_rgb_array(image), face)
 
     def _crop(self, image: np.ndarray, face: Face) -> np.ndarray:
+        self._check_open()
         size = self.classifier.info.input.size
         if not face.detected:  # the whole image stands for the face: resize, do not warp
             return square_crop(image, size)
@@ -96,6 +108,8 @@ class Analyzer:
 
     def classify_crops(self, crops: Sequence[np.ndarray]) -> list[FaceResult]:
         """Classify pre-cropped face images (any size) without detection, in one batch."""
+        _check_many(crops, "classify_crops", "classify_crops([crop])")
+        self._check_open()
         arrays = [as_rgb_array(c) for c in crops]
         faces = [_whole_image_face(a.shape[1], a.shape[0]) for a in arrays]
         if not arrays:
@@ -104,15 +118,33 @@ class Analyzer:
         return [FaceResult(f, e) for f, e in zip(faces, emotions, strict=True)]
 
     def close(self) -> None:
-        """Release the ONNX sessions."""
+        """Release the ONNX sessions; the analyzer cannot be used after this."""
         self.detector = None
         self.classifier = None  # type: ignore[assignment]
+
+    def _check_open(self) -> None:
+        if self.classifier is None:  # closed: the detector is gone too, so do not fall back to the whole image
+            raise MaeumError("this Analyzer is closed (its `with` block ended or close() was called); create a new one")
 
     def __enter__(self) -> Analyzer:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _check_many(images: object, method: str, one: str) -> None:
+    """Refuse one image (or a path) where a collection of images is expected: iterating over it would
+    yield its rows, each taken for an image, and answer hundreds of results without an error."""
+    if isinstance(images, np.ndarray) and images.ndim != 4:
+        raise ValueError(
+            f"{method} takes a list of images (or an (N, H, W, 3) array), got one array of shape {images.shape}; "
+            f"for one image call {one}"
+        )
+    if isinstance(images, (str, bytes, Path)):
+        raise TypeError(
+            f"{method} takes a list of RGB uint8 arrays, got {type(images).__name__}; read files with load_image"
+        )
 
 
 def _whole_image_face(w: int, h: int) -> Face:

@@ -127,6 +127,11 @@ def list_models() -> list[str]:
 
 def resolve_model(model: str | Path) -> Path:
     """A bundled model's name, or a path to an ONNX file, to a file path."""
+    if not isinstance(model, (str, Path)):
+        raise TypeError(
+            f"model must be a bundled model's name ({', '.join(list_models())}) or a path to an .onnx file, "
+            f"not {type(model).__name__}"
+        )
     if isinstance(model, str) and model in BUNDLED_MODELS:
         ref = resources.files("maeum.models") / BUNDLED_MODELS[model].file
         return Path(str(ref))
@@ -193,6 +198,7 @@ class EmotionClassifier:
         ``mirror``: None answers as the model is served (``predict_inputs``), True averages every
         face with its mirror image, False gives one pass per face.
         """
+        _check_faces(faces)
         if len(faces) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
         batch_size = batch_size or self.batch_size
@@ -249,6 +255,17 @@ class EmotionClassifier:
 
     def classify(self, faces: np.ndarray) -> list[Emotion]:
         return [Emotion.from_probs(self.labels, p.tolist()) for p in self.predict(faces)]
+
+
+def _check_faces(faces: object) -> None:
+    """Refuse what ``predict`` cannot read with a message that says what to pass (before any resizing)."""
+    if not isinstance(faces, np.ndarray):
+        hint = "; for a list of equal-size crops pass np.stack(crops)" if isinstance(faces, (list, tuple)) else ""
+        raise TypeError(f"faces must be a uint8 numpy array (N, S, S[, 3]), got {type(faces).__name__}{hint}")
+    if faces.dtype != np.uint8:
+        raise TypeError(f"faces must be uint8, got {faces.dtype}; scale to 0-255 and .astype(np.uint8)")
+    if faces.ndim == 2 or (faces.ndim == 3 and faces.shape[2] in (3, 4) and faces.shape[1] != faces.shape[2]):
+        raise ValueError(f"faces must be a batch (N, S, S[, 3]), got one crop of shape {faces.shape}; pass faces[None]")
 
 
 def mirror_gate(probs: np.ndarray, flip_below: float | None) -> np.ndarray:

@@ -25,7 +25,7 @@ from maeum.ensemble_cli import add_ensemble_parser
 from maeum.errors import ImageError, MaeumError, OutputError
 from maeum.evaluate_cli import add_card_parser, add_evaluate_parser
 from maeum.filenames import printable
-from maeum.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_image
+from maeum.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, OTHER_PHOTO_SUFFIXES, load_image
 from maeum.inputs import expand_paths
 from maeum.labels import LANGUAGES, display_name
 from maeum.outpaths import TextOutput, open_text, output_file, refuse_overwriting
@@ -41,6 +41,7 @@ log = logging.getLogger("maeum")
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_WRITE_FAILED = 0, 1, 2, 3
 BATCH_IMAGES, BATCH_PIXELS = 32, 64_000_000
 FORMATS = ("json", "jsonl", "csv", "table")
+SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".csv": "csv"}  # from -o's suffix when no --format
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,7 +110,12 @@ def _parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("analyze", help="emotions of the faces in images, folders and globs")
     a.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively) or globs")
-    a.add_argument("--format", choices=FORMATS, default="json", help="output format (default: json)")
+    a.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="output format (default: the -o file's suffix, .json, .jsonl or .csv; else json)",
+    )
     # --detector and --aligner default to None, so that --no-detect can tell whether they were given.
     a.add_argument("--detector", default=None, help="face detector name (see `maeum models`; default: retinaface)")
     a.add_argument(
@@ -197,11 +203,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def _analyze(args: argparse.Namespace) -> int:
     _check_no_detect(args)
+    # Pillow logs some decoding errors itself, without the file's name, before load_image raises the
+    # error that names it; with -v, its debug lines (a line per PNG chunk) would bury maeum's own.
+    logging.getLogger("PIL").setLevel(logging.CRITICAL + 1)
     from maeum.analyzer import DEFAULT_ALIGNER, DEFAULT_DETECTOR, Analyzer
     from maeum.classify import DEFAULT_MODEL
 
     to_file = args.output is not None and str(args.output) != "-"
-    inputs = list(expand_paths(args.paths, IMAGE_SUFFIXES))
+    if args.format is None:  # `-o results.csv` writes CSV, not JSON in a file named .csv
+        args.format = SUFFIX_FORMATS.get(args.output.suffix.lower(), "json") if to_file else "json"
+    inputs = list(expand_paths(args.paths, IMAGE_SUFFIXES | OTHER_PHOTO_SUFFIXES))
     if to_file:  # before any work: a folder, or one of the images, is not overwritten
         output_file(args.output, "-o")
         refuse_overwriting([("-o", args.output)], [p for _, p, _ in inputs if p is not None])

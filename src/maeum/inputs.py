@@ -65,7 +65,8 @@ def _expand(match: str, suffixes: frozenset[str]) -> Iterator[tuple[Path | None,
     try:
         mode = path.stat().st_mode
     except (FileNotFoundError, NotADirectoryError):  # a broken link too
-        yield None, f"{path}: no such file or folder; check the path"
+        stdin = " (images are not read from stdin: save the image and pass its path)" if match == "-" else ""
+        yield None, f"{path}: no such file or folder; check the path{stdin}"
         return
     except OSError as e:  # a folder on the way that cannot be entered, a link loop
         yield None, f"{path}: {_reason(e)}"
