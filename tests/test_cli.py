@@ -536,3 +536,28 @@ def test_a_photo_with_damaged_exif_is_analysed_with_one_warning_line(tmp_path: P
     err = done.stderr.decode()
     assert done.returncode == 0 and len(json.loads(done.stdout)["faces"]) == 1
     assert err.splitlines() == [f"maeum: {photo}: read, with a warning from the decoder: Truncated File Read"], err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_message_logged_under_a_progress_bar_starts_its_own_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from maeum.progress import Progress
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    handler = cli._BelowTheBar(terminal)
+    handler.setFormatter(logging.Formatter("maeum: %(message)s"))
+    record = logging.LogRecord("maeum", logging.WARNING, __file__, 1, "broken.jpg: not an image", None, None)
+    bar = Progress(10, "img")
+    bar.update(4, 4, force=True)
+    handler.emit(record)  # erases the bar's line first
+    bar.update(5, 5, force=True)  # and the bar is drawn again below the message
+    bar.close()
+    handler.emit(record)  # after close: nothing to erase
+    lines = terminal.getvalue().split("\n")
+    assert lines[0].startswith("\r[############") and lines[0].endswith("\r\x1b[Kmaeum: broken.jpg: not an image")
+    assert lines[1].startswith("\r[###############") and "\x1b[K" not in lines[1]  # drawn again, then closed
+    assert lines[2:] == ["maeum: broken.jpg: not an image", ""]

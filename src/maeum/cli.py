@@ -29,7 +29,7 @@ from maeum.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, OTHER_PHOTO_SUFFIX
 from maeum.inputs import expand_paths
 from maeum.labels import LANGUAGES, display_name
 from maeum.outpaths import TextOutput, open_text, output_file, refuse_overwriting
-from maeum.progress import Progress
+from maeum.progress import Progress, clear_line
 from maeum.results import FaceResult
 from maeum.train_cli import add_train_parser
 from maeum.video_cli import add_video_parser, positive_int
@@ -47,7 +47,7 @@ SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".csv": "csv"}  # from -o'
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _BelowTheBar(sys.stderr)
     handler.setFormatter(_PrintableFormatter("maeum: %(message)s"))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO if args.command != "analyze" else logging.WARNING,
@@ -78,6 +78,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _discard_stdout() -> None:
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+class _BelowTheBar(logging.StreamHandler):  # type: ignore[type-arg]
+    """Log lines on stderr that first erase a progress bar drawn there, instead of running on from its end."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        clear_line()
+        super().emit(record)
 
 
 class _PrintableFormatter(logging.Formatter):

@@ -5,6 +5,18 @@ from __future__ import annotations
 import sys
 import time
 
+# The bar drawn on stderr's last line, if any: other text written to stderr erases it first
+# (``clear_line``), or a log message would run on from the end of the bar.
+_drawn: Progress | None = None
+
+
+def clear_line() -> None:
+    """Erase a drawn bar from the terminal's last line (its next update draws it again)."""
+    global _drawn
+    if _drawn is not None:
+        sys.stderr.write("\r\x1b[K")
+        _drawn = None
+
 
 class Progress:
     """Drawn only when stderr is a terminal, at most 5 times a second.
@@ -38,11 +50,15 @@ class Progress:
             line = f"{self._fmt(done)} {rate}"
         sys.stderr.write("\r" + line)
         sys.stderr.flush()
+        global _drawn
+        _drawn = self
 
     def close(self) -> None:
+        global _drawn
         if self.enabled:
             self.update(*self.state, force=True)
             sys.stderr.write("\n")
+            _drawn = None
 
     def _fmt(self, value: float) -> str:
         return _clock(value) if self.clock else f"{value:.0f}"
