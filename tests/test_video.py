@@ -6,6 +6,7 @@ MP4 boxes (``tkhd`` matrix, ``stts`` table) the way phones and screen recorders 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import json
@@ -14,9 +15,10 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -326,6 +328,8 @@ def bad_videos(tmp_path_factory: pytest.TempPathFactory, one_face_mp4: Path) -> 
     data = one_face_mp4.read_bytes()
     (d / "cut.mp4").write_bytes(data[: len(data) // 2])  # MP4 index at the end: nothing is readable
     (d / "folder.mp4").mkdir()
+    writer = cv2.VideoWriter(str(d / "zero.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30, (320, 240))
+    writer.release()  # a valid file that holds no frame
     return {p.stem: p for p in d.iterdir()} | {"missing": d / "missing.mp4"}
 
 
@@ -339,6 +343,7 @@ def bad_videos(tmp_path_factory: pytest.TempPathFactory, one_face_mp4: Path) -> 
         ("text", "not a video"),
         ("audio", "not a video"),
         ("cut", "not a video"),
+        ("zero", "has no frames"),
     ],
 )
 def test_bad_video_files(bad_videos: dict[str, Path], name: str, message: str, tmp_path: Path) -> None:
@@ -501,7 +506,7 @@ def test_show_without_a_display_runs_headless(
 
 
 def test_cli_usage_errors(tmp_path: Path, one_face_mp4: Path) -> None:
-    for argv in (["--every", "0"], ["--camera", "0"], ["--smoothing", "-1"], ["--fps", "0"]):
+    for argv in (["--every", "0"], ["--camera", "0"], ["--smoothing", "-1"], ["--fps", "0"], ["--threads", "0"]):
         with pytest.raises(SystemExit) as e:
             video_cli(str(one_face_mp4), *argv)
         assert e.value.code == 2
@@ -697,3 +702,155 @@ def test_usage_errors_name_no_internal_function(one_face_mp4: Path, capsys: pyte
             video_cli(*argv)
         err = capsys.readouterr().err
         assert e.value.code == 2 and "must be" in err and "invalid" not in err, err  # not "invalid _natural value"
+
+
+# --------------------------------------------------------------------------------------------
+# Found by trying `maeum video` as a user would
+
+
+def test_a_file_url_is_the_file_it_names(tmp_path: Path, one_face_mp4: Path) -> None:
+    """``file://`` input: played like the path, and an --out onto it is refused, not written over it."""
+    clip = tmp_path / "내 영상.mp4"  # Hangul and a space, percent-encoded in the URL
+    clip.write_bytes(one_face_mp4.read_bytes())
+    url = clip.as_uri()
+    with open_video(url) as source:
+        assert source.frame_count == 30 and len(list(source)) == 30
+    assert video_cli(url, "--fps", "5", "--csv", str(tmp_path / "t.csv")) == 0
+    assert len(list(csv.DictReader((tmp_path / "t.csv").open()))) == 5
+    assert video_cli(url, "--out", str(clip)) == 2
+    assert clip.read_bytes() == one_face_mp4.read_bytes()
+
+
+def test_korean_folder_with_spaces_holds_every_output(tmp_path: Path, one_face_mp4: Path) -> None:
+    folder = tmp_path / "한글 폴더"
+    folder.mkdir()
+    clip = folder / "내 영상.mp4"
+    clip.write_bytes(one_face_mp4.read_bytes())
+    out = {k: folder / f"결과 {k}" for k in ("영상.mp4", "표.csv", "그림.png")}
+    argv = ["--every", "3", "--lang", "ko", "--out", str(out["영상.mp4"]), "--csv", str(out["표.csv"])]
+    assert video_cli(str(clip), *argv, "--plot", str(out["그림.png"])) == 0
+    assert frame_count(out["영상.mp4"]) == 10
+    assert len(list(csv.DictReader(out["표.csv"].open(encoding="utf-8-sig")))) == 10
+    assert out["그림.png"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_wrong_output_suffix_is_refused_before_anything_is_opened_or_written(
+    tmp_path: Path, one_face_mp4: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad --plot or --out suffix used to be found after the CSV was opened: an existing CSV was
+    replaced by a header-only file although nothing ran."""
+    kept = tmp_path / "kept.csv"
+    kept.write_text("an earlier timeline\n")
+    for argv in (["--plot", str(tmp_path / "p.xyz")], ["--out", str(tmp_path / "annotated")]):
+        assert video_cli(str(one_face_mp4), "--csv", str(kept), "--jsonl", str(tmp_path / "t.jsonl"), *argv) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and err[0].startswith(f"maeum: {argv[0]} {argv[1]}: "), err
+        # Found before the input is opened: a usage error (2) even with a missing input.
+        assert video_cli(str(tmp_path / "missing.mp4"), *argv) == 2
+        capsys.readouterr()
+    assert kept.read_text() == "an earlier timeline\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.csv"]
+
+
+def test_a_source_is_read_once(one_face_mp4: Path, one_face_frames: list[np.ndarray]) -> None:
+    """A second pass used to end at once with "the file looks truncated", and one after close()
+    with "frame at 0.00 s could not be decoded"."""
+    with open_video(one_face_mp4) as source:
+        assert len(list(source)) == 30
+        with pytest.raises(VideoError, match="read once; open the video again"):
+            list(source)
+    with pytest.raises(VideoError, match="closed"):
+        list(source)
+    source.close()  # again: nothing
+    arrays = frames_from_arrays(one_face_frames[:3])
+    arrays.close()
+    with pytest.raises(VideoError, match="closed"):
+        list(arrays)
+
+
+def test_a_stream_that_never_answers_fails_within_its_timeout() -> None:
+    """A server that accepts the connection and then says nothing: FFmpeg alone waits 30 s."""
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        url = f"rtsp://127.0.0.1:{server.getsockname()[1]}/live"
+        started = time.monotonic()
+        with pytest.raises(VideoError, match=r"no answer within 1 s"):
+            open_video(url, timeout_s=1)
+        assert time.monotonic() - started < 5
+
+
+def _ctrl_c(argv: list[str], ready: Callable[[], bool], second_after: float | None = None) -> tuple[int, str]:
+    """Run ``maeum ARGV``, press Ctrl-C once ``ready()`` (and again ``second_after`` s later)."""
+    # SIGINT back to its default in the child: a shell that starts the tests in the background
+    # ignores it, and a child that starts with it ignored never sees Ctrl-C.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "maeum.cli", *argv],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    if second_after is not None:
+        time.sleep(second_after)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err
+
+
+@pytest.fixture(scope="module")
+def long_mp4(tmp_path_factory: pytest.TempPathFactory, faces: dict[str, np.ndarray]) -> Path:
+    """1,500 frames (50 s), 320x240: long enough that no run ends before Ctrl-C."""
+    frames = [place((240, 320), (faces["astronaut"], k % 100, 0)) for k in range(1500)]
+    return write_clip(tmp_path_factory.mktemp("long") / "long.mp4", frames)
+
+
+def test_a_second_ctrl_c_while_the_outputs_are_finished_does_not_break_them(tmp_path: Path, long_mp4: Path) -> None:
+    """Users press Ctrl-C twice. The second one used to land while the plot was drawn (or the video's
+    index written), and the plot was never written although the message said the outputs were kept."""
+    out = {k: tmp_path / f"t.{k}" for k in ("csv", "mp4", "png")}
+    argv = ["video", str(long_mp4), "--csv", str(out["csv"]), "--out", str(out["mp4"]), "--plot", str(out["png"])]
+
+    def ready() -> bool:
+        return out["csv"].exists() and out["csv"].read_text().count("\n") > 10
+
+    code, err = _ctrl_c([*argv, "--threads", "1"], ready, second_after=0.1)
+    assert code == 130, err
+    rows = list(csv.DictReader(out["csv"].open()))
+    assert f"interrupted after {len(rows)} frames" in err  # the count is the frames the outputs hold
+    assert frame_count(out["mp4"]) == len(rows)
+    assert out["png"].read_bytes()[:4] == b"\x89PNG"
+    assert "Traceback" not in err
+
+
+def test_no_progress_bar_inside_a_timeline_on_the_terminal(one_face_mp4: Path) -> None:
+    """With the timeline on a terminal (the default output), the bar used to be drawn into its lines."""
+    import pty
+
+    def run(*argv: str) -> str:
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "maeum.cli", "video", str(one_face_mp4), "--detect-every", "1", *argv],
+            stdout=follower,
+            stderr=follower,
+        )
+        os.close(follower)
+        chunks = []  # read as it comes: a terminal holds only a few kB unread, then the writer waits
+        with contextlib.suppress(OSError):  # EIO once the child has closed the terminal
+            while chunk := os.read(leader, 65536):
+                chunks.append(chunk)
+        os.close(leader)
+        assert proc.wait(timeout=300) == 0
+        return b"".join(chunks).decode()
+
+    lines = [line for line in run().replace("\r\n", "\n").split("\n") if line.startswith(("{", "["))]
+    assert len(lines) == 30 and all(json.loads(line)["faces"] for line in lines), lines[:3]
+    # Into a file, the bar is drawn on the terminal as before.
+    with tempfile.TemporaryDirectory() as folder:
+        assert "frames/s" in run("--csv", str(Path(folder) / "t.csv"))

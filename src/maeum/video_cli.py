@@ -11,12 +11,13 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from maeum.errors import MaeumError, OutputError
+from maeum.errors import ConfigError, OutputError
 from maeum.filenames import printable
 from maeum.labels import LANGUAGES
 from maeum.outpaths import refuse_overwriting, writable_file
@@ -40,14 +41,17 @@ def add_video_parser(sub: argparse._SubParsersAction) -> None:
     )
     src = v.add_mutually_exclusive_group(required=True)
     src.add_argument(
-        "input", nargs="?", metavar="INPUT", help="video file (mp4, avi, mov, webm, animated GIF ...) or rtsp:// URL"
+        "input",
+        nargs="?",
+        metavar="INPUT",
+        help="video file (mp4, avi, mov, webm, animated GIF ...) or stream URL (rtsp://, http:// ...)",
     )
     src.add_argument("--camera", type=natural, metavar="N", help="read camera N (0 is the first) instead")
     v.add_argument(
         "--out",
         type=Path,
         metavar="FILE",
-        help="write the annotated video (.mp4, .mov, .mkv, .avi; .webm plays in web browsers, encodes slower)",
+        help="write the annotated video (.mp4, .m4v, .mov, .mkv, .avi; .webm plays in web browsers, encodes slower)",
     )
     v.add_argument("--csv", metavar="FILE", help="timeline, one row per face per frame ('-': stdout)")
     v.add_argument("--jsonl", metavar="FILE", help="timeline, one JSON line per frame ('-': stdout)")
@@ -87,7 +91,13 @@ def add_video_parser(sub: argparse._SubParsersAction) -> None:
     )
     v.add_argument("--aligner", default="similarity", help="face aligner: similarity (levels the eyes) or upright")
     v.add_argument("--model", default=None, help="emotion model name or .onnx path (default: the bundled model)")
-    v.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: cores, max 4)")
+    v.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="CPU threads for inference (default: cores, max 4)",
+    )
     v.set_defaults(run=run_video)
 
 
@@ -120,16 +130,18 @@ def run_video(args: argparse.Namespace) -> int:
         video = VideoAnalyzer(analyzer, detect_every=args.detect_every, smoothing=args.smoothing)
         sinks = _sinks(args, source.output_fps, video.labels)
         progress = Progress(source.duration_s, "frames", clock=True)
+        if _timeline_on_terminal(sinks):  # the bar would break into the lines; they show the progress
+            progress.enabled = False
         window = next((s for s in sinks if isinstance(s, LiveWindow)), None)
         frames = faces = 0
         code = EXIT_OK
         try:
             for frame, result in video.run_with_frames(source):
-                with _interrupt_after():  # a frame reaches every output or none
+                with _interrupt_after():  # a frame reaches every output or none, and is counted
                     for sink in sinks:
                         sink.write(frame, result)
-                frames += 1
-                faces += len(result.faces)
+                    frames += 1
+                    faces += len(result.faces)
                 progress.update(result.time_s, frames)
                 if window is not None and window.stop_requested:
                     log.info("stopped from the window")
@@ -142,38 +154,75 @@ def run_video(args: argparse.Namespace) -> int:
             code = EXIT_INTERRUPTED
         finally:
             progress.close()
-            _close_all(sinks)
+            # A second Ctrl-C while the video's index or the plot is written would leave them
+            # broken or missing: closing is not interrupted.
+            with _interrupts_held() as held:
+                _close_all(sinks)
+        if held:
+            log.error("interrupted; the outputs were finished first")
+            code = EXIT_INTERRUPTED
     log.info("%d frames analysed, %d faces", frames, faces)
     return code
 
 
+def _timeline_on_terminal(sinks: list[Sink]) -> bool:
+    """Whether a timeline is written to stdout and stdout is a terminal."""
+    from maeum.video import CsvTimeline, JsonlTimeline
+
+    return sys.stdout.isatty() and any(
+        isinstance(s, CsvTimeline | JsonlTimeline) and s.out.file is sys.stdout for s in sinks
+    )
+
+
 @contextlib.contextmanager
-def _interrupt_after() -> Iterator[None]:
-    """Hold Ctrl-C until the block ends, then raise it: the outputs never disagree on the last frame.
+def _interrupts_held() -> Iterator[list[int]]:
+    """Hold Ctrl-C until the block ends; yields the list of the signals held meanwhile.
 
     Only where Python's own handler is in place (the main thread, SIGINT not ignored).
     """
+    held: list[int] = []
     if threading.current_thread() is not threading.main_thread() or (
         signal.getsignal(signal.SIGINT) is not signal.default_int_handler
     ):
-        yield
+        yield held
         return
-    held: list[int] = []
     signal.signal(signal.SIGINT, lambda signum, _frame: held.append(signum))
     try:
-        yield
+        yield held
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@contextlib.contextmanager
+def _interrupt_after() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends, then raise it: the outputs never disagree on the last frame."""
+    with _interrupts_held() as held:
+        yield
     if held:
         raise KeyboardInterrupt
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
-    """Refuse, before any work, an output that would overwrite the input or another output, or that
-    cannot be written (a folder, a folder without write permission)."""
+    """Refuse, before any work, an output that would overwrite the input or another output, that
+    cannot be written (a folder, a folder without write permission) or not in its format (a suffix)."""
+    from maeum.video import VideoError
+    from maeum.video.sinks import check_plot_path, check_video_path
+    from maeum.video.sources import local_file
+
+    if "-" in (args.csv, args.jsonl) and args.csv == args.jsonl:
+        raise ConfigError("--csv - and --jsonl - cannot both write to stdout")
     outputs = [("--out", args.out), ("--csv", args.csv), ("--jsonl", args.jsonl), ("--plot", args.plot)]
-    local_input = args.input is not None and "://" not in args.input
-    refuse_overwriting(outputs, [args.input] if local_input else [])
+    for flag, path, check in (("--out", args.out, check_video_path), ("--plot", args.plot, check_plot_path)):
+        if path is not None:
+            try:
+                check(path)
+            except VideoError as e:
+                raise ConfigError(f"{flag} {e}") from None
+    try:
+        local_input = None if args.input is None else local_file(args.input)  # a file:// URL is a file too
+    except VideoError:  # a file:// URL of another host: open_video says so
+        local_input = None
+    refuse_overwriting(outputs, [local_input] if local_input is not None else [])
     for flag, path in outputs:
         if path is not None and str(path) != "-":
             writable_file(path, flag)
@@ -195,18 +244,17 @@ def _sinks(args: argparse.Namespace, fps: float | None, labels: tuple[str, ...])
     """The outputs asked for, opened before the first frame so a bad path fails at once."""
     from maeum.video import AnnotatedVideo, CsvTimeline, JsonlTimeline, LiveWindow, TimelinePlot, VideoError
 
-    if "-" in (args.csv, args.jsonl) and args.csv == args.jsonl:
-        raise MaeumError("--csv - and --jsonl - cannot both write to stdout")
     sinks: list[Sink] = []
     try:
         if args.out:
             sinks.append(AnnotatedVideo(args.out, fps or 30.0))
+        if args.plot:
+            sinks.append(TimelinePlot(args.plot, labels, args.lang))
+        # The text files last: opening one truncates it, so it must not happen before a failure above.
         if args.csv:
             sinks.append(CsvTimeline(args.csv, labels, args.lang))
         if args.jsonl:
             sinks.append(JsonlTimeline(args.jsonl, args.lang))
-        if args.plot:
-            sinks.append(TimelinePlot(args.plot, labels, args.lang))
     except VideoError:
         _close_all(sinks)
         raise

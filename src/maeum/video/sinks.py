@@ -95,6 +95,27 @@ _FOURCC: dict[str, str] = {
     ".webm": "VP80",
 }
 
+
+def check_video_path(path: str | Path) -> str:
+    """The FourCC to write ``path`` in, from its suffix; VideoError, naming the suffixes, for any other."""
+    fourcc = _FOURCC.get(Path(path).suffix.lower())
+    if fourcc is None:
+        raise VideoError(f"{path}: cannot write this kind of video; use one of {', '.join(sorted(_FOURCC))}")
+    return fourcc
+
+
+def check_plot_path(path: str | Path) -> None:
+    """VideoError unless matplotlib is installed and writes ``path``'s image format."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise VideoError(f"{path}: the timeline plot needs matplotlib: pip install 'maeum[plot]'") from None
+    formats = FigureCanvasAgg(Figure()).get_supported_filetypes()
+    if Path(path).suffix.lower().lstrip(".") not in formats:
+        raise VideoError(f"{path}: plot format not supported; use one of .{', .'.join(sorted(formats))}")
+
+
 # Box colours (BGR) by label; unknown labels are gray.
 _COLOURS: dict[str, tuple[int, int, int]] = {
     "neutral": (200, 200, 200),
@@ -137,9 +158,7 @@ class AnnotatedVideo:
 
     def __init__(self, path: str | Path, fps: float, max_gap_s: float = 2.0) -> None:
         self.path = Path(path)
-        fourcc = _FOURCC.get(self.path.suffix.lower())
-        if fourcc is None:
-            raise VideoError(f"{path}: cannot write this kind of video; use one of {', '.join(sorted(_FOURCC))}")
+        fourcc = check_video_path(path)
         if not self.path.parent.is_dir():
             raise VideoError(f"{path}: folder {self.path.parent} does not exist")
         if not is_utf8(self.path):  # OpenCV would crash on it
@@ -231,16 +250,8 @@ class TimelinePlot:
     def __init__(
         self, path: str | Path, labels: tuple[str, ...], lang: str = "en", max_tracks: int = 6, max_bins: int = 1000
     ) -> None:
-        try:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
-        except ImportError:
-            raise VideoError("the timeline plot needs matplotlib: pip install 'maeum[plot]'") from None
         self.path, self.labels, self.lang = Path(path), labels, lang
-        # Checked now, not after a two-hour run: the folder and the image format.
-        formats = FigureCanvasAgg(Figure()).get_supported_filetypes()
-        if self.path.suffix.lower().lstrip(".") not in formats:
-            raise VideoError(f"{path}: plot format not supported; use one of .{', .'.join(sorted(formats))}")
+        check_plot_path(path)  # now, not after a two-hour run: matplotlib, the image format and the folder
         if not self.path.parent.is_dir():
             raise VideoError(f"{path}: folder {self.path.parent} does not exist")
         self.max_tracks, self.max_bins = max_tracks, max_bins

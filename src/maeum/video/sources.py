@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import re
 import time
+import urllib.parse
+import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -22,9 +23,6 @@ from PIL import Image
 from maeum.errors import VideoError
 from maeum.filenames import is_utf8, opencv_readable, printable
 from maeum.imageio import as_rgb_array, check_file, pil_to_rgb
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +39,9 @@ class Frame:
 class FrameSource(ABC):
     """Frames from a file, stream, camera or arrays, sampled by ``every`` and ``sample_fps``.
 
-    Iterate once; ``close()`` (or ``with``) releases the device or file. ``fps`` and
-    ``frame_count`` are None when the source does not know them.
+    Iterate once (a second pass, or one after ``close()``, raises VideoError: open the video
+    again); ``close()`` (or ``with``) releases the device or file. ``fps`` and ``frame_count``
+    are None when the source does not know them.
     """
 
     def __init__(
@@ -54,6 +53,7 @@ class FrameSource(ABC):
             raise ValueError(f"sample_fps must be > 0, got {sample_fps}")
         self.name, self.fps, self.frame_count = name, fps, frame_count
         self.every, self.sample_fps = every, sample_fps
+        self._read = self._closed = False
 
     @property
     def duration_s(self) -> float | None:
@@ -68,6 +68,12 @@ class FrameSource(ABC):
         return rate
 
     def __iter__(self) -> Iterator[Frame]:
+        # Without these checks a second pass finds no frame and a file "looks truncated".
+        if self._closed:
+            raise VideoError(f"{self.name}: the source is closed; open the video again to read it")
+        if self._read:
+            raise VideoError(f"{self.name}: a source is read once; open the video again to read it again")
+        self._read = True
         keep = _sampler(self.every, self.sample_fps)
         count = 0
         while (t := self._grab(count)) is not None:
@@ -88,9 +94,15 @@ class FrameSource(ABC):
         """Called at the end of the stream with the number of frames read; raises if it ended too early."""
         return None
 
-    @abstractmethod
     def close(self) -> None:
-        """Release the file or device."""
+        """Release the file or device (closing again does nothing)."""
+        if not self._closed:
+            self._closed = True
+            self._release()
+
+    @abstractmethod
+    def _release(self) -> None:
+        """Release what the source holds; called once."""
 
     def __enter__(self) -> FrameSource:
         return self
@@ -143,7 +155,9 @@ class _CaptureSource(FrameSource):
             self.close()
             if self._live:
                 raise VideoError(f"{self.name} opened but gives no frames; check that no other program uses it")
-            raise VideoError(f"{self.name}: no video frame could be decoded; the file is corrupt or has no video")
+            raise VideoError(
+                f"{self.name}: no video frame could be decoded; the file has no frames, is corrupt or has no video"
+            )
         self._primed = True
 
     def _grab(self, index: int) -> float | None:
@@ -177,7 +191,7 @@ class _CaptureSource(FrameSource):
                 "the file looks truncated or corrupt; results up to there are kept"
             )
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._cap.release()
 
 
@@ -200,7 +214,7 @@ class _ArraySource(FrameSource):
         assert self._current is not None
         return as_rgb_array(self._current)
 
-    def close(self) -> None:
+    def _release(self) -> None:
         close = getattr(self._arrays, "close", None)  # a generator: run its cleanup
         if close is not None:
             close()
@@ -259,7 +273,7 @@ class _AnimatedImageSource(FrameSource):
     def _retrieve(self) -> np.ndarray:
         return pil_to_rgb(self._image)
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._image.close()
 
 
@@ -292,39 +306,78 @@ def _open_animated(path: str, every: int, sample_fps: float | None) -> FrameSour
 _LIVE_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "rtp", "udp", "tcp", "srt"})
 
 
-def open_video(source: str | Path, every: int = 1, sample_fps: float | None = None) -> FrameSource:
+def local_file(source: str | Path) -> str | None:
+    """The file a path or ``file://`` URL names; None for a network URL (``rtsp://``, ``http://`` ...)."""
+    text = str(source)
+    if "://" not in text:
+        return text
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme.lower() != "file":
+        return None
+    if parts.netloc not in ("", "localhost"):
+        raise VideoError(f"{text}: a file:// URL on another host; mount it and pass the file's path")
+    return urllib.request.url2pathname(parts.path)
+
+
+def open_video(
+    source: str | Path, every: int = 1, sample_fps: float | None = None, *, timeout_s: float = 10.0
+) -> FrameSource:
     """A video file, animated image (GIF, WebP, APNG) or stream URL (``rtsp://``, ``http://`` ...) as a FrameSource.
 
     Frames come out upright (rotation metadata of phone videos is applied) with their real
     timestamps, so variable-frame-rate files keep their timing. Raises VideoError when the
-    input is missing, is not a video, or has no decodable video stream.
+    input is missing, is not a video, or has no decodable video stream, and when a stream does
+    not answer within ``timeout_s`` seconds (to connect, and later between two frames).
+    A ``file://`` URL is read as the file it names.
     """
-    url = str(source)
-    is_url = "://" in url
-    name = re.sub(r"://[^/@]*@", "://***@", url)  # no passwords in messages and logs
-    if is_url:
-        if not is_utf8(url):
-            raise VideoError(f"{printable(name)}: the URL is not valid UTF-8; percent-encode it")
-        cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG)
-    else:
-        check_file(Path(name), "a video file", VideoError)
-        if (animated := _open_animated(url, every, sample_fps)) is not None:
-            return animated
-        with opencv_readable(url, VideoError) as readable:  # a non-UTF-8 name would crash OpenCV
-            cap = cv2.VideoCapture(readable, cv2.CAP_FFMPEG)
+    path = local_file(source)
+    if path is None:
+        return _open_stream(str(source), every, sample_fps, timeout_s)
+    check_file(Path(path), "a video file", VideoError)
+    if (animated := _open_animated(path, every, sample_fps)) is not None:
+        return animated
+    with opencv_readable(path, VideoError) as readable:  # a non-UTF-8 name would crash OpenCV
+        cap = cv2.VideoCapture(readable, cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
-        if is_url:
-            raise VideoError(f"{name}: cannot open the stream; check the URL, the network and the credentials")
         raise VideoError(
-            f"{name}: not a video OpenCV/FFmpeg can read (corrupt, audio only, or not a video at all); "
+            f"{path}: not a video OpenCV/FFmpeg can read (corrupt, audio only, or not a video at all); "
             "pass a video file such as mp4, avi, mov, mkv or webm"
         )
+    return _started(cap, path, live=False, every=every, sample_fps=sample_fps)
+
+
+def _open_stream(url: str, every: int, sample_fps: float | None, timeout_s: float) -> FrameSource:
+    if timeout_s <= 0:
+        raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+    name = re.sub(r"://[^/@]*@", "://***@", url)  # no passwords in messages and logs
+    if not is_utf8(url):
+        raise VideoError(f"{printable(name)}: the URL is not valid UTF-8; percent-encode it")
+    # FFmpeg's own default waits 30 s for a server that accepts the connection but never answers
+    # (and Ctrl-C cannot interrupt it meanwhile), so the wait is bounded here and said.
+    ms = round(timeout_s * 1000)
+    log.info("%s: connecting (waiting up to %g s)", name, timeout_s)
+    started = time.monotonic()
+    cap = cv2.VideoCapture(
+        url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+    )
+    if not cap.isOpened():
+        cap.release()
+        if time.monotonic() - started >= 0.9 * timeout_s:
+            raise VideoError(
+                f"{name}: no answer within {timeout_s:g} s; check the URL, the port and that the stream is running"
+            )
+        raise VideoError(f"{name}: cannot open the stream; check the URL, the network and the credentials")
+    live = url.split("://", 1)[0].lower() in _LIVE_SCHEMES
+    return _started(cap, name, live=live, every=every, sample_fps=sample_fps)
+
+
+def _started(cap: cv2.VideoCapture, name: str, *, live: bool, every: int, sample_fps: float | None) -> FrameSource:
+    """An opened file or stream capture, upright and with its first frame read (or VideoError)."""
     cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)  # OpenCV's default for FFmpeg, stated so it cannot drift
     rotation = cap.get(cv2.CAP_PROP_ORIENTATION_META)
     if rotation:
         log.info("%s: rotated %d° per its metadata", name, int(rotation))
-    live = url.split("://", 1)[0].lower() in _LIVE_SCHEMES if is_url else False
     src = _CaptureSource(cap, name, live=live, camera=False, every=every, sample_fps=sample_fps)
     src.prime()
     return src
