@@ -710,3 +710,118 @@ def test_a_folder_prepared_by_an_earlier_version_resumes(
     assert _digest(out) == _digest(reference)
     with pytest.raises(DataError, match="other settings"):
         prepare(PrepareConfig("aihub", Path(aihub_zips.root.name), out, size=64, workers=1, report=False))
+
+
+# -- found by trying the commands as a user ---------------------------------------------------------
+
+
+def test_an_out_holding_other_files_is_refused_and_left_as_it_was(tmp_path: Path, capsys) -> None:
+    root = _small(tmp_path / "src")
+    out = tmp_path / "mine"
+    (out / "images").mkdir(parents=True)
+    (out / "images" / "my_photo.jpg").write_bytes(b"precious")
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(DataError, match=r"already holds other files \(images, notes.txt\)"):
+        prepare(PrepareConfig("aihub", root, out, workers=1, report=False))
+    assert _cli_main("aihub", str(root), "--out", str(out)) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        "images",
+        "images/my_photo.jpg",
+        "notes.txt",
+    ]
+    # Hidden files and empty folders hold nothing to lose; a folder maeum prepared is resumed as ever.
+    empty = tmp_path / "empty"
+    (empty / "images").mkdir(parents=True)
+    (empty / ".DS_Store").write_bytes(b"\0")
+    assert prepare(PrepareConfig("aihub", root, empty, workers=1, report=False))["prepared"] == 14
+    (empty / "README.md").write_text("my notes on this folder", encoding="utf-8")
+    assert prepare(PrepareConfig("aihub", root, empty, workers=1, report=False))["prepared"] == 14
+
+
+def test_unknown_detector_or_aligner_and_nan_split_are_refused_before_out(tmp_path: Path, capsys) -> None:
+    root = _small(tmp_path / "src")
+    out = tmp_path / "out"
+    for extra in (["--detector", "nope"], ["--aligner", "nope"]):
+        assert _cli_main("aihub", str(root), "--out", str(out), "--crop", "detect", *extra) == 2
+        assert f"{extra[0]} 'nope' is unknown; choose one of" in capsys.readouterr().err
+    for split in ("nan,0,1", "1.5,-0.5,0"):
+        assert _cli_main("aihub", str(root), "--out", str(out), "--split", split) == 2
+        err = capsys.readouterr().err
+        assert "give three non-negative fractions" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_ages_that_are_no_whole_number_of_years_become_null(tmp_path: Path) -> None:
+    info = build_layout_a(
+        tmp_path / "src", default_records()[:14], zipped=False, json_encodings=("utf-8",),
+        malformed_json=False, extra_image_without_record=False,
+    )  # fmt: skip
+    label_file = info.root / "labels" / "img_emotion_training_data(기쁨).json"
+    records = json.loads(label_file.read_text(encoding="utf-8"))
+    records[0]["age"], records[1]["age"] = 1e300, "twenty"  # 1e300 stopped the run when the manifest was written
+    label_file.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+    s = prepare(PrepareConfig("aihub", info.root, tmp_path / "out", workers=1, report=False))
+    assert s["prepared"] == 14
+    ages = {r["name"]: r["age"] for r in _rows(tmp_path / "out")}
+    assert ages[records[0]["filename"]] is None and ages[records[1]["filename"]] is None
+    assert sum(age is not None for age in ages.values()) == 12
+
+
+def test_a_second_run_into_the_same_out_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    from maeum.data.prepare import _lock
+
+    root = _small(tmp_path / "src")
+    out = tmp_path / "out"
+    assert prepare(PrepareConfig("aihub", root, out, workers=1, report=False))["prepared"] == 14
+    with _lock(out / ".work"):  # as a run in progress holds it
+        with pytest.raises(DataError, match="another `maeum data prepare` is writing into"):
+            prepare(PrepareConfig("aihub", root, out, workers=1, report=False))
+        assert (out / ".work" / "state.sqlite").is_file()  # the running one's state is untouched
+    assert prepare(PrepareConfig("aihub", root, out, workers=1, report=False))["prepared"] == 14
+
+
+def test_a_full_disk_under_the_work_state_stops_in_one_line_and_resumes(tmp_path: Path, capsys) -> None:
+    root = _small(tmp_path / "src")
+    reference = tmp_path / "reference"
+    prepare(PrepareConfig("aihub", root, reference, workers=1, report=False))
+    capsys.readouterr()  # what an earlier test's logging handler made of it
+    out = tmp_path / "out"
+    out.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(out)]).returncode:
+        pytest.skip("needs root to mount a small tmpfs standing in for a full disk")
+    try:
+        args = ("aihub", str(root), "--out", str(out), "--shard-size", "4")
+        assert _cli_main(*args) == 3
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "run the same command again to finish" in err
+        assert not (out / "manifest.parquet").exists()
+        subprocess.run(["mount", "-o", "remount,size=20m", str(out)], check=True)  # space again
+        assert _cli_main(*args) == 0
+        assert _rows(out) == _rows(reference)
+    finally:
+        subprocess.run(["umount", "-l", str(out)], check=True)
+
+
+def test_fer2013_refuses_a_file_that_is_no_csv_before_out(tmp_path: Path) -> None:
+    packed = tmp_path / "fer2013.tar.gz"
+    packed.write_bytes(b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4)
+    with pytest.raises(DataError, match=r"not a FER2013 CSV.*gzip archive: extract fer2013\.csv"):
+        prepare(PrepareConfig("fer2013", packed, tmp_path / "out", workers=1))
+    binary = tmp_path / "fer2013.csv"
+    binary.write_bytes(bytes(range(128, 256)) * 8)  # not UTF-8: was a UnicodeDecodeError traceback
+    with pytest.raises(DataError, match="not a FER2013 CSV"):
+        prepare(PrepareConfig("fer2013", binary, tmp_path / "out", workers=1))
+    assert not (tmp_path / "out").exists()
+
+
+def test_fer2013_pixels_out_of_range_are_a_malformed_record(tmp_path: Path, astronaut: np.ndarray) -> None:
+    gray = np.asarray(Image.fromarray(astronaut).convert("L").resize((48, 48)))
+    good = " ".join(map(str, gray.ravel()))
+    rows = [f"3,{good},Training", f"4,{good},Training", "5," + " ".join(["300"] * 2304) + ",Training"]
+    csv_file = tmp_path / "fer2013.csv"
+    csv_file.write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    s = prepare(PrepareConfig("fer2013", csv_file, tmp_path / "out", workers=1, report=False))
+    assert s["prepared"] == 2 and s["errors"] == {"malformed_record": 1}
+    (line,) = (tmp_path / "out" / "errors.jsonl").read_text(encoding="utf-8").splitlines()
+    assert "pixels must be numbers from 0 to 255" in json.loads(line)["reason"]

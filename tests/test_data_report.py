@@ -264,3 +264,15 @@ def test_a_font_without_hangul_is_not_used(monkeypatch: pytest.MonkeyPatch) -> N
     dejavu = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"), fallback_to_default=False)
     monkeypatch.setattr(fonts, "font_files", lambda: iter([dejavu, "/nonexistent/font.ttf"]))
     assert fonts.hangul_font() is None
+
+
+@pytest.mark.parametrize("text", ["{truncated", "[1, 2]", "\udcff"])
+def test_the_report_command_reads_past_a_damaged_summary(tmp_path: Path, astronaut: np.ndarray, capsys, text) -> None:
+    from maeum.cli import main
+
+    _write_dataset(tmp_path, astronaut)
+    (tmp_path / "summary.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    assert main(["data", "report", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "summary.json is unreadable" in err and "Traceback" not in err
+    assert (tmp_path / "report.md").is_file()

@@ -7,7 +7,7 @@ import logging
 import os
 from pathlib import Path
 
-from maeum.errors import MaeumError
+from maeum.errors import MaeumError, OutputError
 from maeum.outpaths import output_folder
 
 log = logging.getLogger("maeum")
@@ -36,7 +36,7 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", type=Path, help="the download: a folder, zip, TSV (AI Hub layout B) or CSV (FER2013)")
     p.add_argument(
         "--out", type=Path, required=True,
-        help="output folder, outside the source (resumes if it holds an unfinished run)",
+        help="output folder: new, empty or an earlier run's, outside the source (resumes an unfinished run)",
     )  # fmt: skip
     p.add_argument(
         "--policy", choices=POLICIES, default="majority",
@@ -84,7 +84,7 @@ def _prepare(args: argparse.Namespace) -> int:
         fractions = tuple(float(v) for v in args.split.split(","))
     except ValueError:
         raise MaeumError(f"--split {args.split!r}: give three fractions such as 0.8,0.1,0.1") from None
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-3:
+    if len(fractions) != 3 or not all(0 <= f <= 1 for f in fractions) or abs(sum(fractions) - 1) > 1e-3:
         raise MaeumError(f"--split {args.split!r}: give three non-negative fractions summing to 1")
     cfg = PrepareConfig(
         kind=args.kind,
@@ -125,6 +125,17 @@ def _report(args: argparse.Namespace) -> int:
     from maeum.data.report import write_report
 
     summary_file = args.folder / SUMMARY_NAME
-    summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.is_file() else None
-    write_report(args.folder, summary)
+    summary = None
+    if summary_file.is_file():
+        try:
+            summary = json.loads(summary_file.read_text(encoding="utf-8"))
+            if not isinstance(summary, dict):
+                raise ValueError(f"a JSON {type(summary).__name__}, not an object")
+        except (OSError, ValueError) as e:  # ValueError: not JSON, not UTF-8
+            log.warning("%s is unreadable (%s): the report leaves out the counts only it holds", summary_file, e)
+            summary = None
+    try:
+        write_report(args.folder, summary)
+    except OSError as e:
+        raise OutputError(f"cannot write the report into {args.folder}: {e.strerror or e}") from None
     return EXIT_OK

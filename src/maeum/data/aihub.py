@@ -119,11 +119,16 @@ def _text(value: Any) -> str | None:
     return nfc(str(value)).strip() or None if value is not None else None
 
 
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
+def _int(value: Any, low: int = 0, high: int = 150) -> int | None:
+    """An age as an int in ``low..high``; None for anything else (``"twenty"``, ``true``, ``1e300``, ``Infinity``),
+    which would otherwise stop the run when the manifest is written."""
+    if isinstance(value, bool):
         return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if low <= number <= high else None
 
 
 def _iter_json_array(location: str, encoding: str) -> Iterator[Any]:

@@ -194,7 +194,8 @@ def _parse_name(name: str) -> tuple[str, str | None, int | None, str | None, str
     if len(fields) < 4 or fields[1] not in _GENDERS or not (fields[2].isascii() and fields[2].isdigit()):
         return person, None, None, None, None
     background = fields[4] if len(fields) > 4 and fields[4] else None
-    return person, fields[1], int(fields[2]), label_key(fields[3]), background
+    age = int(fields[2]) if len(fields[2]) <= 3 and int(fields[2]) <= 150 else None  # the manifest's age is int32
+    return person, fields[1], age, label_key(fields[3]), background
 
 
 def _detect_encoding(path: Path) -> str:

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image
@@ -39,7 +39,7 @@ from maeum.data.policy import DEFAULT_TIEBREAK, POLICIES, AgreementStats, resolv
 from maeum.data.records import DataError, Record
 from maeum.data.sources import Source, open_source
 from maeum.data.split import SPLITS, assign_splits, seeded_key
-from maeum.errors import ImageError
+from maeum.errors import ImageError, OutputError
 from maeum.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -152,25 +152,110 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
     _refuse_out_inside_source(cfg)
     _check_options(cfg, source)
     crop_cfg = _crop_config(cfg, source)
+    _check_detect_names(crop_cfg)
     settings = cfg.settings(source, crop_cfg)
+    _refuse_foreign_out(cfg.out)
     work = cfg.out / WORK_DIR
     out_existed = cfg.out.exists()
-    work.mkdir(parents=True, exist_ok=True)
     try:
-        with _State(work / "state.sqlite") as state:
-            state.check_settings(settings, cfg.out, lambda saved: _upgrade_settings(saved, source, cfg.out))
-            summary = _run(state, cfg, source, crop_cfg, settings)
-    except DataError:
-        _discard_unfinished(cfg.out, out_existed)
-        raise
-    if cfg.report:
+        work.mkdir(parents=True, exist_ok=True)
+        lock = _lock(work)
+    except OSError as e:
+        raise _stopped(cfg.out, e) from None
+    with lock:
         try:
-            from maeum.data.report import write_report
+            with _State(work / "state.sqlite") as state:
+                state.check_settings(settings, cfg.out, lambda saved: _upgrade_settings(saved, source, cfg.out))
+                summary = _run(state, cfg, source, crop_cfg, settings)
+        except DataError:
+            _discard_unfinished(cfg.out, out_existed)
+            raise
+        except (OSError, sqlite3.Error) as e:  # a full disk, a read-only --out
+            raise _stopped(cfg.out, e) from None
+        if cfg.report:
+            try:
+                from maeum.data.report import write_report
 
-            write_report(cfg.out, summary)
-        except DataError as e:  # matplotlib missing: the data is ready all the same
-            log.warning("no report: %s", e)
+                write_report(cfg.out, summary)
+            except DataError as e:  # matplotlib missing: the data is ready all the same
+                log.warning("no report: %s", e)
+            except OSError as e:
+                raise _stopped(cfg.out, e) from None
     return summary
+
+
+def _lock(work: Path) -> IO[str]:
+    """Hold ``work/lock`` for the run (released when the returned file is closed): two runs into one --out
+    would cut the same crops into the same files and each commit half of them."""
+    f = (work / "lock").open("a+", encoding="utf-8")
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory file locks; one run at a time is up to the user
+        return f
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise DataError(
+            f"another `maeum data prepare` is writing into {work.parent}; wait for it to finish (or stop it), "
+            "or pass another --out"
+        ) from None
+    return f
+
+
+def _stopped(out: Path, e: OSError | sqlite3.Error) -> OutputError:
+    """The one-line error for a run stopped by its own outputs: what failed, and that a rerun resumes."""
+    if isinstance(e, sqlite3.Error):
+        what = f"cannot write the work state {out / WORK_DIR / 'state.sqlite'}: {e}"
+    else:
+        what = f"cannot write into {out}: {e.strerror or e}" + (f" ({e.filename})" if e.filename else "")
+    return OutputError(
+        f"{what}; the work done so far is kept: free disk space (or make {out} writable) and run the same command "
+        "again to finish"
+    )
+
+
+# What `maeum data prepare` writes into --out; a folder holding one of the first three is one it prepared.
+_OWN_MARKERS: tuple[str, ...] = (WORK_DIR, MANIFEST_NAME, ERRORS_NAME)
+
+
+def _refuse_foreign_out(out: Path) -> None:
+    """Refuse an --out that holds files of its own: a rerun deletes every file under ``images/`` and ``masks/``
+    that is no crop of the run (and both folders when settings change), so a user's files there would be lost."""
+    if not out.is_dir():
+        return
+
+    def counts(p: Path) -> bool:  # hidden files (.DS_Store) and empty folders hold nothing to lose
+        if p.name.startswith(".") and p.name != WORK_DIR:
+            return False
+        return not p.is_dir() or p.is_symlink() or next(p.iterdir(), None) is not None
+
+    try:
+        names = sorted(p.name for p in out.iterdir() if counts(p))
+    except OSError as e:
+        raise DataError(f"--out {out}: cannot list it ({e.strerror}); check the folder and its permissions") from None
+    if not names or any(name in names for name in _OWN_MARKERS):
+        return
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    raise DataError(
+        f"--out {out} already holds other files ({shown}), which maeum would mix with its crops and may delete on "
+        "a later run; pass a new or empty folder, or one `maeum data prepare` wrote"
+    )
+
+
+def _check_detect_names(crop: CropConfig) -> None:
+    """With --crop detect, refuse an unknown --detector or --aligner now, not image by image once cropping starts."""
+    if crop.mode != "detect":
+        return
+    from maeum.align import list_aligners
+    from maeum.detect import list_detectors
+
+    for flag, name, known in (
+        ("--detector", crop.detector, list_detectors()),
+        ("--aligner", crop.aligner, list_aligners()),
+    ):
+        if name not in known:
+            raise DataError(f"{flag} {name!r} is unknown; choose one of: {', '.join(known)}")
 
 
 def _run(

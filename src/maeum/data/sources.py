@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image
@@ -179,12 +180,27 @@ def _fer2013(path: Path, work_dir: Path) -> Source:
         raise DataError(f"{path}: not a file; pass the Kaggle fer2013.csv itself")
     folder = work_dir / "fer2013"
 
+    def open_csv(f: IO[str]) -> csv.DictReader:
+        """A reader past the header; DataError for a file that is no FER2013 CSV (a zip, a tar.gz, another CSV)."""
+        try:
+            reader = csv.DictReader(f)
+            fields = reader.fieldnames
+        except (csv.Error, UnicodeDecodeError):
+            fields = None
+        missing = {"emotion", "pixels", "Usage"} - set(fields or ())
+        if missing:
+            with path.open("rb") as raw:
+                packed = raw.read(4).startswith((b"PK\x03\x04", b"\x1f\x8b"))
+            hint = "; it is a zip or gzip archive: extract fer2013.csv and pass that" if packed else ""
+            raise DataError(f"{path}: not a FER2013 CSV; missing columns {', '.join(sorted(missing))}{hint}")
+        return reader
+
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        open_csv(f)  # refused before --out is made
+
     def rows() -> Iterator[tuple[str, int, str | None, str | None, str | None]]:  # (name, line, emotion, usage, pixels)
         with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            missing = {"emotion", "pixels", "Usage"} - set(reader.fieldnames or ())
-            if missing:
-                raise DataError(f"{path}: not a FER2013 CSV; missing columns {', '.join(sorted(missing))}")
+            reader = open_csv(f)
             try:
                 for line, row in enumerate(reader, start=2):
                     # A short row (a file cut off mid-download) has None for its missing fields.
@@ -200,7 +216,10 @@ def _fer2013(path: Path, work_dir: Path) -> Source:
         split = _SPLIT_NAMES.get(usage.strip().lower())
         if split is None:
             raise ValueError(f"Usage {usage!r} is not Training, PublicTest or PrivateTest")
-        gray = np.array(pixels.split(), dtype=np.uint8)
+        try:
+            gray = np.array(pixels.split(), dtype=np.uint8)
+        except (ValueError, OverflowError) as e:  # numpy's words ("out of bounds for uint8") name no pixel range
+            raise ValueError(f"pixels must be numbers from 0 to 255 separated by spaces ({e})") from None
         if gray.size != 48 * 48:
             raise ValueError(f"{gray.size} pixels, expected 2304")
         return FER2013_LABELS[int(emotion)], split, gray.reshape(48, 48)
