@@ -561,3 +561,21 @@ def test_a_message_logged_under_a_progress_bar_starts_its_own_line(monkeypatch: 
     assert lines[0].startswith("\r[############") and lines[0].endswith("\r\x1b[Kmaeum: broken.jpg: not an image")
     assert lines[1].startswith("\r[###############") and "\x1b[K" not in lines[1]  # drawn again, then closed
     assert lines[2:] == ["maeum: broken.jpg: not an image", ""]
+
+
+def test_no_progress_bar_between_results_on_the_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(40):  # long enough for the bar to be drawn (it waits 0.2 s)
+        shutil.copy(EXAMPLES / "astronaut.jpg", folder / f"{i:02d}.jpg")
+
+    def run(stdout: io.StringIO) -> str:
+        stderr = _Terminal()
+        monkeypatch.setattr(sys, "stdout", stdout)
+        monkeypatch.setattr(sys, "stderr", stderr)
+        assert cli.main(["analyze", str(folder), "--format", "jsonl"]) == 0
+        assert stdout.getvalue().count("\n") == 40
+        return stderr.getvalue()
+
+    assert "images/s" in run(io.StringIO())  # results piped: the bar on the terminal
+    assert "images/s" not in run(_Terminal())  # results on the terminal too: none

@@ -237,6 +237,8 @@ def _analyze(args: argparse.Namespace) -> int:
     )
     writer = _Writer(target, args.format, args.lang, analyzer.classifier.labels)
     progress = Progress(sum(1 for _, p, _ in inputs if p is not None), "images")
+    if not to_file and sys.stdout.isatty():  # the results on the terminal show the progress; a bar would cut them
+        progress.enabled = False
     failed = done = read = 0
     batch: list[tuple[str, np.ndarray | None, str]] = []  # (path, image, error), in input order
 
