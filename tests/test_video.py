@@ -561,28 +561,11 @@ def test_ctrl_c_while_a_frame_is_written_waits_for_its_last_output() -> None:
         signal.signal(signal.SIGINT, previous)
 
 
-def test_ctrl_c_leaves_valid_partial_outputs(tmp_path: Path, faces: dict[str, np.ndarray]) -> None:
-    # Long enough (1,500 frames) that the run cannot end before the signal arrives.
-    frames = [place((240, 320), (faces["astronaut"], k % 100, 0)) for k in range(1500)]
-    clip = write_clip(tmp_path / "long.mp4", frames)
+def test_ctrl_c_leaves_valid_partial_outputs(tmp_path: Path, long_mp4: Path) -> None:
     out_csv, out_mp4 = tmp_path / "t.csv", tmp_path / "t.mp4"
-    argv = ["video", str(clip), "--csv", str(out_csv), "--out", str(out_mp4), "--detect-every", "1", "--threads", "1"]
-    # SIGINT back to its default in the child: a shell that starts the tests in the background
-    # ignores it, and a child that starts with it ignored never sees Ctrl-C.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "maeum.cli", *argv],
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if out_csv.exists() and out_csv.read_text().count("\n") > 20:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    argv = ["video", str(long_mp4), "--csv", str(out_csv), "--out", str(out_mp4), "--detect-every", "1"]
+    code, err = _ctrl_c([*argv, "--threads", "1"], lambda: out_csv.exists() and out_csv.read_text().count("\n") > 20)
+    assert code == 130, err
     assert "interrupted" in err
     rows = list(csv.DictReader(out_csv.open()))
     assert 20 <= len(rows) < 1500 and all(r[FERPLUS7[-1]] for r in rows)  # whole rows only
