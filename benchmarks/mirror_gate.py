@@ -1,6 +1,6 @@
 """Speed and accuracy of the bundled model's forms on the FER+ Test faces, measured in turns.
 
-    python benchmarks/mirror_gate.py [--shared ../shared] [--rounds 3] [--model FILE.onnx ...]
+    python benchmarks/mirror_gate.py [--shared ../shared] [--rounds 3] [--model FILE.onnx ...] [--profile]
 
 The forms: the bundled model as served (its mirror gate: faces it is unsure of are averaged
 with their mirror image), one pass over every face (``ferplus-resnet-s-fast``), and every face
@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", action="append", default=[], help="another .onnx to measure (repeatable)")
+    parser.add_argument("--profile", action="store_true", help="also print where the bundled file's time goes")
     args = parser.parse_args()
     test = ferplus.load_split(args.shared / "data" / "ferplus", "test", CACHE / "ferplus")
     majority = test.majority()
@@ -75,6 +76,50 @@ def main() -> None:
     out(f"cpu: {cpu_description()}; threads: {args.threads}; {len(test.images):,} FER+ Test faces, runs of 256\n")
     header = ["form", "FER+ Test accuracy", "faces mirrored", *(f"faces/s, round {i + 1}" for i in range(args.rounds))]
     out(table(list(rows.values()), header))
+    if args.profile:
+        out("\n" + profile(served, inputs[next(iter(forms))][:256], args.threads))
+
+
+def profile(clf: EmotionClassifier, faces: np.ndarray, threads: int, runs: int = 5) -> str:
+    """onnxruntime's profiler over ``runs`` single passes of ``faces``: each operator type's share of the
+    time, and the five nodes that take most."""
+    import json
+    import tempfile
+    from collections import defaultdict
+
+    import onnxruntime as ort
+
+    from maeum.preprocess import resize_crops, to_model_input
+
+    x = to_model_input(resize_crops(faces, clf.info.input.size), clf.info.input)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.x64quantprecision", "1")  # as maeum's own sessions
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory() as folder:
+        options.profile_file_prefix = str(Path(folder) / "ort")
+        session = ort.InferenceSession(str(clf.path), options, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        for _ in range(runs):
+            session.run(None, {name: x})
+        events = json.loads(Path(session.end_profiling()).read_text())
+    per_node: dict[tuple[str, str], float] = defaultdict(float)
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            per_node[(e["args"]["op_name"], e["name"].removesuffix("_kernel_time"))] += e["dur"]
+    total = sum(per_node.values())
+    per_op: dict[str, float] = defaultdict(float)
+    for (op, _), us in per_node.items():
+        per_op[op] += us
+    ops = [[op, f"{100 * us / total:.1f} %"] for op, us in sorted(per_op.items(), key=lambda kv: -kv[1])]
+    top = sorted(per_node.items(), key=lambda kv: -kv[1])[:5]
+    nodes = [[op, node, f"{100 * us / total:.1f} %"] for (op, node), us in top]
+    return (
+        f"{clf.info.name}: onnxruntime's profiler, {runs} runs of {len(x)} faces, one pass\n\n"
+        + table(ops, ["operator", "share of the time"])
+        + "\n\n"
+        + table(nodes, ["operator", "node", "share of the time"])
+    )
 
 
 if __name__ == "__main__":
