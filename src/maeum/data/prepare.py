@@ -215,7 +215,7 @@ def _stopped(out: Path, e: OSError | sqlite3.Error) -> OutputError:
     )
 
 
-# What `maeum data prepare` writes into --out; a folder holding one of the first three is one it prepared.
+# What `maeum data prepare` writes into --out; a folder holding any of these is one it prepared.
 _OWN_MARKERS: tuple[str, ...] = (WORK_DIR, MANIFEST_NAME, ERRORS_NAME)
 
 
