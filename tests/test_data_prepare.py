@@ -752,6 +752,28 @@ def test_unknown_detector_or_aligner_and_nan_split_are_refused_before_out(tmp_pa
     assert not out.exists()
 
 
+def test_detector_and_aligner_without_crop_detect_are_refused(tmp_path: Path, capsys) -> None:
+    root = _small(tmp_path / "src")
+    out = tmp_path / "out"
+    assert _cli_main("aihub", str(root), "--out", str(out), "--detector", "haar", "--aligner", "upright") == 2
+    assert "--detector and --aligner apply to --crop detect only" in capsys.readouterr().err
+    assert _cli_main("aihub", str(root), "--out", str(out), "--crop", "box", "--aligner", "upright") == 2
+    assert "--aligner apply to --crop detect only" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_folder_whose_work_state_was_deleted_keeps_its_settings(prepared, aihub_zips, tmp_path: Path) -> None:
+    reference, _ = prepared
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    shutil.rmtree(out / ".work")  # as docs/datasets.md allows once a run is done
+    with pytest.raises(DataError, match=r"other settings \(size: 224 -> 64\)"):
+        prepare(PrepareConfig("aihub", aihub_zips.root, out, size=64, workers=1, report=False))
+    assert _digest(out) == _digest(reference)
+    prepare(PrepareConfig("aihub", aihub_zips.root, out, workers=1, report=False))  # the same settings start over
+    assert _digest(out) == _digest(reference)
+
+
 def test_ages_that_are_no_whole_number_of_years_become_null(tmp_path: Path) -> None:
     info = build_layout_a(
         tmp_path / "src", default_records()[:14], zipped=False, json_encodings=("utf-8",),

@@ -61,8 +61,8 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resplit", action="store_true", help="ignore the source's own splits (FER) and split anew")
     p.add_argument("--seed", type=int, default=0, help="seed of the split and the cap (default: 0)")
     p.add_argument("--cap", type=int, help="keep at most N images per class")
-    p.add_argument("--detector", default="retinaface", help="with --crop detect: the face detector")
-    p.add_argument("--aligner", default="similarity", help="with --crop detect: the aligner")
+    p.add_argument("--detector", help="with --crop detect: the face detector (default: retinaface)")
+    p.add_argument("--aligner", help="with --crop detect: the aligner (default: similarity)")
     p.add_argument("--full-decode", action="store_true", help="decode JPEGs at full size (slower; for comparison)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
     p.add_argument("--engine", choices=ENGINES, default="local", help="local processes or a Ray cluster")
@@ -86,6 +86,9 @@ def _prepare(args: argparse.Namespace) -> int:
         raise MaeumError(f"--split {args.split!r}: give three fractions such as 0.8,0.1,0.1") from None
     if len(fractions) != 3 or not all(0 <= f <= 1 for f in fractions) or abs(sum(fractions) - 1) > 1e-3:
         raise MaeumError(f"--split {args.split!r}: give three non-negative fractions summing to 1")
+    given = [name for name, value in (("--detector", args.detector), ("--aligner", args.aligner)) if value is not None]
+    if given and args.crop != "detect":
+        raise MaeumError(f"{' and '.join(given)} apply to --crop detect only; add --crop detect or leave them out")
     cfg = PrepareConfig(
         kind=args.kind,
         source=args.source,
@@ -101,8 +104,8 @@ def _prepare(args: argparse.Namespace) -> int:
         resplit=args.resplit,
         seed=args.seed,
         cap=args.cap,
-        detector=args.detector,
-        aligner=args.aligner,
+        detector=PrepareConfig.detector if args.detector is None else args.detector,
+        aligner=PrepareConfig.aligner if args.aligner is None else args.aligner,
         reduced_decode=not args.full_decode,
         workers=args.workers,
         engine=args.engine,

@@ -382,6 +382,26 @@ def _crop_config(cfg: PrepareConfig, source: Source) -> CropConfig:
         raise DataError(str(e)) from None
 
 
+def _finished_settings(out: Path) -> dict[str, Any] | None:
+    """The settings in ``out``'s summary.json (a finished run's), or None where there is none to read."""
+    try:
+        saved = json.loads((out / SUMMARY_NAME).read_text(encoding="utf-8"))["settings"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return saved if isinstance(saved, dict) else None
+
+
+def _settings_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
+    return ", ".join(f"{k}: {old.get(k)!r} -> {v!r}" for k, v in new.items() if old.get(k) != v)
+
+
+def _other_settings(out: Path, old: dict[str, Any], new: dict[str, Any]) -> DataError:
+    return DataError(
+        f"{out} holds a preparation with other settings ({_settings_diff(old, new)}); "
+        "use another --out folder, or delete this one to start over"
+    )
+
+
 class _State:
     """The work database: records, splits, crops and errors, committed stage by stage."""
 
@@ -418,6 +438,10 @@ class _State:
         """
         saved = self.get("settings")
         text = json.dumps(settings, sort_keys=True, ensure_ascii=False)
+        if saved is None:  # a new folder, or one whose .work was deleted after its run
+            finished = _finished_settings(out)
+            if finished is not None and settings not in (finished, upgrade(finished)):
+                raise _other_settings(out, finished, settings)
         if saved is not None and self.get("settings_version") is None:
             upgraded = upgrade(json.loads(saved))
             if upgraded is not None:
@@ -429,13 +453,10 @@ class _State:
         if saved is not None:
             prepared = self.db.execute("SELECT COUNT(*) FROM results").fetchone()[0] or (out / MANIFEST_NAME).exists()
             old = json.loads(saved)
-            diff = ", ".join(f"{k}: {old.get(k)!r} -> {v!r}" for k, v in settings.items() if old.get(k) != v)
             if prepared:
-                raise DataError(
-                    f"{out} holds a preparation with other settings ({diff}); "
-                    "use another --out folder, or delete this one to start over"
-                )
-            log.info("%s: an earlier run with other settings prepared nothing (%s); starting over", out, diff)
+                raise _other_settings(out, old, settings)
+            log.info("%s: an earlier run with other settings prepared nothing (%s); starting over", out,
+                     _settings_diff(old, settings))  # fmt: skip
             self.db.execute("BEGIN")
             for table in ("meta", "images", "masks", "records", "errors", "results", "sizes", "inputs", "previous"):
                 self.db.execute(f"DELETE FROM {table}")
