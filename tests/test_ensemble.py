@@ -275,6 +275,7 @@ def test_cli_ensemble_then_analyze(capsys: pytest.CaptureFixture[str], tmp_path:
         ([DEFAULT_MODEL, DEFAULT_MODEL, "--weights", "1,x"], "separated by commas"),
         ([DEFAULT_MODEL, DEFAULT_MODEL, "--weights", "1,2,3"], "one per model"),
         ([DEFAULT_MODEL, DEFAULT_MODEL, "--weights", "0,0"], "all zero"),
+        ([DEFAULT_MODEL, DEFAULT_MODEL, "--weights=-1,2"], "negative"),
         ([DEFAULT_MODEL, "missing.onnx"], "missing.onnx not found"),
     ],
 )
@@ -284,3 +285,13 @@ def test_cli_errors_exit_2_with_a_message(
     code = main(["ensemble", *args, "--out", str(tmp_path / "e.onnx")])
     assert code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "e.onnx").exists()
+
+
+def test_cli_negative_weights_get_a_hint_then_the_real_refusal(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:  # argparse reads "-1,2" as an option, not as the value
+        main(["ensemble", DEFAULT_MODEL, DEFAULT_MODEL, "--weights", "-1,2", "--out", "e.onnx"])
+    assert exit_info.value.code == 2
+    assert "(a value starting with '-' is written --weights=-1,2)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a value simply left out gets no such hint
+        main(["ensemble", DEFAULT_MODEL, DEFAULT_MODEL, "--weights"])
+    assert "expected one argument\n" in capsys.readouterr().err

@@ -8,13 +8,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import itertools
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -109,6 +111,23 @@ class _SubcommandParser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=_VERBOSE_HELP)
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+        self._argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str) -> NoReturn:
+        """argparse's error, with a hint where it took a negative value for an option: ``--weights -1,2``."""
+        missing = re.fullmatch(r"argument (\S+): expected one argument", message)
+        argv = getattr(self, "_argv", [])
+        if missing:
+            names = missing[1].split("/")
+            for token, value in itertools.pairwise(argv):
+                if token in names and re.match(r"-[\d.]", value):
+                    long_name = max(names, key=len)
+                    message += f" (a value starting with '-' is written {long_name}={value})"
+                    break
+        super().error(message)
 
 
 def _parser() -> argparse.ArgumentParser:
