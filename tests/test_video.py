@@ -837,3 +837,36 @@ def test_no_progress_bar_inside_a_timeline_on_the_terminal(one_face_mp4: Path) -
     # Into a file, the bar is drawn on the terminal as before.
     with tempfile.TemporaryDirectory() as folder:
         assert "frames/s" in run("--csv", str(Path(folder) / "t.csv"))
+
+
+def test_a_still_photo_is_one_frame_with_a_hint(
+    tmp_path: Path, faces: dict[str, np.ndarray], caplog: pytest.LogCaptureFixture
+) -> None:
+    photo = tmp_path / "selfie.jpg"
+    Image.fromarray(place((240, 320), (faces["astronaut"], 60, 0))).save(photo)
+    with caplog.at_level("WARNING"), open_video(photo) as source:
+        assert len(list(source)) == 1
+    assert "selfie.jpg is a still JPEG image, read as a one-frame video; `maeum analyze`" in caplog.text
+
+
+def test_stream_timeout_is_an_option_and_ctrl_c_stops_the_connect() -> None:
+    """FFmpeg's connect cannot be interrupted; Ctrl-C used to wait for the whole timeout."""
+    import select
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        url = f"rtsp://127.0.0.1:{server.getsockname()[1]}/live"
+        assert video_cli(url, "--timeout", "1") == 1
+        with contextlib.suppress(BlockingIOError):  # the connection that run left
+            server.setblocking(False)
+            server.accept()[0].close()
+
+        def connected() -> bool:
+            return bool(select.select([server], [], [], 0)[0])
+
+        started = time.monotonic()
+        code, err = _ctrl_c(["video", url, "--timeout", "300"], connected)
+        assert code == 130 and "interrupted" in err and "Traceback" not in err
+        assert time.monotonic() - started < 120  # not the 300 s timeout

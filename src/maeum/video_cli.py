@@ -74,6 +74,13 @@ def add_video_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="average each face's scores over its last N analysed frames (default 5; 1: no smoothing)",
     )
+    v.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=10.0,
+        metavar="S",
+        help="stream URLs: seconds to wait for the connection, and later for each frame (default 10)",
+    )
     v.add_argument("--lang", choices=LANGUAGES, default="en", help="label names in the timeline and plot: en or ko")
     v.add_argument(
         "--show",
@@ -115,7 +122,7 @@ def run_video(args: argparse.Namespace) -> int:
         if args.camera is not None:
             source = open_camera(args.camera, every=args.every, sample_fps=args.fps)
         else:
-            source = open_video(args.input, every=args.every, sample_fps=args.fps)
+            source = open_video(args.input, every=args.every, sample_fps=args.fps, timeout_s=args.timeout)
     except VideoError as e:
         log.error("%s", e)
         return EXIT_FAILED

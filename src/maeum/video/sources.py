@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -293,6 +294,11 @@ def _open_animated(path: str, every: int, sample_fps: float | None) -> FrameSour
     except (OSError, SyntaxError, ValueError):  # damaged after its first frame: FFmpeg's to judge
         animated = False
     if not animated:
+        log.warning(
+            "%s is a still %s image, read as a one-frame video; `maeum analyze` is the command for photos",
+            printable(path),
+            image.format,
+        )
         image.close()
         return None
     try:
@@ -353,16 +359,15 @@ def _open_stream(url: str, every: int, sample_fps: float | None, timeout_s: floa
     name = re.sub(r"://[^/@]*@", "://***@", url)  # no passwords in messages and logs
     if not is_utf8(url):
         raise VideoError(f"{printable(name)}: the URL is not valid UTF-8; percent-encode it")
-    # FFmpeg's own default waits 30 s for a server that accepts the connection but never answers
-    # (and Ctrl-C cannot interrupt it meanwhile), so the wait is bounded here and said.
+    # FFmpeg's own default waits 30 s for a server that accepts the connection but never answers,
+    # deaf to Ctrl-C meanwhile, so the wait is bounded here and said, and made in another thread.
     ms = round(timeout_s * 1000)
     log.info("%s: connecting (waiting up to %g s)", name, timeout_s)
     started = time.monotonic()
-    cap = cv2.VideoCapture(
-        url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
-    )
-    if not cap.isOpened():
-        cap.release()
+    cap = _connect(url, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+    if cap is None or not cap.isOpened():
+        if cap is not None:
+            cap.release()
         if time.monotonic() - started >= 0.9 * timeout_s:
             raise VideoError(
                 f"{name}: no answer within {timeout_s:g} s; check the URL, the port and that the stream is running"
@@ -370,6 +375,24 @@ def _open_stream(url: str, every: int, sample_fps: float | None, timeout_s: floa
         raise VideoError(f"{name}: cannot open the stream; check the URL, the network and the credentials")
     live = url.split("://", 1)[0].lower() in _LIVE_SCHEMES
     return _started(cap, name, live=live, every=every, sample_fps=sample_fps)
+
+
+def _connect(url: str, params: list[int]) -> cv2.VideoCapture | None:
+    """``cv2.VideoCapture(url)``, opened in a helper thread: FFmpeg's connect ignores Ctrl-C, and the
+    main thread, waiting here, stops at once on it. None if OpenCV raised."""
+    opened: list[cv2.VideoCapture] = []
+
+    def connect() -> None:
+        try:
+            opened.append(cv2.VideoCapture(url, cv2.CAP_FFMPEG, params))
+        except cv2.error as e:  # the URL stays out of the log: it may hold a password
+            log.debug("opening the stream failed: %s", e)
+
+    thread = threading.Thread(target=connect, name="maeum-stream-connect", daemon=True)
+    thread.start()
+    while thread.is_alive():  # a short join, so that Ctrl-C is seen between two
+        thread.join(0.1)
+    return opened[0] if opened else None
 
 
 def _started(cap: cv2.VideoCapture, name: str, *, live: bool, every: int, sample_fps: float | None) -> FrameSource:
