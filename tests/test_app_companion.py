@@ -385,6 +385,22 @@ def test_chat_answers_crisis_messages_with_help_even_with_an_llm(app, llm) -> No
         assert last.source == "offline" and all(h in last.text for h in HELP)
 
 
+def test_diary_draft_of_a_chat_with_crisis_words_keeps_them_and_skips_the_llm(app, llm) -> None:
+    # The audit: the LLM's summary of such a chat dropped the words, so the entry posted from the draft got
+    # a cheerful comment and songs instead of the help lines.
+    llm.reply = "오늘은 친구와 즐거운 하루를 보냈다."
+    v = Visitor(app)
+    v.signup("sora")
+    use_llm(v, llm)
+    csrf = v.csrf("/chat")
+    v.client.post("/chat", data={"message": "요즘 사라지고 싶어", "csrf": csrf})
+    v.client.post("/chat", data={"message": "그래도 친구랑 밥은 먹었어", "csrf": csrf})
+    calls = llm.calls
+    draft = v.client.post("/chat/draft", data={"csrf": csrf})
+    assert draft.status_code == 200 and llm.calls == calls
+    assert "요즘 사라지고 싶어. 그래도 친구랑 밥은 먹었어." in draft.text and llm.reply not in draft.text
+
+
 def test_neutral_face_with_sad_text_gets_a_comment_about_the_sadness(app, neutral_jpeg) -> None:
     v = Visitor(app)
     v.signup("mina")
@@ -526,6 +542,25 @@ def test_catalogue_upload_per_user_with_line_numbered_errors(app, selfie_jpeg, m
         assert "t-1" not in app.state.diary.music.catalogue(db, users["other"])
     r = v.client.post("/companion/music/delete", data={"csrf": v.csrf("/companion")})
     assert r.status_code == 303 and rows(app, ImportedTrack) == 0
+
+
+def test_catalogue_with_overlong_fields_is_refused_or_cut_never_a_500(app) -> None:
+    # The audit: on PostgreSQL an id over 200 characters, a mood over 16 or a lyrics emotion over 32 was a 500.
+    v = Visitor(app)
+    v.signup("mina")
+
+    def upload(text_: str):  # -> httpx.Response
+        files = {"catalogue": ("songs.csv", text_.encode(), "text/csv")}
+        return v.client.post("/companion/music", data={"format": "spotify", "csrf": v.csrf("/companion")}, files=files)
+
+    r = upload("id,name,artist,valence,energy\n" + "x" * 201 + ",Long Id,Band,0.5,0.5\n")
+    assert r.status_code == 400 and "longer than 200" in ERROR.findall(r.text)[0]
+    header = "name,artist,valence,energy,mood,lyrics_emotion\n"
+    r = upload(header + "Song,Band,0.5,0.5,Happy and Energetic," + "y" * 40 + "\n")
+    assert r.status_code == 303
+    with app.state.diary.sessions() as db:
+        track = db.scalar(select(ImportedTrack))
+        assert track.title == "Song" and track.mood == "Happy and Energe" and track.lyrics_emotion == "y" * 32
 
 
 def test_import_music_cli_shares_songs_and_tags_lyrics(app, diary_settings, tmp_path: Path) -> None:

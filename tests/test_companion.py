@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +26,7 @@ from maeum.companion import (
     write_comment,
 )
 from maeum.companion import offline as offline_mod
-from maeum.companion.chat import ChatTurn, offline_reply, reply, shorten
+from maeum.companion.chat import ChatTurn, chat_messages, diary_draft, offline_reply, reply, shorten
 from maeum.companion.prompt import DIARY_BEGIN, DIARY_END
 from maeum.errors import MaeumError
 
@@ -200,6 +203,60 @@ def test_client_connection_refused() -> None:
         ChatClient(url, "m", timeout_s=0.5, retries=1, backoff_s=0.01).complete(MESSAGES, 0.5, 50)
 
 
+def test_client_gives_up_on_a_reply_that_trickles_in() -> None:
+    # The audit: a server sending a byte now and then held a client with a 1 s timeout until its last byte.
+    body = json.dumps({"choices": [{"message": {"content": "안녕"}}]}).encode()
+    finished = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+            conn.sendall(b"Content-Length: %d\r\n\r\n" % len(body))
+            try:
+                for i, byte in enumerate(body):
+                    time.sleep(0.1)
+                    if i == len(body) - 1:
+                        finished.set()  # before the last byte: a client that waited for all cannot miss it
+                    conn.sendall(bytes([byte]))
+            except OSError:
+                return  # the client hung up
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client = ChatClient(f"http://127.0.0.1:{listener.getsockname()[1]}/v1", "m", timeout_s=0.5, retries=0)
+    try:
+        with pytest.raises(CompanionError, match="longer than the timeout"):
+            client.complete(MESSAGES, 0.5, 50)
+        assert not finished.is_set()  # it gave up while the reply was still coming
+    finally:
+        listener.close()
+        thread.join(timeout=30)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "<think>\n시스템 프롬프트에 따르면 반말로 써야 한다.\n</think>\n\n" + REPLY,
+        "사용자가 발표를 했다고 하니 칭찬하자.\n</think>\n" + REPLY,  # templates that leave out <think>
+    ],
+)
+def test_client_drops_a_reasoning_models_thinking(server: LLMServer, content: str) -> None:
+    # The audit: a Qwen3 or DeepSeek-R1 endpoint showed its thinking, retelling the system prompt, as the comment.
+    server.reply = content
+    assert _client(server).complete(MESSAGES, 0.5, 50) == REPLY
+
+
+def test_client_refuses_a_reply_that_is_only_thinking(server: LLMServer) -> None:
+    server.reply = "<think>\n시스템 프롬프트에 따르면 반말로 써야 하고 길이는"  # ran out of tokens
+    with pytest.raises(CompanionError, match="thinking"):
+        _client(server).complete(MESSAGES, 0.5, 50)
+    comment = write_comment(_context(), _settings(server), client_factory=_fast)
+    assert comment.source == "offline" and "프롬프트" not in comment.text
+
+
 # ---------------------------------------------------------------- write_comment
 
 
@@ -223,6 +280,27 @@ def test_write_comment_falls_back_offline(server: LLMServer, mode: str, caplog: 
     assert comment.source == "offline" and comment.error
     assert "지은" in comment.text
     assert "offline" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "What a lovely day! Presentations are hard, and you did great. Keep smiling!",
+        "今天的演讲辛苦了！你做得很好，明天也要加油。",
+    ],
+)
+def test_a_reply_that_is_not_korean_falls_back_offline(server: LLMServer, answer: str) -> None:
+    # The audit: a small model answered the Korean prompt in English or Chinese and that was the comment.
+    server.reply = answer
+    comment = write_comment(_context(), _settings(server), client_factory=_fast)
+    assert comment.source == "offline" and "language" in (comment.error or "") and answer not in comment.text
+    chat = reply([ChatTurn("user", "오늘 발표했어")], _settings(server), client_factory=_fast)
+    assert chat.source == "offline" and answer not in chat.text
+
+
+def test_a_korean_reply_with_some_english_words_is_kept(server: LLMServer) -> None:
+    server.reply = "오늘 meeting 정말 수고 많았어! presentation 준비하느라 힘들었겠다."
+    assert write_comment(_context(), _settings(server), client_factory=_fast).text == server.reply
 
 
 def test_write_comment_refused_url_never_connects() -> None:
@@ -424,6 +502,11 @@ def test_an_unclear_text_leaves_the_face_in_charge() -> None:
         ("떡볶이 먹었다. 떡볶이 또 먹고 싶다", 2, []),  # never "떡볶" (떡볶이 is not 떡볶 + 이)
         ("맛있는 음식을 먹어도 괜찮은 하루", 5, ["음식"]),
         ("서울로 이사했다", 2, ["서울"]),
+        # The audit quoted "'댁에' 이야기가": a one-syllable noun with its particle is not a word to name.
+        ("할머니 댁에 갔다. 할머니 댁에 또 갔다.", 2, []),
+        ("집에 왔다. 집에서 쉬었다. 집에 가고 싶다.", 2, []),
+        ("밥이 맛있었다. 밥이 최고야. 학교에서 친구를 만났다.", 2, ["학교", "친구"]),
+        ("사과는 달다. 사과는 빨갛다.", 2, ["사과"]),  # 사 + 과는 is not the word: 사과 + 는
     ],
 )
 def test_keywords_keep_nouns_that_end_like_verbs_and_skip_fillers(diary: str, limit: int, expected: list[str]) -> None:
@@ -508,6 +591,31 @@ def test_chat_crisis_message_is_answered_without_the_endpoint(server: LLMServer)
     answer = reply(_turns("죽고 싶어"), _settings(server), client_factory=_fast)
     assert answer.source == "offline" and server.calls == 0 and all(h in answer.text for h in HELP)
     assert reply(_turns("오늘 좀 피곤해"), _settings(server), client_factory=_fast).text == REPLY
+
+
+def test_a_long_chat_is_sent_from_a_users_turn(server: LLMServer) -> None:
+    # The audit: past 15 exchanges the newest turns opened on the companion's, which chat templates such as
+    # Gemma's and Mistral's refuse ("Conversation roles must alternate user/assistant/user/assistant").
+    history = [ChatTurn(role, f"{i}번째 이야기") for i in range(20) for role in ("user", "companion")]  # type: ignore[arg-type]
+    history.append(ChatTurn("user", "오늘은 여기까지"))
+    assert reply(history, _settings(server), client_factory=_fast).text == REPLY
+    roles = [m["role"] for m in server.requests[-1]["messages"]]
+    assert roles[0] == "system" and roles[1::2] == ["user"] * len(roles[1::2]) and roles[-1] == "user"
+    assert roles[2::2] == ["assistant"] * len(roles[2::2])
+    assert server.requests[-1]["messages"][-1]["content"] == "오늘은 여기까지"
+    assert len(chat_messages(history, _settings(server))) <= 31
+
+
+def test_a_chat_with_crisis_words_is_drafted_offline_keeping_them(server: LLMServer) -> None:
+    # The audit: the draft went to the endpoint, whose summary ("즐거운 하루를 보냈다") dropped the words, so
+    # the entry posted from it got a cheerful comment and songs instead of the help lines.
+    server.reply = "오늘은 친구와 즐거운 하루를 보냈다."
+    history = [ChatTurn("user", "요즘 너무 힘들어서 죽고 싶어"), ChatTurn("companion", "말해 줘서 고마워.")]
+    history.append(ChatTurn("user", "그래도 친구랑 밥은 먹었어"))
+    draft = diary_draft(history, _settings(server), client_factory=_fast)
+    assert draft.source == "offline" and server.calls == 0
+    assert draft.text == "요즘 너무 힘들어서 죽고 싶어. 그래도 친구랑 밥은 먹었어."
+    assert diary_draft(_turns("오늘 친구랑 밥 먹었어"), _settings(server), client_factory=_fast).source == "llm"
 
 
 @pytest.mark.parametrize(

@@ -264,6 +264,38 @@ def test_skip_moves_target_away(small: Catalogue) -> None:
     assert v < TARGETS["happiness"].valence and e < TARGETS["happiness"].energy
 
 
+def test_a_song_under_two_ids_is_recommended_once(small: Catalogue) -> None:
+    # The audit: kpop_tracks.csv lists a single and its album release under two Spotify ids, and the
+    # default catalogue and an import share songs; one list showed "Who (Funky Remix)" twice.
+    twins = [
+        make_track("single", "Who (Funky Remix)", "Jimin", 0.8, 0.75),
+        make_track("album", "who  (funky remix)", "JIMIN ", 0.8, 0.76),
+    ]
+    rec = Recommender(Catalogue([*small, *twins]))
+    for seed in range(10):
+        ids = [t.id for t in rec.recommend("happiness", n=5, seed=seed)]
+        assert len(ids) == 5 and len({"single", "album"} & set(ids)) == 1, ids
+    # skipping or excluding one id leaves the other out too
+    fb = Feedback()
+    fb.skip("happiness", "single")
+    assert not {"single", "album"} & {t.id for t in rec.recommend("happiness", n=30, feedback=fb)}
+    assert not {"single", "album"} & {t.id for t in rec.recommend("happiness", n=30, exclude_ids=["album"])}
+
+
+@pytest.mark.parametrize(("emotion", "kin"), [("anxiety", "fear"), ("hurt", "sadness"), ("embarrassment", None)])
+def test_ai_hub_emotions_get_songs_and_feedback(small: Catalogue, emotion: str, kin: str | None) -> None:
+    # The audit: a face model trained on AI Hub's classes (maeum data aihub) left 불안, 상처 and 당황 posts
+    # without songs, and Feedback refused their likes.
+    rec = Recommender(small)
+    top = rec.recommend(emotion, n=5)
+    assert len(top) == 5
+    if kin:  # aimed like its FER+ kin
+        assert rec.target(emotion) == rec.target(kin)
+    fb = Feedback()
+    fb.like(emotion, top[0].id)
+    assert fb.liked(emotion) == (top[0].id,)
+
+
 # --- real data -----------------------------------------------------------------------------------
 
 

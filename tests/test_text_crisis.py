@@ -42,6 +42,13 @@ DATA = Path(__file__).parent / "data"
         "I self-harm when it gets bad",
         "I hurt myself last night",
         "I don't want to live anymore",
+        # The audit: these passed unseen.
+        "이제 그만 살고 싶다",
+        "잠들어서 안 깨어났으면 좋겠다",
+        "내일 아침 눈을 뜨지 않았으면 해",
+        "그냥 영원히 잠들고 싶어",
+        "Everyone would be better off without me",
+        "I just want to disappear",
     ],
 )
 def test_crisis_words_are_recognised(text: str) -> None:
@@ -64,6 +71,12 @@ def test_crisis_words_are_recognised(text: str) -> None:
         "I'm dying to see it",
         "this is killing me",
         "I could kill for a pizza",
+        # The audit: a happy diary got the help lines instead of songs.
+        "오늘 인생 끝내주네 ㅋㅋ",
+        "바다에서 삶을 끝내주게 즐겼다",
+        "목숨을 끊임없이 위협하던 태풍이 지나갔다",
+        "가장 극단적 선택지는 피했다",
+        "알람에 안 깼으면 지각할 뻔했다",
         "",
     ],
 )

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 RECENT_PICKS = 30  # songs picked for a user's last posts are not picked again
 CatalogueFormat = Literal["spotify", "melon"]
 MAX_IMPORTED_TRACKS = 50_000
+MAX_TRACK_ID_CHARS = 200  # the column's length; other text is cut to its column's length
 
 
 def read_catalogue(path: Path, fmt: str) -> Catalogue:
@@ -52,6 +53,9 @@ def replace_imported(db: DbSession, owner: User | None, catalogue: Catalogue) ->
     """Make ``catalogue`` the imported songs of ``owner`` (None: everyone's), replacing earlier imports."""
     if len(catalogue) > MAX_IMPORTED_TRACKS:
         raise CatalogueError(f"{len(catalogue)} tracks is more than the {MAX_IMPORTED_TRACKS} one import may hold")
+    for t in catalogue:  # an id is never cut (two could become one); PostgreSQL refuses longer ones
+        if len(t.id) > MAX_TRACK_ID_CHARS:
+            raise CatalogueError(f"track {t.title!r}: its id is longer than {MAX_TRACK_ID_CHARS} characters")
     owner_id = owner.id if owner else None
     db.execute(delete(ImportedTrack).where(_owned_by(owner_id)))
     db.add_all(
@@ -64,8 +68,8 @@ def replace_imported(db: DbSession, owner: User | None, catalogue: Catalogue) ->
             energy=t.energy,
             genre=t.genre[:64],
             language=t.language[:16],
-            mood=t.mood,
-            lyrics_emotion=t.lyrics_emotion,
+            mood=t.mood[:16] if t.mood else None,
+            lyrics_emotion=t.lyrics_emotion[:32] if t.lyrics_emotion else None,
         )
         for t in catalogue
     )

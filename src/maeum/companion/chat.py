@@ -5,7 +5,8 @@ prompt built from the settings alone; for the draft the conversation is fenced a
 one (or when it fails) the offline writer answers: an empathy line for the emotion of the last
 message, a mention of what it was about, and a question that keeps the user talking. A message with
 words of suicidal thoughts or self-harm is answered with care and help lines (:mod:`.safety`), never
-by the endpoint. The offline draft is the user's own messages of the day, in order, as one paragraph.
+by the endpoint, and a day's chat with such words is drafted offline. The offline draft is the user's own
+messages of the day, in order, as one paragraph.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from maeum.companion.comment import ClientFactory, Comment, ask_or_offline, default_client
@@ -80,8 +81,15 @@ def draft_system_prompt() -> str:
 
 
 def chat_messages(history: Sequence[ChatTurn], settings: CompanionSettings) -> list[dict[str, str]]:
-    """System prompt, then the newest turns as user/assistant messages."""
-    turns = [{"role": "user" if t.role == "user" else "assistant", "content": t.text} for t in history[-MAX_TURNS:]]
+    """System prompt, then the newest turns as user/assistant messages, starting with a user's.
+
+    The window never opens on a companion turn: chat templates such as Gemma's and Mistral's refuse a
+    conversation whose first turn after the system prompt is the assistant's.
+    """
+    window = list(history[-MAX_TURNS:])
+    while window and window[0].role != "user":
+        window.pop(0)
+    turns = [{"role": "user" if t.role == "user" else "assistant", "content": t.text} for t in window]
     return [{"role": "system", "content": chat_system_prompt(settings)}, *turns]
 
 
@@ -168,9 +176,15 @@ def diary_draft(
     client_factory: ClientFactory = default_client,
     max_chars: int = 5000,
 ) -> Comment:
-    """A diary draft from the day's chat: the endpoint's summary if any works, else the user's own words."""
+    """A diary draft from the day's chat: the endpoint's summary if any works, else the user's own words.
+
+    A chat with words of suicidal thoughts or self-harm is drafted offline: those words are not sent to the
+    endpoint, and they stay in the draft, so the entry posted from it gets the safety answer too.
+    """
     if not any(t.role == "user" for t in history):
         raise CompanionError("there is nothing to write a diary from: send a message first")
+    if any(t.role == "user" and in_crisis(t.text) for t in history):
+        settings = replace(settings, endpoint=None)
     draft = ask_or_offline(
         settings, draft_messages(history), _MAX_TOKENS, lambda: offline_draft(history), client_factory, "draft"
     )

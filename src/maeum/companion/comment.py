@@ -1,7 +1,7 @@
 """Write one companion comment: ask the configured LLM endpoint, fall back to the offline generator.
 
-Endpoint problems (a refused URL, a timeout, an error status, a garbage reply) never raise: the
-offline generator writes the comment instead and :attr:`Comment.error` says what went wrong. A diary
+Endpoint problems (a refused URL, a timeout, an error status, a garbage or non-Korean reply) never raise:
+the offline generator writes the comment instead and :attr:`Comment.error` says what went wrong. A diary
 with words of suicidal thoughts or self-harm is never sent to the endpoint: it gets the fixed answer
 with help lines of :mod:`maeum.companion.safety`, so safety does not depend on a model.
 """
@@ -9,6 +9,7 @@ with help lines of :mod:`maeum.companion.safety`, so safety does not depend on a
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -18,10 +19,12 @@ from maeum.companion.endpoint import ChatClient, check_endpoint_url
 from maeum.companion.offline import offline_comment
 from maeum.companion.prompt import build_messages
 from maeum.companion.settings import CompanionError, CompanionSettings, Endpoint
+from maeum.text.emotion import can_read
 
 log = logging.getLogger(__name__)
 
 MAX_LLM_CHARS = 2000
+_HANGUL = re.compile(r"[가-힣]")
 
 
 class Completer(Protocol):
@@ -49,6 +52,12 @@ class Comment:
     shortened: bool = False
 
 
+def _is_korean(text: str) -> bool:
+    """Whether a reply is Korean: it has Hangul, and no more words in Latin letters than with Hangul (an
+    English word or two is fine; a model that answers in English or Chinese is not)."""
+    return bool(_HANGUL.search(text)) and can_read(text)
+
+
 def ask_or_offline(
     settings: CompanionSettings,
     messages: Sequence[dict[str, str]],
@@ -59,8 +68,9 @@ def ask_or_offline(
 ) -> Comment:
     """The endpoint's reply to ``messages`` when ``settings`` has one and it works, else ``offline()``.
 
-    Endpoint problems (a refused URL, a timeout, an error status, a garbage reply) never raise;
-    :attr:`Comment.error` says what went wrong. ``what`` names the text in the log ("comment", "draft").
+    Endpoint problems (a refused URL, a timeout, an error status, a garbage reply, a reply that is not
+    Korean) never raise; :attr:`Comment.error` says what went wrong. ``what`` names the text in the log
+    ("comment", "draft").
     """
     endpoint = settings.endpoint
     if endpoint is None:
@@ -68,6 +78,8 @@ def ask_or_offline(
     try:
         check_endpoint_url(endpoint.base_url, settings.allow_private_endpoint)
         text = client_factory(endpoint).complete(messages, temperature=settings.temperature, max_tokens=max_tokens)
+        if not _is_korean(text):
+            raise CompanionError("endpoint replied in another language; the companion writes Korean")
         return Comment(text[:MAX_LLM_CHARS], "llm")
     except CompanionError as e:
         error = str(e)

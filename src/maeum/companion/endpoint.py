@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 import socket
 import time
 import urllib.error
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 
 MAX_RESPONSE_BYTES = 1_000_000
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+# Where a reasoning model's thinking ends, and where it starts (some templates leave the opening tag out).
+_THINKING_END = re.compile(r"</(?:think|thinking|reasoning)>", re.IGNORECASE)
+_THINKING_START = re.compile(r"\s*<(?:think|thinking|reasoning)>", re.IGNORECASE)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -170,7 +174,9 @@ def _read_capped(resp: Any, deadline: float) -> bytes:
     while True:
         if time.monotonic() > deadline:
             raise TimeoutError("reading the reply took longer than the timeout")
-        chunk = resp.read(65536)
+        # read1: what one receive brings; read(n) would wait for all n bytes, so a server that sends a
+        # byte now and then could hold the reply (and a comment worker) far past the deadline.
+        chunk = resp.read1(65536)
         if not chunk:
             return b"".join(chunks)
         size += len(chunk)
@@ -190,4 +196,15 @@ def _parse(raw: bytes) -> str:
         raise CompanionError("endpoint reply lacks choices[0].message.content") from e
     if not isinstance(content, str) or not content.strip():
         raise CompanionError("endpoint reply content is empty or not text")
-    return content.strip()
+    return _without_thinking(content)
+
+
+def _without_thinking(content: str) -> str:
+    """The answer in ``content`` without a reasoning model's thinking (DeepSeek-R1, Qwen3 …), which comes
+    first between <think> tags and retells the system prompt: only what follows the thinking is the reply."""
+    *thinking, answer = _THINKING_END.split(content)
+    if not thinking and _THINKING_START.match(content):
+        answer = ""  # the thinking never ended: the model ran out of tokens before answering
+    if not answer.strip():
+        raise CompanionError("endpoint reply holds only the model's thinking, no answer")
+    return answer.strip()

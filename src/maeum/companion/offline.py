@@ -315,9 +315,13 @@ def _fits(particle: str, stem: str) -> bool:
 
 def _noun(token: str) -> tuple[str, int] | None:
     """The noun in ``token`` with how sure it is (2: a noun particle; 1: a bare word, or 는; 0: 이), or None."""
+    short = False  # a one-syllable noun and its particle (집에, 밥이, 댁에서): too short to name, and no word
     for particle in _PARTICLES:
+        if not token.endswith(particle):
+            continue
         stem = token[: -len(particle)]
-        if not token.endswith(particle) or len(stem) < 2:
+        if len(stem) < 2:
+            short = short or (len(stem) == 1 and _fits(particle, stem))
             continue
         if _final(stem[-1]) in _VERB_FINALS or stem.endswith(("하", "하기")):
             return None  # 맛있는, 괜찮은, 피곤했을, 공부하기를
@@ -326,7 +330,7 @@ def _noun(token: str) -> tuple[str, int] | None:
         if particle in _AFTER_ANY and stem.endswith(_INFINITIVE):
             return None  # 먹어도, 좋아도
         return stem, _WEIGHT.get(particle, 2)
-    if token.endswith(_VERB_ENDINGS) or _final(token[-1]) in _VERB_FINALS:
+    if short or token.endswith(_VERB_ENDINGS) or _final(token[-1]) in _VERB_FINALS:
         return None
     return token, 1
 

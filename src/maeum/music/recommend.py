@@ -47,6 +47,10 @@ TARGETS: dict[str, EmotionTarget] = {
     "disgust": EmotionTarget(0.75, 0.65, "happy", "reset: something pleasant"),
     "fear": EmotionTarget(0.20, 0.15, "calm", "reassure: quiet and soft"),
     "contempt": EmotionTarget(0.20, 0.20, "calm", "soften: mellow and quiet"),
+    # The AI Hub Korean classes a face model trained on them emits, next to their nearest FER+ kin.
+    "embarrassment": EmotionTarget(0.70, 0.60, "happy", "shake it off: light and pleasant"),
+    "anxiety": EmotionTarget(0.20, 0.15, "calm", "reassure: quiet and soft"),
+    "hurt": EmotionTarget(0.25, 0.40, "sad", "empathy: songs that understand, not forced cheer"),
 }
 
 # How far feedback may move the target: the full pull is reached after _SATURATE ratings.
@@ -153,7 +157,10 @@ class Recommender:
         ``genre_mode="first"`` tracks of those genres come before the rest, with ``"only"``
         nothing else is returned (so the list may be shorter than ``n``). ``exclude_ids``
         (e.g. recently recommended tracks) and tracks the user skipped for this emotion
-        are never returned. The same arguments and ``seed`` give the same list.
+        are never returned. A song a catalogue holds under several ids (a single and its album
+        release, or the same song in two imports: same title and artist) is returned once, and
+        excluding or skipping one of its ids excludes them all. The same arguments and ``seed``
+        give the same list.
         """
         _check_emotion(emotion)
         if n < 1:
@@ -161,7 +168,8 @@ class Recommender:
         if genre_mode not in ("first", "only"):
             raise ValueError(f"genre_mode must be 'first' or 'only', not {genre_mode!r}")
         banned = set(exclude_ids) | set(feedback.skipped(emotion) if feedback else ())
-        candidates = [t for t in self.catalogue if t.id not in banned]
+        banned_songs = {_song(self.catalogue.get(i)) for i in banned if i in self.catalogue}
+        candidates = [t for t in self.catalogue if t.id not in banned and _song(t) not in banned_songs]
         preferred = {g.lower() for g in (genres_for_emotion or {}).get(emotion, ())}
         if preferred and genre_mode == "only":
             candidates = [t for t in candidates if t.genre.lower() in preferred]
@@ -176,4 +184,18 @@ class Recommender:
         score = distance + rng.uniform(0.0, _JITTER, size=len(candidates))
         not_preferred = np.array([bool(preferred) and t.genre.lower() not in preferred for t in candidates])
         order = np.lexsort((score, not_preferred))  # preferred genres first, then by score
-        return [candidates[i] for i in order[:n]]
+        picked: list[Track] = []
+        seen: set[tuple[str, str]] = set()
+        for i in order:
+            song = _song(candidates[i])
+            if song not in seen:
+                seen.add(song)
+                picked.append(candidates[i])
+                if len(picked) == n:
+                    break
+        return picked
+
+
+def _song(track: Track) -> tuple[str, str]:
+    """What makes two tracks one song to a listener: title and artist, ignoring case and spacing."""
+    return (" ".join(track.title.casefold().split()), " ".join(track.artist.casefold().split()))

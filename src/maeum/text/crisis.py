@@ -4,8 +4,9 @@
 자해, 목숨을 끊다, 극단적 선택 …; suicide, kill myself, want to die, self-harm …) with their common
 spacing and endings, so that the companion can stop cheering and point to help whatever wrote the
 comment. It errs on the side of caution (``죽고 싶을 만큼 창피했다`` counts), but the everyday
-intensifier ``죽겠다`` (``배고파 죽겠다``, ``웃겨 죽겠어``, ``죽을 만큼 피곤``) does not. It cannot see
-distress that is not put into these words; a missing match never means a person is safe.
+intensifier ``죽겠다`` (``배고파 죽겠다``, ``웃겨 죽겠어``, ``죽을 만큼 피곤``) and the praise ``끝내준다``
+(``인생 끝내주네``) do not. It cannot see distress that is not put into these words; a missing match never
+means a person is safe.
 """
 
 from __future__ import annotations
@@ -21,14 +22,18 @@ _KOREAN: tuple[str, ...] = (
     r"죽어야겠|죽는 (?:게|것이|편이) (?:낫|나을|나아)|죽었으면 좋겠|차라리 죽",
     r"뒤지고 (?:싶|시퍼)",
     r"(?:살고|살아 있고) 싶지 (?:가 |는 |도 )?않",
+    r"그만 살고 (?:싶|시퍼)",
     r"살고 싶은 (?:마음|생각)(?:이|도)? 없",
     r"살기 (?:가 |도 )?싫",
     r"(?:살|살아 갈) (?:이유|의미|자신|힘)(?:이|가|도)? 없",
     r"사는 (?:게|것이|것도) (?:의미(?:가|도)? 없|무의미)",
     r"(?:사라지|없어지|사라져 버리|없어져 버리)고 (?:만 )?(?:싶|시퍼)",
-    r"목숨(?:을|까지)? 끊",
-    r"(?:삶|인생|목숨)(?:을|를)? 끝내",
-    r"극단적 (?:인 )?선택",
+    # Not waking up again: 잠들어서 안 깨어났으면 좋겠다, 내일 눈을 뜨지 않았으면 해.
+    r"(?:안 깨어났|깨어나지 않았|안 깼|깨지 않았|눈(?:을)? 안 떴|눈(?:을)? 뜨지 않았)으면 (?:좋겠|해)",
+    r"영원히 잠들고 (?:싶|시퍼)",
+    r"목숨(?:을|까지)? 끊(?!임)",  # not 끊임없이 (endlessly)
+    r"(?:삶|인생|목숨)(?:을|를)? 끝내(?!주)",  # not 끝내주다 (awesome): 인생 끝내주네
+    r"극단적 (?:인 )?선택(?!지)",
     r"생을 마감",
     r"세상을 떠나고 싶",
     r"뛰어내리고 (?:싶|시퍼)",
@@ -47,6 +52,8 @@ _ENGLISH: tuple[str, ...] = (
     r"\b(?:hurt|hurting|harm|harming|cut|cutting) myself\b",
     r"\b(?:don'?t|do not|no longer) want to (?:live|be alive|exist|wake up)\b",
     r"\bno reason to (?:live|go on)\b",
+    r"\bbetter off without me\b",
+    r"\b(?:want|wanna|wanted|wanting) to disappear\b",
 )
 _PATTERN = re.compile(
     "|".join([*(p.replace(" ", r"\s*") for p in _KOREAN), *(p.replace(" ", r"\s+") for p in _ENGLISH)]),
