@@ -26,7 +26,8 @@ from maeum.companion import (
     write_comment,
 )
 from maeum.companion import offline as offline_mod
-from maeum.companion.chat import ChatTurn, chat_messages, diary_draft, offline_reply, reply, shorten
+from maeum.companion.chat import ChatTurn, chat_messages, diary_draft, offline_reply, reply
+from maeum.companion.comment import MAX_LLM_CHARS, shorten
 from maeum.companion.prompt import DIARY_BEGIN, DIARY_END
 from maeum.errors import MaeumError
 
@@ -301,6 +302,13 @@ def test_a_reply_that_is_not_korean_falls_back_offline(server: LLMServer, answer
 def test_a_korean_reply_with_some_english_words_is_kept(server: LLMServer) -> None:
     server.reply = "오늘 meeting 정말 수고 많았어! presentation 준비하느라 힘들었겠다."
     assert write_comment(_context(), _settings(server), client_factory=_fast).text == server.reply
+
+
+def test_a_long_reply_ends_after_a_whole_sentence(server: LLMServer) -> None:
+    sentence = "오늘 하루도 정말 고생 많았어요. "
+    server.reply = sentence * 200  # 3,600 characters
+    text = write_comment(_context(), _settings(server), client_factory=_fast).text
+    assert len(text) <= MAX_LLM_CHARS and text.endswith("고생 많았어요.") and server.reply.startswith(text)
 
 
 def test_write_comment_refused_url_never_connects() -> None:

@@ -40,6 +40,13 @@ def test_result_shape() -> None:
         ("깜짝 놀랐다", "surprise"),
         ("냄새가 역겨웠다", "disgust"),
         ("기분은 그저 그렇다", "neutral"),
+        # Everyday words for a bad day that once read as neutral.
+        ("기분이 나빴다", "anger"),
+        ("좋지 않은 하루였다", "sadness"),
+        ("오늘은 최악이었다", "sadness"),
+        ("시험 망했다", "sadness"),
+        ("기분이 나쁘지 않았다", "neutral"),
+        ("최악은 아니었다", "neutral"),
     ],
 )
 def test_basic_labels(text: str, label: str) -> None:

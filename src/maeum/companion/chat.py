@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from maeum.companion.comment import ClientFactory, Comment, ask_or_offline, default_client
+from maeum.companion.comment import SENTENCE_END, ClientFactory, Comment, ask_or_offline, default_client, shorten
 from maeum.companion.offline import empathy_sentence, keywords
 from maeum.companion.prompt import ATTITUDE_GUIDE, fence
 from maeum.companion.safety import crisis_reply, in_crisis
@@ -27,7 +27,6 @@ from maeum.text.emotion import analyze_text, can_read
 MAX_MESSAGE_CHARS = 1000
 MAX_TURNS = 30  # the newest turns sent to the LLM
 _MAX_TOKENS = 1200
-_SENTENCE_END = r"[.!?~…。]"  # what ends a sentence in a draft (Korean uses the same marks)
 CHAT_BEGIN, CHAT_END = "<<<대화 시작>>>", "<<<대화 끝>>>"
 
 _QUESTIONS: list[tuple[str, str]] = [
@@ -129,27 +128,11 @@ def offline_draft(history: Sequence[ChatTurn]) -> str:
         if turn.role != "user":
             continue
         text = re.sub(r"\s+", " ", turn.text).strip()
-        if text and not re.search(_SENTENCE_END + "$", text):
+        if text and not re.search(SENTENCE_END + "$", text):
             text += "."
         if text:
             sentences.append(text)
     return " ".join(sentences)
-
-
-def shorten(text: str, max_chars: int) -> str:
-    """``text`` if it fits in ``max_chars``, else cut there: after the last sentence within the limit, or
-    else at the last space (a word is never cut in two), or where the limit falls in a text without one.
-    A cut that would keep less than half the limit falls back to the next rule."""
-    if len(text) <= max_chars:
-        return text
-    head = text[: max_chars + 1]  # + 1: a sentence or word that ends exactly at the limit is kept whole
-    ends = [m.end() for m in re.finditer(_SENTENCE_END + r"(?=\s)", head) if m.end() <= max_chars]
-    if ends and ends[-1] >= max_chars // 2:
-        return text[: ends[-1]]
-    space = head.rfind(" ")
-    if space >= max_chars // 2:
-        return text[:space].rstrip()
-    return text[:max_chars]
 
 
 def reply(

@@ -24,6 +24,7 @@ from maeum.text.emotion import can_read
 log = logging.getLogger(__name__)
 
 MAX_LLM_CHARS = 2000
+SENTENCE_END = r"[.!?~…。]"  # what ends a sentence (Korean uses the same marks)
 _HANGUL = re.compile(r"[가-힣]")
 
 
@@ -80,7 +81,7 @@ def ask_or_offline(
         text = client_factory(endpoint).complete(messages, temperature=settings.temperature, max_tokens=max_tokens)
         if not _is_korean(text):
             raise CompanionError("endpoint replied in another language; the companion writes Korean")
-        return Comment(text[:MAX_LLM_CHARS], "llm")
+        return Comment(shorten(text, MAX_LLM_CHARS), "llm")  # a long reply ends after a whole sentence
     except CompanionError as e:
         error = str(e)
     except Exception as e:  # the diary must never break on the companion: fall back on anything
@@ -111,3 +112,19 @@ def write_comment(
         client_factory,
         "comment",
     )
+
+
+def shorten(text: str, max_chars: int) -> str:
+    """``text`` if it fits in ``max_chars``, else cut there: after the last sentence within the limit, or
+    else at the last space (a word is never cut in two), or where the limit falls in a text without one.
+    A cut that would keep less than half the limit falls back to the next rule."""
+    if len(text) <= max_chars:
+        return text
+    head = text[: max_chars + 1]  # + 1: a sentence or word that ends exactly at the limit is kept whole
+    ends = [m.end() for m in re.finditer(SENTENCE_END + r"(?=\s)", head) if m.end() <= max_chars]
+    if ends and ends[-1] >= max_chars // 2:
+        return text[: ends[-1]]
+    space = head.rfind(" ")
+    if space >= max_chars // 2:
+        return text[:space].rstrip()
+    return text[:max_chars]
