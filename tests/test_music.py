@@ -70,6 +70,7 @@ def test_bom_and_cp949(tmp_path: Path) -> None:
         ("Song A,Artist,a1,0.5,-0.1,Happy\n", 2, "energy -0.1 is outside 0..1"),
         ("Song A,Artist,a1,0.5,0.5,Happy\n,Artist,b1,0.5,0.5,Sad\n", 3, "empty title"),
         ("Song A,,a1,0.5,0.5,Happy\n", 2, "empty artist"),
+        ("Song A,[],a1,0.5,0.5,Happy\n", 2, "empty artist ('[]')"),
         ("Song A,Artist,a1,0.5,0.5,Happy\nSong B,Artist,a1,0.5,0.5,Sad\n", 3, "duplicate id 'a1' (first on line 2)"),
         ("Song A,Artist,a1,0.5,0.5\n", 2, "5 fields but the header has 6"),
         ("\nSong A,Artist,a1,0.5,0.5,Happy\nSong B,Artist,,0.5,0.5,Sad\n", 4, "empty id"),

@@ -213,6 +213,8 @@ def read_spotify_csv(path: str | Path, language: str = "", on_duplicate: OnDupli
     for line, row in rows:
         title = _text(rows, line, row, title_col, "title")
         artist = _artists(_text(rows, line, row, artist_col, "artist"))
+        if not artist:  # "[]" or ";": a list with no name in it
+            raise rows.fail(line, f"empty artist ({row[artist_col]!r})")
         valence = _unit(rows, line, row, valence_col)
         energy = _unit(rows, line, row, energy_col)
         track_id = row[id_col] if id_col else ""
