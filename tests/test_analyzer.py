@@ -142,6 +142,11 @@ def test_gray_with_a_channel_axis_is_read(analyzer: Analyzer, astronaut: np.ndar
     assert [r.emotion.label for r in analyzer.analyze(gray)] == ["happiness"]
 
 
+def test_an_opencv_frame_reversed_as_the_readme_says_matches_rgb(analyzer: Analyzer, astronaut: np.ndarray) -> None:
+    bgr = np.ascontiguousarray(astronaut[..., ::-1])  # what cv2.imread gives
+    assert analyzer.analyze(bgr[..., ::-1]) == analyzer.analyze(astronaut)  # a view with a negative stride
+
+
 def test_a_closed_analyzer_refuses_to_run(astronaut: np.ndarray) -> None:
     from maeum import MaeumError
 
