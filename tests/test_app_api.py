@@ -5,6 +5,7 @@ Every test runs on SQLite and on PostgreSQL (the ``database_url`` fixture).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -192,6 +193,16 @@ def test_login_logout_and_rate_limit(diary_app) -> None:
     assert v.client.post("/logout", data={"csrf": v.csrf()}).status_code == 303
     v.client.cookies.set("maeum_session", token)  # the old cookie no longer opens anything
     assert v.client.get("/posts/new").status_code == 303
+
+
+def test_logging_out_in_a_second_tab_after_the_first_says_signed_out(diary_app) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    stale = v.csrf("/calendar")  # the page another tab shows, its token tied to this session
+    assert v.client.post("/logout", data={"csrf": v.csrf()}).headers["location"] == "/login?signed_out=1"
+    r = v.client.post("/logout", data={"csrf": stale})  # that other tab's logout button
+    assert r.status_code == 303 and r.headers["location"] == "/login?signed_out=1"
+    assert "로그아웃했습니다" in v.client.get(r.headers["location"]).text
 
 
 def test_expired_session_sends_to_login_with_a_message(diary_app, selfie_jpeg) -> None:
@@ -587,6 +598,26 @@ def test_expired_face_choices_are_removed(diary_app, two_faces_jpeg) -> None:
     assert rows(diary_app, PendingPost) == 0 and image_files(diary_app) == []
 
 
+def test_expired_face_choices_are_removed_while_serving(diary_settings, analyzer, two_faces_jpeg) -> None:
+    """The face-choice page promises the upload is deleted after a day: a server that keeps running keeps that
+    promise too, not only at its next start."""
+    from maeum.app.web import create_app
+
+    app = create_app(dataclasses.replace(diary_settings, sweep_interval_s=0.1), analyzer)
+    with TestClient(app):  # serving: the app's lifespan runs
+        v = Visitor(app)
+        v.signup("mina")
+        assert v.post(two_faces_jpeg).headers["location"].startswith("/pending/")
+        time.sleep(0.3)  # sweeps come and go: a fresh upload stays
+        assert rows(app, PendingPost) == 1 and len(image_files(app)) == 1
+        with app.state.diary.tx() as db:
+            db.execute(update(PendingPost).values(created_at=utcnow() - dt.timedelta(hours=25)))
+        deadline = time.monotonic() + 15
+        while rows(app, PendingPost) or image_files(app):
+            assert time.monotonic() < deadline, "the expired upload was not removed while serving"
+            time.sleep(0.05)
+
+
 def test_feedback_confirms_or_corrects(diary_app, selfie_jpeg) -> None:
     v = Visitor(diary_app)
     v.signup("mina")
@@ -795,6 +826,25 @@ def test_a_new_photo_with_several_faces_asks_which_is_the_owners(diary_app, self
     v.client.post(f"/posts/{post_id}/delete", data={"confirm": "1", "csrf": v.csrf()})
     assert rows(diary_app, PendingPost) == 0 and image_files(diary_app) == []
     assert v.client.get(f"/pending/{token}").status_code == 404
+
+
+def test_a_new_photo_waiting_for_its_face_choice_says_the_entry_stays(diary_app, selfie_jpeg, two_faces_jpeg) -> None:
+    """An entry's new photo left without a face choice is deleted after a day, but the entry is not: the pages
+    say so, rather than the new entry's warning that the photo and the text are deleted."""
+    v = Visitor(diary_app)
+    v.signup("mina")
+    new_entry = v.post(two_faces_jpeg).headers["location"]
+    assert "사진과 글이 지워집니다" in v.client.get(new_entry).text
+    v.client.post(new_entry, data={"face": "0", "csrf": v.csrf()})
+    post_id = v.post_id(selfie_jpeg, text=HAPPY_TEXT)
+    new_photo = edit_photo(v, post_id, two_faces_jpeg, SAD_TEXT).headers["location"]
+    for page in (v.client.get(new_photo).text, v.client.get("/").text):
+        assert "새 사진만 지워지고, 일기는 지금 모습 그대로 남습니다" in page and "사진과 글이 지워집니다" not in page
+    with diary_app.state.diary.tx() as db:
+        db.execute(update(PendingPost).values(created_at=utcnow() - dt.timedelta(hours=25)))
+    diary_app.state.diary.sweep()
+    kept = v.client.get(f"/api/posts/{post_id}").json()
+    assert kept["text"] == SAD_TEXT and v.client.get(f"/posts/{post_id}/image").status_code == 200
 
 
 def test_editing_refuses_what_posting_refuses(diary_app, selfie_jpeg) -> None:
@@ -1127,3 +1177,74 @@ def test_confirmed_emotions_export_as_a_training_dataset(diary_app, diary_settin
     assert (
         len(load_training_data(tmp_path / "shared", InputSpec(48, "gray", (0.0,), (1.0,))).splits["train"].labels) >= 1
     )
+
+
+def test_a_dataset_needs_entries_maeum_train_can_learn_from(diary_app, diary_settings, selfie_jpeg, tmp_path) -> None:
+    """A dataset with fewer than two confirmed emotions is one maeum train refuses ('the train split is empty'):
+    the account page says what is missing instead of offering it, and neither download nor export makes one."""
+    from maeum.cli import main
+
+    v = Visitor(diary_app)
+    v.signup("mina")
+    v.client.post("/profile", data={"name": "민아", "share_labels": "1", "csrf": v.csrf("/profile")})
+    ids = [v.post_id(selfie_jpeg) for _ in range(2)]
+    args = ["app", "export-dataset", "--data-dir", str(diary_settings.data_dir), "--database-url", diary_settings.url]
+    for answered in range(2):
+        page = v.client.get("/account").text
+        assert 'id="export-dataset"' not in page and f"필요합니다 (지금 {answered}편)" in page
+        r = v.client.get("/account/dataset")
+        assert r.status_code == 409 and "이 감정이 맞나요?" in r.text
+        assert main([*args, "--out", str(tmp_path / "shared")]) == 2 and not (tmp_path / "shared").exists()
+        v.client.post(f"/posts/{ids[answered]}/feedback", data={"label": "happiness", "csrf": v.csrf()})
+    assert 'id="export-dataset"' in v.client.get("/account").text
+    assert v.client.get("/account/dataset").headers["content-type"] == "application/zip"
+    (tmp_path / "a-file").write_text("")
+    assert main([*args, "--out", str(tmp_path / "a-file")]) == 3  # a clear message, not a traceback
+    assert main([*args, "--out", str(tmp_path / "shared")]) == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# starting the server
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--data-dir", "{tmp}/a-file"], "a-file (it is a file)"),
+        (["--data-dir", "{tmp}/a-file/data"], "cannot keep the diary's data in"),
+        (["--database-url", "foo://db"], "cannot use the database URL foo://db"),
+        (["--database-url", "not a url"], "cannot use the database URL 'not a url'"),
+        (["--database-url", "mysql://u:secret-pw@localhost/db"], "needs the Python package"),
+        (
+            ["--database-url", "postgresql+psycopg://u:secret-pw@127.0.0.1:1/db"],
+            "cannot use the database postgresql+psycopg://u:***@127.0.0.1:1/db",
+        ),
+        (["--database-url", "sqlite:///{tmp}/a-file/maeum.db"], "cannot create the database file"),
+        (["--env", "MAEUM_APP_TIMEZONE=Mars/Olympus"], "unknown time zone 'Mars/Olympus'"),
+    ],
+)
+def test_the_server_refuses_settings_it_cannot_use_in_one_line(capsys, monkeypatch, tmp_path, options, message) -> None:
+    """Each start that cannot work ends with one line that says why (and never shows a password), before
+    anything is served or a model is loaded."""
+    from maeum.cli import main
+
+    (tmp_path / "a-file").write_text("")
+    args = ["app", "--port", "8765", "--data-dir", str(tmp_path / "data")]
+    options = [o.replace("{tmp}", str(tmp_path)) for o in options]
+    if options[0] == "--env":
+        monkeypatch.setenv(*options[1].split("=", 1))
+        options = []
+    assert main([*args, *options]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("maeum: ") and err.count("\n") == 1 and message in err, err
+    assert "secret-pw" not in err
+
+
+@pytest.mark.parametrize("port", ["65536", "-1", "99999"])
+def test_the_server_refuses_a_port_that_is_none(capsys, tmp_path, port) -> None:
+    from maeum.cli import main
+
+    with pytest.raises(SystemExit) as stop:  # argparse's error, before anything starts
+        main(["app", f"--port={port}", "--data-dir", str(tmp_path)])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith("maeum app: error: argument --port: must be")

@@ -754,6 +754,26 @@ def test_a_long_chat_message_wraps_on_a_phone(site: Site) -> None:
     site.shot(page, "chat-long-message")  # fails if the page scrolls sideways at 390 px
 
 
+def test_a_long_link_in_an_entry_wraps_on_a_phone(site: Site, selfie_jpeg: bytes, two_faces_jpeg: bytes) -> None:
+    """A diary text with a long unbroken link, quoted where the home page lists an upload waiting for its face
+    and on the page that asks before deleting, wraps instead of making the page scroll sideways."""
+    link = "https://example.com/" + "a" * 300
+    page = site.page(mobile=True)
+    sign_up(site, page, "link.keeper")
+    open_new_post(page, link, jpeg_file(two_faces_jpeg))
+    assert submit_post(site, page) == 303
+    page.goto("/")
+    expect(page.locator("#pending li")).to_contain_text(link[:40])
+    site.shot(page, "home-long-link")  # fails if the page scrolls sideways at 390 px
+    open_new_post(page, link, jpeg_file(selfie_jpeg))
+    assert submit_post(site, page) == 303
+    post_id = post_id_of(site, page)
+    expect(page.locator("#comment-text")).to_be_visible()  # the page reloads itself once the comment is written
+    page.goto(f"/posts/{post_id}/delete")
+    expect(page.locator("#delete-confirm .excerpt")).to_have_text(link[:120])
+    site.shot(page, "delete-long-link")
+
+
 # ------------------------------------------------------------------------------------------------
 # the companion and music
 

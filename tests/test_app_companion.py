@@ -578,6 +578,18 @@ def test_import_music_cli_shares_songs_and_tags_lyrics(app, diary_settings, tmp_
     done = subprocess.run([*command[:5], str(bad), *command[6:]], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "line 3" in done.stderr
     assert rows(app, ImportedTrack) == 1  # the failed import kept the earlier one
+    # The folder and database given before the subcommand count too; --genre sets songs without one.
+    dance = tmp_path / "dance.csv"
+    dance.write_text("artist,title\n가수,신나는 노래\n", encoding="utf-8")
+    before = [*command[:4], *command[8:], "import-music", str(dance), "--format", "melon"]
+    done = subprocess.run([*before, "--genre", "dance"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with app.state.diary.sessions() as db:
+        track = db.scalar(select(ImportedTrack))
+        assert (track.title, track.genre, track.valence, track.energy) == ("신나는 노래", "dance", 0.75, 0.80)
+    done = subprocess.run([*before, "--genre", "kpop"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 2 and "genre 'kpop' has no valence and energy" in done.stderr
+    assert not (tmp_path / "maeum-data").exists()  # the default folder was never used
 
 
 # ------------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ def add_app_parser(sub: argparse._SubParsersAction) -> None:
     )
     _common(a)
     a.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    a.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    a.add_argument("--port", type=_port, default=8000, help="port, 1 to 65535 (default: 8000)")
     a.add_argument(
         "--allow-private-endpoints",
         action="store_true",
@@ -47,7 +47,7 @@ def add_app_parser(sub: argparse._SubParsersAction) -> None:
         "export-dataset",
         help="confirmed and corrected emotions of users who agreed to share them, as a training dataset",
     )
-    _common(e)
+    _common(e, subcommand=True)
     e.add_argument("--out", type=Path, required=True, help="output folder for manifest.parquet and crops/")
     e.set_defaults(run=_export_dataset)
     m = asub.add_parser(
@@ -56,15 +56,27 @@ def add_app_parser(sub: argparse._SubParsersAction) -> None:
         description="Replaces the songs imported for everyone earlier. Malformed files are refused with the line "
         "number. A Melon file with a lyric column gets each song's lyrics tagged with its Korean text emotion.",
     )
-    _common(m)
+    _common(m, subcommand=True)
     m.add_argument("csv", type=Path, help="the catalogue CSV")
     m.add_argument("--format", choices=("spotify", "melon"), required=True, help="the CSV layout")
+    m.add_argument(
+        "--genre",
+        default="",
+        help="melon: the genre of rows without one (e.g. ballad, dance), which sets their valence and energy",
+    )
     m.set_defaults(run=_import_music)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", type=Path, help="database, secret key and photos (default: ./maeum-data)")
-    p.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql+psycopg://user:pass@host/db")
+def _common(p: argparse.ArgumentParser, *, subcommand: bool = False) -> None:
+    """--data-dir and --database-url, on ``maeum app`` and on each of its subcommands. A subcommand's
+    own are left unset unless given, so that ``maeum app --data-dir D import-music …`` keeps D."""
+    default = argparse.SUPPRESS if subcommand else None
+    p.add_argument(
+        "--data-dir", type=Path, default=default, help="database, secret key and photos (default: ./maeum-data)"
+    )
+    p.add_argument(
+        "--database-url", default=default, help="SQLAlchemy URL, e.g. postgresql+psycopg://user:pass@host/db"
+    )
 
 
 def _settings(args: argparse.Namespace):  # -> AppSettings
@@ -79,6 +91,17 @@ def _settings(args: argparse.Namespace):  # -> AppSettings
         trusted_proxies=_split(getattr(args, "trusted_proxies", None)),
         speech_model=getattr(args, "speech_model", None),
     )
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port number."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 65535, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 65535, got {value}")
+    return value
 
 
 def _split(value: str | None) -> tuple[str, ...] | None:
@@ -113,8 +136,11 @@ def _export_dataset(args: argparse.Namespace) -> int:
     with session_factory(engine)() as db:
         users = list(db.scalars(select(User).where(User.share_labels.is_(True))))
         posts = export.labelled_posts(db, users)
-        if not posts:
-            raise MaeumError("no confirmed emotions from users who agreed to share them; nothing to export")
+        if len(posts) < export.MIN_DATASET_POSTS:  # maeum train would refuse the dataset
+            raise MaeumError(
+                f"only {len(posts)} confirmed or corrected emotions from users who agreed to share them; "
+                f"maeum train needs at least {export.MIN_DATASET_POSTS}: nothing exported"
+            )
         n = export.write_dataset(posts, ImageStore(settings.images_dir), labels, args.out)
     log.info(
         "wrote %d labelled faces from %d users to %s; train with: maeum train --data %s",
@@ -131,7 +157,7 @@ def _import_music(args: argparse.Namespace) -> int:
     from maeum.app import music
     from maeum.app.db import create_db_engine, migrate, session_factory, transaction
 
-    catalogue = music.read_catalogue(args.csv, args.format)
+    catalogue = music.read_catalogue(args.csv, args.format, args.genre)
     engine = create_db_engine(settings.url)
     migrate(engine)
     with transaction(session_factory(engine)) as db:

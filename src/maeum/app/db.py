@@ -9,16 +9,39 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from maeum.errors import ConfigError, MaeumError
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+EXAMPLE_URL = "postgresql+psycopg://user:pass@host/db or sqlite:////path/to/maeum.db"
 
 
 def create_db_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite files get WAL, foreign keys and a busy timeout, and are readable
-    by their owner only."""
+    by their owner only. ConfigError says what is wrong with a URL that cannot be used."""
+    try:
+        return _create_db_engine(url)
+    except (ArgumentError, ValueError) as e:  # not a URL (a port that is no number), an unknown database
+        raise ConfigError(f"cannot use the database URL {_shown(url)}: {e}; e.g. {EXAMPLE_URL}") from None
+    except ImportError as e:
+        raise ConfigError(f"the database URL {_shown(url)} needs the Python package {e.name or e}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot create the database file of {_shown(url)} ({e.strerror})") from None
+
+
+def _shown(url: str) -> str:
+    """``url`` as it may be shown in a message: without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return repr(url) if "@" not in url else "given (not shown: it may hold a password)"
+
+
+def _create_db_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         _owner_only_sqlite(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20)
@@ -52,7 +75,9 @@ def _owner_only_sqlite(url: str) -> None:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the database to the newest schema (Alembic ``upgrade head``); existing rows are kept."""
+    """Bring the database to the newest schema (Alembic ``upgrade head``); existing rows are kept. MaeumError
+    says why a database that cannot be reached or written to (a server that is down, a wrong password, a
+    read-only file) cannot be used."""
     if logging.getLogger("alembic").level == logging.NOTSET:  # its per-step notes are noise at INFO
         logging.getLogger("alembic").setLevel(logging.WARNING)
     from alembic import command
@@ -60,9 +85,14 @@ def migrate(engine: Engine) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except OperationalError as e:
+        reason = str(e.orig).strip().partition("\n")[0] or type(e.orig).__name__
+        shown = engine.url.render_as_string(hide_password=True)
+        raise MaeumError(f"cannot use the database {shown}: {reason}") from None
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

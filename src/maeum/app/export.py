@@ -15,14 +15,17 @@ from pathlib import Path
 from typing import IO, Any
 
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
 from maeum.app.models import ChatMessage, CompanionProfile, ImportedTrack, MusicRating, Post, User
 from maeum.app.uploads import ImageStore
 from maeum.data.crop import square_region
 from maeum.data.split import SPLITS, assign_splits, seeded_key
+from maeum.errors import OutputError
 
+# The fewest labelled posts that make a dataset ``maeum train`` accepts: one to train on, one to validate on.
+MIN_DATASET_POSTS = 2
 CROP_SIZE = 224
 CROP_MARGIN = 0.2  # as ``maeum data prepare``'s box mode
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
@@ -112,6 +115,12 @@ def labelled_posts(db: DbSession, users: Sequence[User]) -> list[Post]:
     return list(db.scalars(query))
 
 
+def labelled_count(db: DbSession, user: User) -> int:
+    """How many of ``user``'s posts have an emotion the owner confirmed or corrected."""
+    query = select(func.count()).select_from(Post).where(Post.user_id == user.id, Post.feedback.is_not(None))
+    return db.scalar(query) or 0
+
+
 def write_dataset(posts: Iterable[Post], store: ImageStore, labels: Sequence[str], out: Path) -> int:
     """Write face crops and ``manifest.parquet`` for ``posts`` into folder ``out``; return the row count.
 
@@ -121,7 +130,11 @@ def write_dataset(posts: Iterable[Post], store: ImageStore, labels: Sequence[str
     from maeum.data.manifest import MANIFEST_NAME, ManifestWriter
 
     posts = list(posts)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        reason = "it is a file" if out.is_file() else e.strerror
+        raise OutputError(f"cannot write the dataset into {out} ({reason}); the dataset needs a folder") from None
     split_of = _splits(posts)
     index = {label: i for i, label in enumerate(labels)}
     meta = {"dataset": "maeum-diary", "labels": list(labels), "crop": {"size": CROP_SIZE, "margin": CROP_MARGIN}}

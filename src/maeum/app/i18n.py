@@ -94,6 +94,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "확인한 감정으로 학습 데이터셋 내려받기 (maeum train)",
         "Download my confirmed emotions as a training dataset (maeum train)",
     ),
+    "dataset_too_small": (
+        "학습 데이터셋을 만들려면 감정을 확인하거나 고친 일기가 {min}편 이상 필요합니다 (지금 {n}편). "
+        "일기 화면의 “이 감정이 맞나요?”에 답해 주세요.",
+        "A training dataset needs at least {min} entries whose emotion you confirmed or corrected (now {n}). "
+        "Answer “Is this your feeling?” on your entries.",
+    ),
     "delete_account": ("계정 삭제", "Delete account"),
     "delete_account_help": (
         "모든 일기와 사진이 영구히 삭제됩니다. 비밀번호를 입력해 확인해 주세요.",
@@ -168,6 +174,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "pending_expires": (
         "{hours}시간 안에 얼굴을 고르지 않으면 사진과 글이 지워집니다.",
         "Unless you pick a face within {hours} hours, the photo and the text are deleted.",
+    ),
+    "pending_expires_photo": (
+        "{hours}시간 안에 얼굴을 고르지 않으면 이 새 사진만 지워지고, 일기는 지금 모습 그대로 남습니다.",
+        "Unless you pick a face within {hours} hours, only this new photo is deleted; the entry stays as it is.",
     ),
     "pending_title": ("얼굴 선택을 기다리는 일기", "Entries waiting for a face choice"),
     # a post

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session as DbSession
 from maeum.app.errors import UserError
 from maeum.app.models import ImportedTrack, MusicPick, MusicRating, Post, User
 from maeum.music import (
+    MELON_GENRE_DEFAULTS,
     Catalogue,
     CatalogueError,
     Feedback,
@@ -40,12 +41,20 @@ MAX_IMPORTED_TRACKS = 50_000
 MAX_TRACK_ID_CHARS = 200  # the column's length; other text is cut to its column's length
 
 
-def read_catalogue(path: Path, fmt: str) -> Catalogue:
-    """A catalogue CSV in the Spotify-features or the Melon layout; CatalogueError names the bad line."""
+def read_catalogue(path: Path, fmt: str, genre: str = "") -> Catalogue:
+    """A catalogue CSV in the Spotify-features or the Melon layout; CatalogueError names the bad line.
+
+    ``genre``: for the Melon layout, the genre of rows that name none (it sets their valence and energy).
+    """
     if fmt == "spotify":
+        if genre:
+            raise CatalogueError("a genre for the whole file applies to the melon format only")
         return read_spotify_csv(path, on_duplicate="keep_first")
     if fmt == "melon":
-        return read_melon_csv(path)
+        if genre and genre.lower() not in MELON_GENRE_DEFAULTS:
+            known = ", ".join(sorted(MELON_GENRE_DEFAULTS))
+            raise CatalogueError(f"genre {genre!r} has no valence and energy in maeum; choose one of {known}")
+        return read_melon_csv(path, genre=genre)
     raise CatalogueError(f"unknown catalogue format {fmt!r}; choose spotify or melon")
 
 

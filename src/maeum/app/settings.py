@@ -35,6 +35,8 @@ class AppSettings:
     login_failures_per_user: int = 5
     login_failures_per_ip: int = 30
     login_window_minutes: int = 15
+    # How often, while serving, expired face choices, their uploads and expired sessions are removed.
+    sweep_interval_s: float = 3600.0
     # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client; empty: the peer is the client.
     trusted_proxies: tuple[str, ...] = ()
     analysis_threads: int | None = None

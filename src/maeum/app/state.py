@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
@@ -22,6 +23,7 @@ from maeum.app.security import LoginLimiter, end_expired_sessions, proxy_network
 from maeum.app.settings import AppSettings
 from maeum.app.speech import Recognizer
 from maeum.app.uploads import ImageStore, UploadLimits
+from maeum.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,8 @@ class Diary:
 
     def __init__(self, settings: AppSettings, analyzer: Analyzer | None) -> None:
         self.trusted_proxies = proxy_networks(settings.trusted_proxies)  # first: a typo stops the start
+        self.zone = _time_zone(settings.timezone)
+        _check_data_dir(settings.data_dir)
         self.settings = settings.with_secret()
         self.recognizer = Recognizer(  # first: a wrong model folder stops the start before anything opens
             self.settings.speech_model, self.settings.max_audio_seconds, self.settings.analysis_threads
@@ -56,7 +60,6 @@ class Diary:
             self.settings.login_failures_per_ip,
             self.settings.login_window_minutes,
         )
-        self.zone = ZoneInfo(self.settings.timezone)
         env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
         env.globals.update(
             emoji=lambda label: EMOJI.get(label, "🙂"),
@@ -90,3 +93,26 @@ class Diary:
         """Wait for the comments being written, then release the database."""
         self.companion.close()
         self.engine.dispose()
+
+
+def _time_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"unknown time zone {name!r} (MAEUM_APP_TIMEZONE); use an IANA name such as Asia/Seoul or UTC"
+        ) from None
+
+
+def _check_data_dir(path: Path) -> None:
+    """Create the data folder (owner only) and check that the server can write in it, before anything is
+    stored there; ConfigError says why it cannot be used."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as e:
+        reason = "it is a file" if path.is_file() else e.strerror
+        raise ConfigError(
+            f"cannot keep the diary's data in {path} ({reason}); "
+            "give --data-dir (MAEUM_APP_DATA_DIR) a folder this user can write to"
+        ) from None

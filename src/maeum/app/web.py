@@ -6,6 +6,8 @@ user's post id is simply 'not found'. Every POST carries a CSRF token.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import functools
 import logging
@@ -26,6 +28,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maeum.analyzer import Analyzer
@@ -76,8 +79,9 @@ TOO_LARGE_PATHS = ("/too-large", "/api/too-large")
 def create_app(settings: AppSettings | None = None, analyzer: Analyzer | None = None) -> FastAPI:
     """The diary as an ASGI app; the database is migrated to the newest schema first.
 
-    Comments left pending by an earlier run are written again. Call ``app.state.diary.close()``
-    when done with an app that never served (a served one closes at shutdown).
+    Comments left pending by an earlier run are written again. While serving, expired uploads are
+    swept every ``sweep_interval_s``. Call ``app.state.diary.close()`` when done with an app that
+    never served (a served one closes at shutdown).
     """
     app_state = Diary(settings or AppSettings.from_env(), analyzer)
     app_state.sweep()
@@ -86,7 +90,11 @@ def create_app(settings: AppSettings | None = None, analyzer: Analyzer | None = 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        sweeper = asyncio.create_task(_sweep_every(app_state, s.sweep_interval_s))
         yield
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper  # a sweep under way finishes before the database is released
         app_state.close()
 
     app = FastAPI(title="maeum diary", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
@@ -99,6 +107,17 @@ def create_app(settings: AppSettings | None = None, analyzer: Analyzer | None = 
     web_companion.routes(app, app_state)
     _error_handlers(app, app_state)
     return app
+
+
+async def _sweep_every(d: Diary, seconds: float) -> None:
+    """Sweep every ``seconds`` while serving, so that an upload left waiting for a face choice is deleted
+    a day later, as its page promises, not only at the next start."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await run_in_threadpool(d.sweep)
+        except Exception:  # e.g. the database away for a moment: the next sweep tries again
+            log.exception("removing expired uploads failed")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -251,9 +270,12 @@ def _routes(app: FastAPI, d: Diary) -> None:
 
     @app.post("/logout")
     def logout(request: Request, csrf: str = Form("")) -> Response:
-        check_csrf(request, d, csrf)
-        with page(request, login=False) as (_ctx, db):
-            end_session(db, request.cookies.get(SESSION_COOKIE))
+        """End this browser's session. A visitor signed out already (in another tab, whose page token is stale
+        now) is simply shown the login page: there is no session to protect and nothing to end."""
+        with page(request, login=False) as (ctx, db):
+            if ctx.user is not None:
+                check_csrf(request, d, csrf)
+                end_session(db, request.cookies.get(SESSION_COOKIE))
         response = redirect("/login?signed_out=1")
         response.delete_cookie(SESSION_COOKIE)
         return response
@@ -294,10 +316,17 @@ def _routes(app: FastAPI, d: Diary) -> None:
             return form_error(d, request, "profile.html", e, form)
         return redirect("/profile?saved=1")
 
+    def account_page(ctx: pages.Ctx, db: DbSession, status: int = 200, **values: Any) -> Response:
+        """The account page; its dataset link only when there is enough for ``maeum train``."""
+        labelled = export.labelled_count(db, user_of(ctx))
+        return render(
+            d, ctx, "account.html", status, labelled=labelled, min_labelled=export.MIN_DATASET_POSTS, **values
+        )
+
     @app.get("/account", response_class=HTMLResponse)
     def account(request: Request, password_changed: int = 0) -> Response:
-        with page(request) as (ctx, _db):
-            return render(d, ctx, "account.html", notice=ctx.t("password_changed") if password_changed else None)
+        with page(request) as (ctx, db):
+            return account_page(ctx, db, notice=ctx.t("password_changed") if password_changed else None)
 
     @app.post("/account/password")
     def change_password(
@@ -325,7 +354,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
                 if verify_password(u.password_hash, password):
                     raise UserError("password_same")
             except UserError as e:
-                return render(d, ctx, "account.html", e.status, error=ctx.t(e.key, **e.params))
+                return account_page(ctx, db, e.status, error=ctx.t(e.key, **e.params))
             d.limiter.succeeded(db, u.username, ip)
             u.password_hash = hash_password(password)
             end_all_sessions(db, u.id)
@@ -344,8 +373,11 @@ def _routes(app: FastAPI, d: Diary) -> None:
     def account_dataset(request: Request) -> Response:
         with page(request) as (ctx, db), tempfile.TemporaryDirectory() as tmp:
             u = user_of(ctx)
+            posts = export.labelled_posts(db, [u])
+            if len(posts) < export.MIN_DATASET_POSTS:  # maeum train would refuse it
+                raise UserError("dataset_too_small", 409, n=len(posts), min=export.MIN_DATASET_POSTS)
             folder = Path(tmp) / "dataset"
-            export.write_dataset(export.labelled_posts(db, [u]), d.store, d.labels, folder)
+            export.write_dataset(posts, d.store, d.labels, folder)
             out = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)  # noqa: SIM115 - the response closes it
             export.zip_folder(folder, out)
         return _zip_response(out, f"maeum-dataset-{u.username}.zip")
@@ -356,7 +388,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
             check_csrf(request, d, csrf)
             u = user_of(ctx)
             if not verify_password(u.password_hash, password):
-                return render(d, ctx, "account.html", 400, error=ctx.t("password_wrong"))
+                return account_page(ctx, db, 400, error=ctx.t("password_wrong"))
             images = list(db.scalars(select(Post.image).where(Post.user_id == u.id)))
             images += [p.image for p in db.scalars(select(PendingPost).where(PendingPost.user_id == u.id))]
             end_all_sessions(db, u.id)
