@@ -1221,6 +1221,7 @@ def test_a_dataset_needs_entries_maeum_train_can_learn_from(diary_app, diary_set
         ),
         (["--database-url", "sqlite:///{tmp}/a-file/maeum.db"], "cannot create the database file"),
         (["--env", "MAEUM_APP_TIMEZONE=Mars/Olympus"], "unknown time zone 'Mars/Olympus'"),
+        (["--env", "MAEUM_APP_SECURE_COOKIES=maybe"], "MAEUM_APP_SECURE_COOKIES='maybe': write 1 or 0"),
     ],
 )
 def test_the_server_refuses_settings_it_cannot_use_in_one_line(capsys, monkeypatch, tmp_path, options, message) -> None:

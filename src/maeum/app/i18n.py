@@ -173,11 +173,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "pending_expires": (
         "{hours}시간 안에 얼굴을 고르지 않으면 사진과 글이 지워집니다.",
-        "Unless you pick a face within {hours} hours, the photo and the text are deleted.",
+        "Unless you pick a face within {hours} h, the photo and the text are deleted.",
     ),
     "pending_expires_photo": (
         "{hours}시간 안에 얼굴을 고르지 않으면 이 새 사진만 지워지고, 일기는 지금 모습 그대로 남습니다.",
-        "Unless you pick a face within {hours} hours, only this new photo is deleted; the entry stays as it is.",
+        "Unless you pick a face within {hours} h, only this new photo is deleted; the entry stays as it is.",
     ),
     "pending_title": ("얼굴 선택을 기다리는 일기", "Entries waiting for a face choice"),
     # a post

@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from maeum.errors import ConfigError
+
 ENV_PREFIX = "MAEUM_APP_"
 
 
@@ -83,13 +85,26 @@ class AppSettings:
             "DATABASE_URL": ("database_url", str),
             "SECRET_KEY": ("secret_key", str),
             "TIMEZONE": ("timezone", str),
-            "SECURE_COOKIES": ("secure_cookies", lambda v: v.lower() in ("1", "true", "yes")),
-            "ALLOW_PRIVATE_ENDPOINTS": ("allow_private_endpoints", lambda v: v.lower() in ("1", "true", "yes")),
+            "SECURE_COOKIES": ("secure_cookies", _flag),
+            "ALLOW_PRIVATE_ENDPOINTS": ("allow_private_endpoints", _flag),
             "SPEECH_MODEL": ("speech_model", Path),
             "TRUSTED_PROXIES": ("trusted_proxies", lambda v: tuple(p.strip() for p in v.split(",") if p.strip())),
         }
         for key, (name, cast) in env.items():
             if (value := os.environ.get(ENV_PREFIX + key)) is not None:
-                values[name] = cast(value)
+                try:
+                    values[name] = cast(value)
+                except ValueError as e:
+                    raise ConfigError(f"{ENV_PREFIX + key}={value!r}: {e}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _flag(value: str) -> bool:
+    """An on/off environment variable; a value that is neither (a typo) is refused, never taken as off."""
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("write 1 or 0 (true/false, yes/no, on/off)")
