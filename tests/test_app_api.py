@@ -195,6 +195,17 @@ def test_login_logout_and_rate_limit(diary_app) -> None:
     assert v.client.get("/posts/new").status_code == 303
 
 
+def test_signing_up_while_signed_in_ends_the_earlier_session(diary_app) -> None:
+    v = Visitor(diary_app)
+    v.signup("mina")
+    earlier = v.client.cookies.get("maeum_session")
+    v.signup("jun")  # the same browser, a second account, as sign-in does
+    assert v.client.get("/posts/new").status_code == 200
+    v.client.cookies.clear()
+    v.client.cookies.set("maeum_session", earlier)  # mina's cookie opens nothing now
+    assert v.client.get("/posts/new").status_code == 303
+
+
 def test_logging_out_in_a_second_tab_after_the_first_says_signed_out(diary_app) -> None:
     v = Visitor(diary_app)
     v.signup("mina")
@@ -1239,6 +1250,21 @@ def test_the_server_refuses_settings_it_cannot_use_in_one_line(capsys, monkeypat
     err = capsys.readouterr().err
     assert err.startswith("maeum: ") and err.count("\n") == 1 and message in err, err
     assert "secret-pw" not in err
+
+
+def test_the_server_refuses_a_port_in_use_before_loading_anything(capsys, tmp_path) -> None:
+    import socket
+
+    from maeum.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["app", "--port", str(port), "--data-dir", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1 port {port}" in err and "pass another --port" in err
+    assert not (tmp_path / "data").exists()  # refused before the data folder and the database
 
 
 @pytest.mark.parametrize("port", ["65536", "-1", "99999"])

@@ -109,6 +109,7 @@ def _split(value: str | None) -> tuple[str, ...] | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    _check_address(args.host, args.port)  # before the database and the models, which take seconds
     settings = _settings(args)
     import uvicorn
 
@@ -118,6 +119,25 @@ def _serve(args: argparse.Namespace) -> int:
     log.info("maeum diary on http://%s:%d (data in %s)", args.host, args.port, settings.data_dir)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", proxy_headers=False)
     return 0
+
+
+def _check_address(host: str, port: int) -> None:
+    """Refuse a --host that names no address, or a port taken by another server, as uvicorn would, but first."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as e:
+        raise MaeumError(f"--host {host!r} names no address here ({e}); e.g. 127.0.0.1, or 0.0.0.0 for all") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as e:
+            raise MaeumError(
+                f"cannot listen on {host} port {port} ({e.strerror}); another server may be using it: "
+                "stop it or pass another --port"
+            ) from None
 
 
 def _export_dataset(args: argparse.Namespace) -> int:

@@ -198,6 +198,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
                 )
                 db.add(user)
                 db.flush()
+                end_session(db, request.cookies.get(SESSION_COOKIE))  # a signed-in visitor's earlier account
                 token = start_session(db, user, s.session_days)
         except IntegrityError:  # the same username, registered a moment earlier
             return form_error(d, request, "signup.html", UserError("username_taken"), form)
