@@ -169,7 +169,7 @@ class Recommender:
             raise ValueError(f"genre_mode must be 'first' or 'only', not {genre_mode!r}")
         banned = set(exclude_ids) | set(feedback.skipped(emotion) if feedback else ())
         banned_songs = {_song(self.catalogue.get(i)) for i in banned if i in self.catalogue}
-        candidates = [t for t in self.catalogue if t.id not in banned and _song(t) not in banned_songs]
+        candidates = [t for t in self.catalogue if _song(t) not in banned_songs]  # a banned id's song is banned
         preferred = {g.lower() for g in (genres_for_emotion or {}).get(emotion, ())}
         if preferred and genre_mode == "only":
             candidates = [t for t in candidates if t.genre.lower() in preferred]
