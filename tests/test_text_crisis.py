@@ -49,6 +49,14 @@ DATA = Path(__file__).parent / "data"
         "그냥 영원히 잠들고 싶어",
         "Everyone would be better off without me",
         "I just want to disappear",
+        # The second audit.
+        "나 그냥 죽을래",
+        "다 끝내고 싶다",
+        "오늘도 버텼다.\n다 끝내버리고 싶어",
+        "이제 다 끝내고 싶어",
+        "모든 걸 끝내고 싶다",
+        "ㅈㅅ하고 싶다",
+        "I want to die in my sleep",
     ],
 )
 def test_crisis_words_are_recognised(text: str) -> None:
@@ -77,6 +85,11 @@ def test_crisis_words_are_recognised(text: str) -> None:
         "목숨을 끊임없이 위협하던 태풍이 지나갔다",
         "가장 극단적 선택지는 피했다",
         "알람에 안 깼으면 지각할 뻔했다",
+        "너 죽을래? ㅋㅋ",
+        "숙제 다 끝내고 싶다",
+        "오늘 안에 일을 빨리 끝내고 싶어",
+        "ㅈㅅ 늦었어",
+        "I want to die my hair blue",
         "",
     ],
 )

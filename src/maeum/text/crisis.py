@@ -4,8 +4,9 @@
 자해, 목숨을 끊다, 극단적 선택 …; suicide, kill myself, want to die, self-harm …) with their common
 spacing and endings, so that the companion can stop cheering and point to help whatever wrote the
 comment. It errs on the side of caution (``죽고 싶을 만큼 창피했다`` counts), but the everyday
-intensifier ``죽겠다`` (``배고파 죽겠다``, ``웃겨 죽겠어``, ``죽을 만큼 피곤``) and the praise ``끝내준다``
-(``인생 끝내주네``) do not. It cannot see distress that is not put into these words; a missing match never
+intensifier ``죽겠다`` (``배고파 죽겠다``, ``웃겨 죽겠어``, ``죽을 만큼 피곤``), the praise ``끝내준다``
+(``인생 끝내주네``), the banter ``너 죽을래?``, ``ㅈㅅ`` alone (mostly 죄송, sorry), a task to finish
+(``숙제 다 끝내고 싶다``) and dyeing one's hair (``I want to die my hair``) do not. It cannot see distress that is not put into these words; a missing match never
 means a person is safe.
 """
 
@@ -17,9 +18,11 @@ import re
 _KOREAN: tuple[str, ...] = (
     r"(?<![남여])자살(?!골)",  # not 자살골 (an own goal), 여자 살빼기 written as one word
     r"자해(?!공갈)",
+    r"ㅈㅅ (?:하고 (?:싶|시퍼)|할까|해 버릴)",  # ㅈㅅ alone is mostly 죄송 (sorry)
     r"죽(?:고|구) (?:만 )?(?:싶|시퍼|십)",
     r"죽어 버리(?:고 싶|자)|죽어 버릴(?:까|래|거)",
     r"죽어야겠|죽는 (?:게|것이|편이) (?:낫|나을|나아)|죽었으면 좋겠|차라리 죽",
+    r"(?:나|난|나는|그냥) 죽을래(?! ?\?)",  # not the banter 너 죽을래? / 죽을래?
     r"뒤지고 (?:싶|시퍼)",
     r"(?:살고|살아 있고) 싶지 (?:가 |는 |도 )?않",
     r"그만 살고 (?:싶|시퍼)",
@@ -33,6 +36,9 @@ _KOREAN: tuple[str, ...] = (
     r"영원히 잠들고 (?:싶|시퍼)",
     r"목숨(?:을|까지)? 끊(?!임)",  # not 끊임없이 (endlessly)
     r"(?:삶|인생|목숨)(?:을|를)? 끝내(?!주)",  # not 끝내주다 (awesome): 인생 끝내주네
+    # Ending it all, with nothing named to finish: not 숙제 다 끝내고 싶다 (finish the homework).
+    r"(?:^|(?<=[.!?…~\n])|(?<=[.!?…~\n]\s)|모든 (?:걸|것을?) |(?:이제|그냥|그만) (?:다 |전부 |모두 )?)"
+    r"(?:다 |전부 |모두 )?끝내(?: 버리)?고 (?:싶|시퍼)",
     r"극단적 (?:인 )?선택(?!지)",
     r"생을 마감",
     r"세상을 떠나고 싶",
@@ -45,7 +51,7 @@ _KOREAN: tuple[str, ...] = (
 _ENGLISH: tuple[str, ...] = (
     r"\bsuicid(?:e|al)",
     r"\bkill(?:ing|ed)? myself\b",
-    r"\b(?:want|wanna|wanted|wanting) (?:to )?die\b",
+    r"\b(?:want|wanna|wanted|wanting) (?:to )?die\b(?! (?:my|his|her|their|your|the|it|them)\b)",  # dye my hair
     r"\bwish (?:i|I) (?:was|were) dead\b|\bbetter off dead\b",
     r"\bend(?:ing)? (?:my life|it all)\b|\btake my (?:own )?life\b",
     r"\bself[- ]?harm",
