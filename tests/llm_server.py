@@ -1,7 +1,7 @@
 """A tiny OpenAI-compatible chat server on loopback for the companion's tests.
 
 ``mode`` picks how it answers: good, slow, 500-then-ok, 429-then-ok, 500, 400, garbage, wrong-shape,
-empty-content, huge, redirect. It records every request body and its headers.
+empty-content, huge, huge-undeclared, redirect. It records every request body and its headers.
 """
 
 from __future__ import annotations
@@ -66,9 +66,15 @@ class LLMServer:
                     self._send(200, json.dumps({"choices": [{"text": "hi"}]}).encode())
                 elif mode == "empty-content":
                     self._send(200, json.dumps({"choices": [{"message": {"content": "  "}}]}).encode())
-                elif mode == "huge":
-                    content = "가" * 2_000_000
-                    self._send(200, json.dumps({"choices": [{"message": {"content": content}}]}).encode())
+                elif mode == "huge":  # declared in Content-Length
+                    self._send(200, b" " * 2_000_000)
+                elif mode == "huge-undeclared":  # no Content-Length: the reply ends when the connection closes
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                        for _ in range(40):
+                            self.wfile.write(b" " * 50_000)
                 elif mode == "redirect":
                     self.send_response(307)
                     self.send_header("Location", "http://169.254.169.254/latest/meta-data/")

@@ -186,6 +186,7 @@ def test_client_times_out_and_retries(server: LLMServer) -> None:
         ("wrong-shape", "choices"),
         ("empty-content", "empty"),
         ("huge", "larger than"),
+        ("huge-undeclared", "larger than"),
         ("redirect", "redirect"),
     ],
 )
@@ -204,9 +205,13 @@ def test_client_connection_refused() -> None:
         ChatClient(url, "m", timeout_s=0.5, retries=1, backoff_s=0.01).complete(MESSAGES, 0.5, 50)
 
 
-def test_client_gives_up_on_a_reply_that_trickles_in() -> None:
-    # The audit: a server sending a byte now and then held a client with a 1 s timeout until its last byte.
+@pytest.mark.parametrize("trickled", ["body", "headers"])
+def test_client_gives_up_on_a_reply_that_trickles_in(trickled: str) -> None:
+    # The audit: a server sending a byte now and then held a client with a 1 s timeout until its last byte;
+    # the second audit: the same with the headers, which were read before the deadline was looked at.
     body = json.dumps({"choices": [{"message": {"content": "안녕"}}]}).encode()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    slow, fast = (body, head) if trickled == "body" else (head, b"")
     finished = threading.Event()
     listener = socket.create_server(("127.0.0.1", 0))
 
@@ -214,14 +219,14 @@ def test_client_gives_up_on_a_reply_that_trickles_in() -> None:
         conn, _ = listener.accept()
         with conn:
             conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
-            conn.sendall(b"Content-Length: %d\r\n\r\n" % len(body))
             try:
-                for i, byte in enumerate(body):
+                conn.sendall(fast)
+                for i, byte in enumerate(slow):
                     time.sleep(0.1)
-                    if i == len(body) - 1:
+                    if i == len(slow) - 1:
                         finished.set()  # before the last byte: a client that waited for all cannot miss it
                     conn.sendall(bytes([byte]))
+                conn.sendall(body if trickled == "headers" else b"")
             except OSError:
                 return  # the client hung up
 
@@ -229,12 +234,34 @@ def test_client_gives_up_on_a_reply_that_trickles_in() -> None:
     thread.start()
     client = ChatClient(f"http://127.0.0.1:{listener.getsockname()[1]}/v1", "m", timeout_s=0.5, retries=0)
     try:
-        with pytest.raises(CompanionError, match="longer than the timeout"):
+        start = time.monotonic()
+        with pytest.raises(CompanionError, match=r"no whole reply within the 0.5 s timeout"):
             client.complete(MESSAGES, 0.5, 50)
+        assert time.monotonic() - start < 3
         assert not finished.is_set()  # it gave up while the reply was still coming
     finally:
         listener.close()
         thread.join(timeout=30)
+
+
+def test_client_refuses_a_declared_huge_reply_before_reading_it() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5000000000\r\n\r\n")
+            time.sleep(5)  # and never the body: a client that read it would time out instead
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client = ChatClient(f"http://127.0.0.1:{listener.getsockname()[1]}/v1", "m", timeout_s=3, retries=0)
+    try:
+        with pytest.raises(CompanionError, match=r"larger than 1000000 bytes \(5000000000\)"):
+            client.complete(MESSAGES, 0.5, 50)
+    finally:
+        listener.close()
 
 
 @pytest.mark.parametrize(

@@ -6,17 +6,17 @@ so a local Ollama or llama.cpp server works, any other non-public address needs 
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import ipaddress
 import json
 import logging
 import re
 import socket
+import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Sequence
-from typing import Any
 
 from maeum.companion.settings import CompanionError
 
@@ -80,13 +80,6 @@ def check_endpoint_url(url: str, allow_private: bool = False) -> str:
     return url
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Refuse redirects: a redirect could lead past the URL guard."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
-        raise CompanionError(f"endpoint answered with a redirect ({code}) to {newurl!r}; give the final URL")
-
-
 class _Retryable(Exception):
     pass
 
@@ -117,8 +110,6 @@ class ChatClient:
         self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
-        # No proxies from the environment and no redirects: the request goes where the guard looked.
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
 
     def complete(self, messages: Sequence[dict[str, str]], temperature: float, max_tokens: int) -> str:
         """Return the assistant's reply text for ``messages``."""
@@ -147,35 +138,58 @@ class ChatClient:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-        deadline = time.monotonic() + self.timeout_s
+        parts = urllib.parse.urlsplit(self.url)
+        connection = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        conn = connection(parts.hostname or "", parts.port, timeout=self.timeout_s)
+        # The socket timeout bounds each receive; the watchdog bounds the whole exchange, so a server
+        # that sends its headers or its body a byte now and then cannot hold a comment worker past it.
+        expired = threading.Event()
+        watchdog = threading.Timer(self.timeout_s, _cut, (conn, expired))
+        watchdog.daemon = True
+        watchdog.start()
         try:
-            with self._opener.open(req, timeout=self.timeout_s) as resp:
-                return _read_capped(resp, deadline)
-        except urllib.error.HTTPError as e:
-            if e.code in _RETRY_STATUS:
-                raise _Retryable(f"HTTP {e.code}") from e
-            raise CompanionError(
-                f"endpoint {self.url} answered HTTP {e.code} {e.reason}; check URL, model and key"
-            ) from e
-        except urllib.error.URLError as e:
-            if isinstance(e.reason, CompanionError):
-                raise e.reason from e
-            raise _Retryable(f"cannot connect: {e.reason}") from e
-        except (TimeoutError, ConnectionError) as e:
-            raise _Retryable(f"{type(e).__name__}: {e}") from e
-        except OSError as e:
-            raise _Retryable(f"{type(e).__name__}: {e}") from e
+            conn.request("POST", urllib.parse.urlunsplit(("", "", parts.path, parts.query, "")), body, headers)
+            resp = conn.getresponse()
+            if 300 <= resp.status < 400:
+                where = resp.getheader("Location", "")
+                raise CompanionError(
+                    f"endpoint answered with a redirect ({resp.status}) to {where!r}; give the final URL"
+                )
+            if resp.status in _RETRY_STATUS:
+                raise _Retryable(f"HTTP {resp.status}")
+            if not 200 <= resp.status < 300:
+                raise CompanionError(
+                    f"endpoint {self.url} answered HTTP {resp.status} {resp.reason}; check URL, model and key"
+                )
+            declared = resp.getheader("Content-Length", "")
+            if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+                raise CompanionError(f"endpoint reply is larger than {MAX_RESPONSE_BYTES} bytes ({declared})")
+            raw = _read_capped(resp)
+        except (OSError, http.client.HTTPException) as e:
+            if expired.is_set():
+                raise _Retryable(f"no whole reply within the {self.timeout_s:g} s timeout") from e
+            raise _Retryable(f"cannot connect or read: {type(e).__name__}: {e}") from e
+        finally:
+            watchdog.cancel()
+            conn.close()
+        if expired.is_set():  # the cut socket read as the end of the reply
+            raise _Retryable(f"no whole reply within the {self.timeout_s:g} s timeout")
+        return raw
 
 
-def _read_capped(resp: Any, deadline: float) -> bytes:
+def _cut(conn: http.client.HTTPConnection, expired: threading.Event) -> None:
+    """Wake a receive that waits on ``conn``: the watchdog's end of the timeout."""
+    expired.set()
+    if conn.sock is not None:
+        with contextlib.suppress(OSError):  # already closed
+            conn.sock.shutdown(socket.SHUT_RDWR)
+
+
+def _read_capped(resp: http.client.HTTPResponse) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        if time.monotonic() > deadline:
-            raise TimeoutError("reading the reply took longer than the timeout")
-        # read1: what one receive brings; read(n) would wait for all n bytes, so a server that sends a
-        # byte now and then could hold the reply (and a comment worker) far past the deadline.
+        # read1: what one receive brings, so the cap is checked as the bytes come.
         chunk = resp.read1(65536)
         if not chunk:
             return b"".join(chunks)
