@@ -57,6 +57,7 @@ DATA = Path(__file__).parent / "data"
         "모든 걸 끝내고 싶다",
         "ㅈㅅ하고 싶다",
         "I want to die in my sleep",
+        "And that made me want to die The idea of me",  # a lyric without stops: not hair dye
     ],
 )
 def test_crisis_words_are_recognised(text: str) -> None:

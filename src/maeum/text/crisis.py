@@ -6,8 +6,8 @@ spacing and endings, so that the companion can stop cheering and point to help w
 comment. It errs on the side of caution (``죽고 싶을 만큼 창피했다`` counts), but the everyday
 intensifier ``죽겠다`` (``배고파 죽겠다``, ``웃겨 죽겠어``, ``죽을 만큼 피곤``), the praise ``끝내준다``
 (``인생 끝내주네``), the banter ``너 죽을래?``, ``ㅈㅅ`` alone (mostly 죄송, sorry), a task to finish
-(``숙제 다 끝내고 싶다``) and dyeing one's hair (``I want to die my hair``) do not. It cannot see distress that is not put into these words; a missing match never
-means a person is safe.
+(``숙제 다 끝내고 싶다``) and dyeing one's hair (``I want to die my hair``) do not. It cannot see
+distress that is not put into these words; a missing match never means a person is safe.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ _KOREAN: tuple[str, ...] = (
 _ENGLISH: tuple[str, ...] = (
     r"\bsuicid(?:e|al)",
     r"\bkill(?:ing|ed)? myself\b",
-    r"\b(?:want|wanna|wanted|wanting) (?:to )?die\b(?! (?:my|his|her|their|your|the|it|them)\b)",  # dye my hair
+    # Not dyeing: I want to die my hair.
+    r"\b(?:want|wanna|wanted|wanting) (?:to )?die\b(?! (?:my|the) (?:hair|beard|eyebrows|clothes|shirt|jeans|dress)\b)",
     r"\bwish (?:i|I) (?:was|were) dead\b|\bbetter off dead\b",
     r"\bend(?:ing)? (?:my life|it all)\b|\btake my (?:own )?life\b",
     r"\bself[- ]?harm",
