@@ -544,6 +544,35 @@ def test_catalogue_upload_per_user_with_line_numbered_errors(app, selfie_jpeg, m
     assert r.status_code == 303 and rows(app, ImportedTrack) == 0
 
 
+def test_catalogue_upload_sets_the_genre_of_melon_rows_without_one(app) -> None:
+    # The audit: only the CLI could say which genre a Melon file without a genre column holds.
+    from maeum.app.music import UPLOAD_GENRES
+    from maeum.music import MELON_GENRE_DEFAULTS
+
+    assert all(key in MELON_GENRE_DEFAULTS for key, _, _ in UPLOAD_GENRES)
+    v = Visitor(app)
+    v.signup("mina")
+    page = v.client.get("/companion").text
+    assert '<option value="발라드">발라드</option>' in page and '<option value="">파일에 적힌 대로</option>' in page
+
+    def upload(fmt: str, genre: str):  # -> httpx.Response
+        files = {"catalogue": ("melon.csv", "title,singer\n비 오는 밤,가수\n".encode(), "text/csv")}
+        data = {"format": fmt, "genre": genre, "csrf": v.csrf("/companion")}
+        return v.client.post("/companion/music", data=data, files=files)
+
+    assert upload("melon", "발라드").status_code == 303
+    with app.state.diary.sessions() as db:
+        track = db.scalar(select(ImportedTrack))
+        assert (track.genre, track.valence, track.energy) == ("발라드", 0.30, 0.30)
+    r = upload("melon", "polka")
+    assert r.status_code == 400 and "polka" in ERROR.findall(r.text)[0]
+    r = upload("spotify", "발라드")
+    assert r.status_code == 400 and "melon format only" in ERROR.findall(r.text)[0]
+    assert upload("melon", "").status_code == 303  # as the file says: no genre, the unknown default
+    with app.state.diary.sessions() as db:
+        assert db.scalar(select(ImportedTrack)).genre == ""
+
+
 def test_catalogue_with_overlong_fields_is_refused_or_cut_never_a_500(app) -> None:
     # The audit: on PostgreSQL an id over 200 characters, a mood over 16 or a lyrics emotion over 32 was a 500.
     v = Visitor(app)

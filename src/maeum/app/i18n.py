@@ -286,6 +286,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "catalogue_format": ("형식", "Format"),
     "catalogue_spotify": ("Spotify 특성 CSV", "Spotify features CSV"),
     "catalogue_melon": ("멜론 차트 CSV", "Melon chart CSV"),
+    "catalogue_genre": (
+        "멜론: 장르 열이 없는 곡의 장르",
+        "Melon: the genre of songs without a genre column",
+    ),
+    "catalogue_genre_none": ("파일에 적힌 대로", "As the file says"),
     "catalogue_upload": ("가져오기", "Import"),
     "catalogue_count": ("가져온 곡: {n}곡", "Imported songs: {n}"),
     "catalogue_remove": ("가져온 곡 지우기", "Remove imported songs"),

@@ -39,6 +39,26 @@ RECENT_PICKS = 30  # songs picked for a user's last posts are not picked again
 CatalogueFormat = Literal["spotify", "melon"]
 MAX_IMPORTED_TRACKS = 50_000
 MAX_TRACK_ID_CHARS = 200  # the column's length; other text is cut to its column's length
+# The genres the import form offers for a Melon file without a genre column: (key of MELON_GENRE_DEFAULTS,
+# Korean name, English name).
+UPLOAD_GENRES: tuple[tuple[str, str, str], ...] = (
+    ("발라드", "발라드", "Ballad"),
+    ("댄스", "댄스", "Dance"),
+    ("idol", "아이돌", "Idol"),
+    ("k-pop", "K-pop", "K-pop"),
+    ("인디음악", "인디음악", "Indie"),
+    ("pop", "팝", "Pop"),
+    ("성인가요", "성인가요", "Korean adult pop (seong-in gayo)"),
+    ("트로트", "트로트", "Trot"),
+    ("알앤비/소울", "R&B/소울", "R&B/Soul"),
+    ("랩/힙합", "랩/힙합", "Rap/Hip-hop"),
+    ("록/메탈", "록/메탈", "Rock/Metal"),
+    ("포크/블루스", "포크/블루스", "Folk/Blues"),
+    ("ost", "OST", "Soundtrack (OST)"),
+    ("일렉트로니카", "일렉트로니카", "Electronica"),
+    ("jazz", "재즈", "Jazz"),
+    ("classical", "클래식", "Classical"),
+)
 
 
 def read_catalogue(path: Path, fmt: str, genre: str = "") -> Catalogue:

@@ -82,6 +82,7 @@ def _settings_page(d: Diary, ctx: Ctx, db: DbSession, status: int = 200, **value
         genres=d.music.genres(db, user),
         has_key=bool(profile.endpoint_key),
         imported=music.imported_count(db, user),
+        upload_genres=music.UPLOAD_GENRES,
         allow_private=d.settings.allow_private_endpoints,
         **values,
     )
@@ -148,6 +149,7 @@ def routes(app: FastAPI, d: Diary) -> None:
         request: Request,
         catalogue: UploadFile | None = File(None),
         format: str = Form("spotify"),
+        genre: str = Form(""),
         csrf: str = Form(""),
     ) -> Response:
         try:
@@ -159,7 +161,7 @@ def routes(app: FastAPI, d: Diary) -> None:
                 path = Path(tmp) / "catalogue.csv"
                 path.write_bytes(data)
                 try:
-                    tracks = music.read_catalogue(path, format)
+                    tracks = music.read_catalogue(path, format, genre)
                     with d.tx() as db:  # refuses more songs than one import may hold, changing nothing
                         count = music.replace_imported(db, db.get(User, user_id), tracks)
                 except CatalogueError as e:
