@@ -86,6 +86,15 @@ def test_malformed_rows_name_file_and_line(tmp_path: Path, body: str, line: int,
     assert isinstance(info.value, MaeumError)
 
 
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_semicolon_and_tab_separated_files_are_read(tmp_path: Path, delimiter: str) -> None:
+    # The audit: a spreadsheet saved in a European locale (semicolons, decimal commas) read as one column.
+    rows = [["name", "artist", "id", "valence", "energy"], ["Song A", "Artist, Jr.", "a1", "0,25", "0.75"]]
+    text = "\n".join(delimiter.join(r) for r in rows) + "\n"
+    (track,) = read_spotify_csv(write(tmp_path, text))
+    assert (track.artist, track.valence, track.energy) == ("Artist, Jr.", 0.25, 0.75)
+
+
 def test_multiline_quoted_field_counts_physical_lines(tmp_path: Path) -> None:
     body = '"Two\nLines",Artist,a1,0.5,0.5,Happy\nSong B,Artist,b1,x,0.5,Sad\n'
     with pytest.raises(CatalogueError, match=r"line 4: valence 'x'"):

@@ -97,7 +97,13 @@ class _Rows:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._reader = csv.reader(io.StringIO(_decode(path), newline=""))
+        text = _decode(path)
+        # Spreadsheets set to a European locale save with semicolons (and decimal commas), others with tabs.
+        first = text.split("\n", 1)[0]
+        self.delimiter = "," if "," in first else ";" if ";" in first else "\t" if "\t" in first else ","
+        if self.delimiter != ",":
+            _log.info("%s: columns separated by %r", path, self.delimiter)
+        self._reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter)
         try:
             header = next(self._reader)
         except StopIteration:
@@ -131,7 +137,7 @@ class _Rows:
             if len(cells) != len(self.columns):
                 raise CatalogueError(
                     f"{self.path}, line {line}: {len(cells)} fields but the header has {len(self.columns)}; "
-                    "quote fields that contain commas"
+                    f"quote fields that contain {self.delimiter!r}"
                 )
             yield line, {k: v.strip() for k, v in zip(self.columns, cells, strict=True)}
 
@@ -142,7 +148,7 @@ class _Rows:
 def _unit(rows: _Rows, line: int, row: dict[str, str], column: str) -> float:
     text = row[column]
     try:
-        value = float(text)
+        value = float(text if rows.delimiter == "," else text.replace(",", "."))  # 0,5 beside semicolons
     except ValueError:
         raise rows.fail(line, f"{column} {text!r} is not a number; use a decimal between 0 and 1") from None
     if not 0.0 <= value <= 1.0:
