@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -189,11 +190,15 @@ def _lock(work: Path) -> IO[str]:
     would cut the same crops into the same files and each commit half of them."""
     f = (work / "lock").open("a+", encoding="utf-8")
     try:
-        import fcntl
-    except ImportError:  # Windows: no advisory file locks; one run at a time is up to the user
-        return f
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if sys.platform == "win32":  # a lock on the file's first byte; closing the file releases it
+            import msvcrt
+
+            f.seek(0)
+            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         f.close()
         raise DataError(
