@@ -11,6 +11,7 @@ import csv
 import itertools
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -870,3 +871,42 @@ def test_stream_timeout_is_an_option_and_ctrl_c_stops_the_connect() -> None:
         code, err = _ctrl_c(["video", url, "--timeout", "300"], connected)
         assert code == 130 and "interrupted" in err and "Traceback" not in err
         assert time.monotonic() - started < 120  # not the 300 s timeout
+
+
+def test_ctrl_c_stops_a_stream_whose_reads_stall(tmp_path: Path) -> None:
+    """A stream that stops sending but keeps the connection: Ctrl-C used to wait for the read timeout."""
+    import socket
+    import threading
+
+    frames = [np.full((120, 160, 3), 2 * k, np.uint8) for k in range(100)]
+    data = write_clip(tmp_path / "clip.avi", frames, fps=10).read_bytes()
+    stalled, done = threading.Event(), threading.Event()
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(data))
+            conn.sendall(data[: len(data) // 2])  # half the frames, then nothing more
+            stalled.set()
+            done.wait(120)
+
+    threading.Thread(target=serve, daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/clip.avi"
+    since: list[float] = []
+
+    def ready() -> bool:  # the half sent and a moment to read it: the next read waits
+        if stalled.is_set() and not since:
+            since.append(time.monotonic())
+        return bool(since) and time.monotonic() - since[0] > 2
+
+    try:
+        started = time.monotonic()
+        code, err = _ctrl_c(["video", url, "--timeout", "300", "--csv", str(tmp_path / "t.csv")], ready)
+        assert code == 130 and "interrupted after" in err and "Traceback" not in err, err
+        assert time.monotonic() - started < 60  # not the 300 s timeout
+        assert int(re.search(r"interrupted after (\d+) frames", err)[1]) > 10  # the frames before the stall
+    finally:
+        done.set()
+        server.close()

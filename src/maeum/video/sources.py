@@ -140,7 +140,15 @@ class _CaptureSource(FrameSource):
     """
 
     def __init__(
-        self, cap: cv2.VideoCapture, name: str, *, live: bool, camera: bool, every: int, sample_fps: float | None
+        self,
+        cap: cv2.VideoCapture,
+        name: str,
+        *,
+        live: bool,
+        camera: bool,
+        every: int,
+        sample_fps: float | None,
+        network: bool = False,
     ) -> None:
         fps = cap.get(cv2.CAP_PROP_FPS)
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -149,10 +157,17 @@ class _CaptureSource(FrameSource):
         self._started = time.monotonic()
         self._last_t = -1.0
         self._primed = False
+        # A network stream's read can stall until its timeout, deaf to Ctrl-C: it runs in a helper thread.
+        self._waiter = _Waiter(f"maeum-stream-read ({name})") if network else None
+
+    def _grab_once(self) -> bool:
+        if self._waiter is None:
+            return bool(self._cap.grab())
+        return bool(self._waiter.run(self._cap.grab))
 
     def prime(self) -> None:
         """Read the first frame now, so a file without a decodable video stream fails at open."""
-        if not self._cap.grab():
+        if not self._grab_once():
             self.close()
             if self._live:
                 raise VideoError(f"{self.name} opened but gives no frames; check that no other program uses it")
@@ -164,7 +179,7 @@ class _CaptureSource(FrameSource):
     def _grab(self, index: int) -> float | None:
         if self._primed:
             self._primed = False
-        elif not self._cap.grab():
+        elif not self._grab_once():
             return None
         if self._camera:
             t = time.monotonic() - self._started
@@ -193,7 +208,46 @@ class _CaptureSource(FrameSource):
             )
 
     def _release(self) -> None:
+        if self._waiter is not None and self._waiter.busy:
+            # Ctrl-C during a read: the helper thread is still inside FFmpeg, and releasing the capture
+            # under it could crash the process; it ends with the process, or by the stream's timeout.
+            log.debug("%s: left open, a read is still waiting", self.name)
+            return
         self._cap.release()
+
+
+class _Waiter:
+    """Runs blocking calls in a helper thread and waits for each in short joins, so that Ctrl-C, which
+    Python handles only between bytecodes of the main thread, stops the wait at once."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._thread: threading.Thread | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a call is still running (the wait for it was interrupted)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def run(self, call: Callable[[], object]) -> object:
+        if self.busy:
+            raise VideoError(f"{self._name}: the previous read is still waiting")
+        result: list[object] = []
+        failure: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                result.append(call())
+            except Exception as e:  # handed to the waiting thread
+                failure.append(e)
+
+        self._thread = threading.Thread(target=target, name=self._name, daemon=True)
+        self._thread.start()
+        while self._thread.is_alive():
+            self._thread.join(0.1)
+        if failure:
+            raise failure[0]
+        return result[0]
 
 
 class _ArraySource(FrameSource):
@@ -374,34 +428,29 @@ def _open_stream(url: str, every: int, sample_fps: float | None, timeout_s: floa
             )
         raise VideoError(f"{name}: cannot open the stream; check the URL, the network and the credentials")
     live = url.split("://", 1)[0].lower() in _LIVE_SCHEMES
-    return _started(cap, name, live=live, every=every, sample_fps=sample_fps)
+    return _started(cap, name, live=live, every=every, sample_fps=sample_fps, network=True)
 
 
 def _connect(url: str, params: list[int]) -> cv2.VideoCapture | None:
     """``cv2.VideoCapture(url)``, opened in a helper thread: FFmpeg's connect ignores Ctrl-C, and the
     main thread, waiting here, stops at once on it. None if OpenCV raised."""
-    opened: list[cv2.VideoCapture] = []
-
-    def connect() -> None:
-        try:
-            opened.append(cv2.VideoCapture(url, cv2.CAP_FFMPEG, params))
-        except cv2.error as e:  # the URL stays out of the log: it may hold a password
-            log.debug("opening the stream failed: %s", e)
-
-    thread = threading.Thread(target=connect, name="maeum-stream-connect", daemon=True)
-    thread.start()
-    while thread.is_alive():  # a short join, so that Ctrl-C is seen between two
-        thread.join(0.1)
-    return opened[0] if opened else None
+    try:
+        cap = _Waiter("maeum-stream-connect").run(lambda: cv2.VideoCapture(url, cv2.CAP_FFMPEG, params))
+    except cv2.error as e:  # the URL stays out of the log: it may hold a password
+        log.debug("opening the stream failed: %s", e)
+        return None
+    return cap if isinstance(cap, cv2.VideoCapture) else None
 
 
-def _started(cap: cv2.VideoCapture, name: str, *, live: bool, every: int, sample_fps: float | None) -> FrameSource:
+def _started(
+    cap: cv2.VideoCapture, name: str, *, live: bool, every: int, sample_fps: float | None, network: bool = False
+) -> FrameSource:
     """An opened file or stream capture, upright and with its first frame read (or VideoError)."""
     cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)  # OpenCV's default for FFmpeg, stated so it cannot drift
     rotation = cap.get(cv2.CAP_PROP_ORIENTATION_META)
     if rotation:
         log.info("%s: rotated %d° per its metadata", name, int(rotation))
-    src = _CaptureSource(cap, name, live=live, camera=False, every=every, sample_fps=sample_fps)
+    src = _CaptureSource(cap, name, live=live, camera=False, every=every, sample_fps=sample_fps, network=network)
     src.prime()
     return src
 
