@@ -53,10 +53,15 @@ def ferplus_model_args(description: str) -> tuple[argparse.Namespace, Path]:
     parser.add_argument("--shared", type=Path, default=SHARED)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    root = args.shared / "data" / "ferplus"
-    if not root.is_dir():
-        parser.error(f"no FER+ data at {root}; pass --shared")
-    return args, root
+    return args, ferplus_root(parser, args.shared)
+
+
+def ferplus_root(parser: argparse.ArgumentParser, shared: Path) -> Path:
+    """``shared``'s FER+ folder; a usage error (exit 2) when it holds no fer2013new.csv."""
+    root = shared / "data" / "ferplus"
+    if not (root / "fer2013new.csv").is_file():
+        parser.error(f"no FER+ data at {root} (no fer2013new.csv); pass --shared or set MAEUM_SHARED")
+    return root
 
 
 def majority_accuracy(probs: np.ndarray, labels: np.ndarray) -> float:

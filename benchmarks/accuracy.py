@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import CACHE, SHARED, cpu_description, out, table, throughput
+from _common import CACHE, SHARED, cpu_description, ferplus_root, out, table, throughput
 from _fer_reference import FER_LABELS, fer_preprocess, load_fer_session
 from maeum.classify import DEFAULT_MODEL, EmotionClassifier
 from maeum.labels import FERPLUS7
@@ -61,7 +61,7 @@ def main() -> None:
         "--fer2013-model", type=Path, help="the model trained on the original FER2013 labels, for the FER2013 bar"
     )
     args = parser.parse_args()
-    root = args.shared / "data" / "ferplus"
+    root = ferplus_root(parser, args.shared)
     test = ferplus.load_split(root, "test", CACHE / "ferplus")
     majority = test.majority()
     keep = majority >= 0

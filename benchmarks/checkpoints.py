@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import FERPLUS_SPLITS as SPLITS
-from _common import SHARED, majority_accuracy, out, table
+from _common import SHARED, ferplus_root, majority_accuracy, out, table
 from maeum.labels import FERPLUS7
 from maeum.training import ferplus
 from maeum.training.distill import teacher_probabilities
@@ -37,7 +37,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    root = args.shared / "data" / "ferplus"
+    root = ferplus_root(parser, args.shared)
     missing = [str(c) for c in args.checkpoints if not c.is_file()]
     if missing:
         parser.error(f"no such checkpoint: {', '.join(missing)}")

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import SHARED, out, table
+from _common import SHARED, ferplus_root, out, table
 from maeum.classify import EmotionClassifier
 from maeum.preprocess import to_model_input
 from maeum.training import ferplus
@@ -49,7 +49,7 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
-    root = args.shared / "data" / "ferplus"
+    root = ferplus_root(p, args.shared)
     train, valid = ferplus.load_split(root, "train"), ferplus.load_split(root, "valid")
     keep = valid.majority() >= 0
     faces, labels = valid.images[keep], valid.majority()[keep]

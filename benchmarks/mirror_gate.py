@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import CACHE, SHARED, cpu_description, out, table, throughput
+from _common import CACHE, SHARED, cpu_description, ferplus_root, out, table, throughput
 from maeum.classify import DEFAULT_MODEL, EmotionClassifier, mirror_gate
 from maeum.training import ferplus
 from maeum.training.datasets import ferplus_at_input
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[], help="another .onnx to measure (repeatable)")
     parser.add_argument("--profile", action="store_true", help="also print where the bundled file's time goes")
     args = parser.parse_args()
-    test = ferplus.load_split(args.shared / "data" / "ferplus", "test", CACHE / "ferplus")
+    test = ferplus.load_split(ferplus_root(parser, args.shared), "test", CACHE / "ferplus")
     majority = test.majority()
 
     served = EmotionClassifier(DEFAULT_MODEL, threads=args.threads)
