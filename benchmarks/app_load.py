@@ -50,7 +50,7 @@ from _app_server import (
     selfie_jpeg,
     sign_up,
 )
-from _common import out, table
+from _common import at_least_zero, out, positive, run, table
 
 log = logging.getLogger("app_load")
 
@@ -136,12 +136,16 @@ class Worker(threading.Thread):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=20, help="concurrent users, one thread each (default: 20)")
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of posting (default: 60)")
+    parser.add_argument(
+        "--users", type=positive(int), default=20, help="concurrent users, one thread each (default: 20)"
+    )
+    parser.add_argument("--duration", type=positive(float), default=60.0, help="seconds of posting (default: 60)")
     parser.add_argument("--size", type=parse_size, default=(1280, 960), help="photo size (default: 1280x960)")
     parser.add_argument("--quality", type=int, default=92, help="JPEG quality (default: 92)")
-    parser.add_argument("--noise", type=float, default=5.0, help="sensor-like noise, grey levels (default: 5)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds before a request is an error")
+    parser.add_argument(
+        "--noise", type=at_least_zero(float), default=5.0, help="sensor-like noise, grey levels (default: 5)"
+    )
+    parser.add_argument("--timeout", type=positive(float), default=60.0, help="seconds before a request is an error")
     add_database_options(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="app_load: %(message)s")
@@ -229,4 +233,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

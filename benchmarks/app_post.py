@@ -45,7 +45,7 @@ from _app_server import (
     selfie_jpeg,
     sign_up,
 )
-from _common import out, table
+from _common import at_least_zero, out, positive, run, table
 
 log = logging.getLogger("app_post")
 
@@ -74,13 +74,15 @@ def time_posts(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=20, help="timed posts per photo (default: 20)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed posts first (default: 2)")
+    parser.add_argument("--repeat", type=positive(int), default=20, help="timed posts per photo (default: 20)")
+    parser.add_argument("--warmup", type=at_least_zero(int), default=2, help="untimed posts first (default: 2)")
     parser.add_argument("--size", type=parse_size, default=(4000, 3000), help="photo under test (default: 4000x3000)")
     parser.add_argument("--reference-size", type=parse_size, default=(1280, 960), help="default: 1280x960")
     parser.add_argument("--quality", type=int, default=92, help="JPEG quality of the photos (default: 92)")
-    parser.add_argument("--noise", type=float, default=5.0, help="sensor-like noise, grey levels (default: 5)")
-    parser.add_argument("--bar", type=float, default=1.0, help="seconds (default: 1)")
+    parser.add_argument(
+        "--noise", type=at_least_zero(float), default=5.0, help="sensor-like noise, grey levels (default: 5)"
+    )
+    parser.add_argument("--bar", type=positive(float), default=1.0, help="seconds (default: 1)")
     parser.add_argument("--criterion", choices=("max", "p90"), default="max", help="what must be within the bar")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     add_database_options(parser)
@@ -132,4 +134,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

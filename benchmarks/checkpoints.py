@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import FERPLUS_SPLITS as SPLITS
-from _common import SHARED, ferplus_root, majority_accuracy, out, table
+from _common import SHARED, ferplus_root, majority_accuracy, out, positive, run, table
 from maeum.labels import FERPLUS7
 from maeum.training import ferplus
 from maeum.training.distill import teacher_probabilities
@@ -34,7 +34,7 @@ def main() -> int:
     parser.add_argument("checkpoints", nargs="+", type=Path, help="best.pt files of maeum train")
     parser.add_argument("--average", action="append", default=[], help="comma-separated checkpoints to average")
     parser.add_argument("--shared", type=Path, default=SHARED)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=positive(int), default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     root = ferplus_root(parser, args.shared)
@@ -69,4 +69,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main)

@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import FERPLUS_SPLITS as SPLITS
-from _common import ferplus_model_args, majority_accuracy, out, table
+from _common import ferplus_model_args, majority_accuracy, out, run, table
 from maeum.classify import EmotionClassifier
 from maeum.training import ferplus
 
@@ -75,4 +75,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main)

@@ -20,7 +20,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from _common import REPO, out, table
+from _common import REPO, out, positive, run, table
 
 sys.path.insert(0, str(REPO / "tests"))
 from aihub_fixture import build_scaled
@@ -118,14 +118,19 @@ def _rss(pid: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("speed", "memory", "all"), default="all")
-    parser.add_argument("--sizes", default="1000,10000", help="dataset sizes for the memory part")
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: tuple(positive(int)(size) for size in text.split(",")),
+        default=(1000, 10000),
+        help="dataset sizes for the memory part, comma-separated (default: 1000,10000)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="maeum-bench-") as tmp:
         if args.part in ("speed", "all"):
             speed(Path(tmp))
         if args.part in ("memory", "all"):
-            memory(Path(tmp), tuple(int(s) for s in args.sizes.split(",")))
+            memory(Path(tmp), args.sizes)
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

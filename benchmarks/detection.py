@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import SHARED, out, table
+from _common import SHARED, out, run, table
 from _photos import real_photos
 from maeum import create_detector, load_image
 
@@ -71,4 +71,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -22,7 +22,7 @@ import re
 import subprocess
 import time
 
-from _common import REPO, out, peak_rss_mb, table
+from _common import REPO, out, peak_rss_mb, positive, run, table
 from maeum.app.speech import COMPUTE_TYPES, SAMPLE_RATE, Recognizer, decode_audio
 
 SENTENCES = REPO / "tests" / "data" / "diary_sentences_ko.tsv"
@@ -62,8 +62,8 @@ def edit_distance(a: str, b: str) -> int:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sentences", type=int, default=40)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--sentences", type=positive(int), default=40)
+    p.add_argument("--threads", type=positive(int), default=2)
     p.add_argument("--compute-type", default="int8", choices=COMPUTE_TYPES, help="int8: maeum's default")
     args = p.parse_args()
     with SENTENCES.open(encoding="utf-8") as f:
@@ -115,4 +115,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import SHARED, ferplus_root, out, table
+from _common import SHARED, ferplus_root, out, positive, run, table
 from maeum.classify import EmotionClassifier
 from maeum.preprocess import to_model_input
 from maeum.training import ferplus
@@ -44,7 +44,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="ferplus-resnet-s", help="bundled model name or .onnx file")
     p.add_argument("--shared", type=Path, default=SHARED)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=positive(int), default=2)
     p.add_argument("--checkpoint", type=Path, help="the best.pt the file was exported from: compare weight norms")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -80,4 +80,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import CACHE, SHARED, cpu_description, ferplus_root, out, table, throughput
+from _common import CACHE, SHARED, cpu_description, ferplus_root, out, positive, run, table, throughput
 from maeum.classify import DEFAULT_MODEL, EmotionClassifier, mirror_gate
 from maeum.training import ferplus
 from maeum.training.datasets import ferplus_at_input
@@ -29,8 +29,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=SHARED)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=positive(int), default=3)
+    parser.add_argument("--threads", type=positive(int), default=2)
     parser.add_argument("--model", action="append", default=[], help="another .onnx to measure (repeatable)")
     parser.add_argument("--profile", action="store_true", help="also print where the bundled file's time goes")
     args = parser.parse_args()
@@ -123,4 +123,4 @@ def profile(clf: EmotionClassifier, faces: np.ndarray, threads: int, runs: int =
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

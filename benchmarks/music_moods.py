@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import SHARED, out, table
+from _common import SHARED, out, positive, run, table
 from maeum.music import TARGETS, Recommender, read_spotify_csv
 
 # The mood each emotion's target stands for, in the data set's label names.
@@ -58,7 +58,7 @@ def nearest_centroid_cv(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder")
-    parser.add_argument("--n", type=int, default=20, help="songs recommended per emotion")
+    parser.add_argument("--n", type=positive(int), default=20, help="songs recommended per emotion")
     args = parser.parse_args()
     path = args.shared / "data" / "music" / "data_moods.csv"
     if not path.exists():
@@ -78,4 +78,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

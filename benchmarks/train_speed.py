@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import REPO, SHARED, cpu_description, out, table
+from _common import REPO, SHARED, cpu_description, out, positive, run, table
 from maeum.preprocess import InputSpec
 from maeum.training import ferplus
 from maeum.training.config import load_config_file, resolve_config
@@ -87,7 +87,7 @@ def measure(recipe: Path, root: Path, images: np.ndarray, repeat: int, precision
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", nargs="+", type=Path, default=sorted((REPO / "recipes").glob("*.yaml")))
-    parser.add_argument("--batches", type=int, default=12, help="timed batches per measurement")
+    parser.add_argument("--batches", type=positive(int), default=12, help="timed batches per measurement")
     parser.add_argument(
         "--precision", choices=("auto", "bf16", "fp32"), default="auto", help="auto: each recipe's, as training runs it"
     )
@@ -110,4 +110,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

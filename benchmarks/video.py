@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import CACHE, out, peak_rss_mb, table
+from _common import CACHE, out, peak_rss_mb, positive, run, table
 from _photos import _Download, _ensure_download, _Entry
 from maeum import Analyzer
 from maeum.classify import DEFAULT_MODEL
@@ -175,13 +175,13 @@ def speed(analyzer: Analyzer, clip: Path, repeat: int) -> list[list[object]]:
     naive_fps = frames_per_s(naive, repeat)
     naive_row = ["naive: `Analyzer.analyze` on every frame", f"{naive_fps:.1f}", f"{1000 / naive_fps:.1f}", "1.00"]
     rows: list[list[object]] = [naive_row]
-    for name, run in (
+    for name, analyze in (
         ("maeum `VideoAnalyzer`, detect every frame", maeum(1)),
         ("maeum `VideoAnalyzer`, detect every 3rd frame (default)", maeum(3)),
         ("maeum `VideoAnalyzer`, detect every 3rd, + annotated mp4 + CSV", maeum(3, outputs=True)),
         ("the same with annotated webm (VP8, plays in browsers)", maeum(3, outputs=True, video_file="a.webm")),
     ):
-        fps = frames_per_s(run, repeat)
+        fps = frames_per_s(analyze, repeat)
         rows.append([name, f"{fps:.1f}", f"{1000 / fps:.1f}", f"{fps / naive_fps:.2f}"])
     return rows
 
@@ -327,10 +327,14 @@ def memory(clip: Path, minutes: list[float], threads: int, model: str) -> list[l
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=positive(int), default=2)
+    parser.add_argument("--repeat", type=positive(int), default=3)
     parser.add_argument(
-        "--minutes", type=float, nargs="*", default=[1.0, 10.0], help="lengths for the memory table (none: skip it)"
+        "--minutes",
+        type=positive(float),
+        nargs="*",
+        default=[1.0, 10.0],
+        help="lengths for the memory table (none: skip it)",
     )
     parser.add_argument("--model", default=DEFAULT_MODEL, help="a bundled model's name or an exported .onnx")
     parser.add_argument("--memory-worker", nargs=2, metavar=("CLIP", "MINUTES"), help=argparse.SUPPRESS)
@@ -340,9 +344,9 @@ def main() -> None:
         return
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
 
+    analyzer = Analyzer(model=args.model, threads=args.threads)  # a bad --model fails before the clips are fetched
     clips = real_clips()
     clip, what = clip_640x480(clips)
-    analyzer = Analyzer(model=args.model, threads=args.threads)
     cores = len(os.sched_getaffinity(0))
     out(f"model: {analyzer.classifier.info.name} ({analyzer.classifier.path.name})\n")
     out(f"### Speed, end to end (decode included), 640x480, one face, {args.threads} threads, {cores} cores")
@@ -365,4 +369,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

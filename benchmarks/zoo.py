@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import CACHE, REPO, SHARED, out, table
+from _common import CACHE, REPO, SHARED, out, positive, run, table
 from accuracy import fer_predict
 from maeum.classify import DEFAULT_MODEL, EmotionClassifier
 from maeum.training import ferplus
@@ -87,9 +87,9 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "zoo")
-    parser.add_argument("--epochs", type=int, help="cap every recipe at this many epochs (a CPU budget)")
+    parser.add_argument("--epochs", type=positive(int), help="cap every recipe at this many epochs (a CPU budget)")
     parser.add_argument("--recipes", nargs="+", type=Path, help="recipe files (default: the FER+ zoo)")
-    parser.add_argument("--threads", type=int, help="torch threads for training (default: each recipe's)")
+    parser.add_argument("--threads", type=positive(int), help="torch threads for training (default: each recipe's)")
     parser.add_argument("--table-only", action="store_true", help="train nothing; tabulate the runs there are")
     args = parser.parse_args()
     root = SHARED / "data" / "ferplus"
@@ -132,4 +132,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)
