@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import html
 import io
 import json
 import os
@@ -1021,6 +1022,55 @@ def test_every_entry_is_reachable_from_home_and_calendar(diary_app, selfie_jpeg)
     assert "2020년 6월 1일" in day and 'href="/calendar?month=2020-06"' in day
     assert 'id="day-empty"' in v.client.get("/calendar/2020-05-01").text
     assert v.client.get("/calendar/2020-13-01").status_code == 400
+
+
+def test_entries_are_found_by_their_words_and_emotion(diary_app, selfie_jpeg) -> None:
+    """A diary of many days: the home page finds the entries that mention something, or felt some way."""
+    v = Visitor(diary_app)
+    v.signup("mina")
+    assert 'id="search"' not in v.client.get("/").text  # nothing to search yet
+    first = v.post_id(selfie_jpeg, day="2020-06-01", text="친구와 바다에 갔다")
+    with diary_app.state.diary.tx() as db:
+        row = db.get(Post, first)
+        columns = {c.key: getattr(row, c.key) for c in Post.__table__.columns if c.key not in ("id", "image", "day")}
+        texts = {"Sea breeze at 100% joy_": "sadness", "회사에서 BAD day": "anger", "바다가 보고 싶다": "sadness"}
+        for n, (text, label) in enumerate(texts.items()):
+            db.add(
+                Post(
+                    **{
+                        **columns,
+                        "day": dt.date(2020, 6, 2 + n),
+                        "text": text,
+                        "label": label,
+                        "image": f"{n:032d}.jpg",
+                    }
+                )
+            )
+        for n in range(25):  # more matches than one page holds
+            day = dt.date(2021, 1, 1) + dt.timedelta(days=n)
+            db.add(Post(**{**columns, "day": day, "text": f"산책 {n}", "label": "neutral", "image": f"w{n:031d}.jpg"}))
+    other = Visitor(diary_app)
+    other.signup("other")
+    other.post_id(selfie_jpeg, text="나도 바다에 갔다")
+
+    def found(query: str) -> list[str]:
+        page = v.client.get("/?" + query).text
+        return [html.unescape(t) for t in re.findall(r'<span class="excerpt">([^<]*)</span>', page)]
+
+    assert found("q=바다") == ["바다가 보고 싶다", "친구와 바다에 갔다"]  # latest first, no one else's
+    assert found("q=bad") == ["회사에서 BAD day"]  # any case
+    assert found("q=100%25") == ["Sea breeze at 100% joy_"] and found("q=_") == ["Sea breeze at 100% joy_"]
+    assert found("emotion=sadness") == ["바다가 보고 싶다", "Sea breeze at 100% joy_"]
+    assert found("q=바다&emotion=sadness") == ["바다가 보고 싶다"]
+    assert found("q=%20%20바다%20") == found("q=바다")  # spaces around the words do not count
+    assert found("emotion=nonsense") == found("")  # an emotion the diary does not show: every entry
+    page = v.client.get("/?q=없는말").text
+    assert 'id="search-empty"' in page and 'id="home-empty"' not in page and 'value="없는말"' in page
+    page = v.client.get("/?q=산책").text  # the pager keeps the search
+    assert len(re.findall(r'class="excerpt"', page)) == 20
+    assert 'href="/?q=%EC%82%B0%EC%B1%85&amp;page=2"' in page
+    assert len(found("q=산책&page=2")) == 5
+    assert v.client.get("/?q=" + "가" * 5000).status_code == 200  # long words are cut, not an error
 
 
 def test_out_of_range_ids_and_months_are_not_found_or_refused(diary_app, selfie_jpeg) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session as DbSession
 
 from maeum.analyzer import Analyzer
@@ -23,6 +23,7 @@ from maeum.results import FaceResult
 MIN_FACE_RATIO = 0.2
 PENDING_HOURS = 24
 FIRST_DAY = dt.date(1900, 1, 1)
+MAX_SEARCH_CHARS = 100  # longer search words are cut
 MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL; anything larger is simply not found
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
 
@@ -247,9 +248,20 @@ def posts_between(db: DbSession, user: User, first: dt.date, last: dt.date) -> l
     )
 
 
-def recent_posts(db: DbSession, user: User, limit: int = 20, offset: int = 0) -> list[Post]:
-    """The user's posts, latest day first, ``limit`` of them after skipping ``offset``."""
-    newest = select(Post).where(Post.user_id == user.id).order_by(Post.day.desc(), Post.id.desc())
+def recent_posts(
+    db: DbSession, user: User, limit: int = 20, offset: int = 0, *, words: str = "", label: str = ""
+) -> list[Post]:
+    """The user's posts, latest day first, ``limit`` of them after skipping ``offset``.
+
+    ``words``: only posts whose text holds them (as written, any case); ``label``: only posts shown with
+    that emotion.
+    """
+    newest = select(Post).where(Post.user_id == user.id)
+    if words:
+        newest = newest.where(func.lower(Post.text).contains(words.lower(), autoescape=True))
+    if label:
+        newest = newest.where(Post.label == label)
+    newest = newest.order_by(Post.day.desc(), Post.id.desc())
     return list(db.scalars(newest.limit(limit).offset(offset)))
 
 

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -134,22 +134,37 @@ def _routes(app: FastAPI, d: Diary) -> None:
         return {"ok": True}
 
     @app.get("/", response_class=HTMLResponse)
-    def home(request: Request, page_no: int = Query(1, alias="page"), deleted: int = 0) -> Response:
+    def home(
+        request: Request, page_no: int = Query(1, alias="page"), deleted: int = 0, q: str = "", emotion: str = ""
+    ) -> Response:
         page_no = min(max(page_no, 1), 1_000_000)
+        words = " ".join(q.split())[: diary.MAX_SEARCH_CHARS]
+        label = emotion if emotion in d.labels else ""  # an emotion the diary does not show: no filter
+
+        def page_href(number: int) -> str:
+            query = {"q": words, "emotion": label, "page": number}
+            return "/?" + urlencode({k: v for k, v in query.items() if v})
+
         with page(request, login=False) as (ctx, db):
             if ctx.user is None:
                 return render(d, ctx, "welcome.html")
-            posts = diary.recent_posts(db, ctx.user, PAGE_SIZE + 1, (page_no - 1) * PAGE_SIZE)
+            found = diary.recent_posts(db, ctx.user, PAGE_SIZE + 1, (page_no - 1) * PAGE_SIZE, words=words, label=label)
+            searching = bool(words or label)
             return render(
                 d,
                 ctx,
                 "home.html",
-                posts=posts[:PAGE_SIZE],
+                posts=found[:PAGE_SIZE],
                 page_no=page_no,
-                more=len(posts) > PAGE_SIZE,
-                pending=diary.waiting_pending(db, ctx.user) if page_no == 1 else [],
+                more=len(found) > PAGE_SIZE,
+                pending=diary.waiting_pending(db, ctx.user) if page_no == 1 and not searching else [],
                 hours_left=diary.pending_hours_left,
                 notice=ctx.t("post_deleted") if deleted else None,
+                q=words,
+                emotion=label,
+                labels=d.labels,
+                searching=searching,
+                page_href=page_href,
             )
 
     @app.get("/lang/{code}")
