@@ -695,6 +695,29 @@ def test_fixing_a_slip_in_an_entry(site: Site, selfie_jpeg: bytes, hopper: np.nd
     assert new_photo != old_photo and api(page, f"/api/posts/{post_id}")["text"] == right
 
 
+def test_finding_an_entry_by_its_words_on_a_phone(site: Site, selfie_jpeg: bytes) -> None:
+    """Two entries: "찾기" with a word lists only the one that holds it, and "모두 보기" lists both again."""
+    page = site.page(mobile=True)
+    sign_up(site, page, "finder")
+    for text_ in ("바다에 가서 파도 소리를 들었다", "회사에서 회의가 길었다"):
+        open_new_post(page, text_, jpeg_file(selfie_jpeg))
+        assert submit_post(site, page) == 303
+    page.goto("/")
+    expect(page.locator("#recent-posts li")).to_have_count(2)
+    page.fill("#search-words", "파도")
+    page.click("#search-go")
+    page.wait_for_url(site.url("/?q=%ED%8C%8C%EB%8F%84&emotion="))
+    expect(page.locator("#recent-posts li")).to_have_count(1)
+    expect(page.locator("#recent-posts .excerpt")).to_have_text("바다에 가서 파도 소리를 들었다")
+    expect(page.locator("#search-words")).to_have_value("파도")
+    site.shot(page, "home-search")  # fails if the page scrolls sideways at 390 px
+    page.fill("#search-words", "산")
+    page.click("#search-go")
+    expect(page.locator("#search-empty")).to_have_text("찾는 일기가 없습니다.")
+    page.click("#search-clear")
+    expect(page.locator("#recent-posts li")).to_have_count(2)
+
+
 def test_changing_the_password(site: Site) -> None:
     """Change the password on the account page: a wrong current one is refused, the other device is signed
     out, this one stays in; after logging out only the new password opens the diary."""
