@@ -1071,6 +1071,11 @@ def test_entries_are_found_by_their_words_and_emotion(diary_app, selfie_jpeg) ->
     assert 'href="/?q=%EC%82%B0%EC%B1%85&amp;page=2"' in page
     assert len(found("q=산책&page=2")) == 5
     assert v.client.get("/?q=" + "가" * 5000).status_code == 200  # long words are cut, not an error
+    api = v.client.get("/api/posts", params={"q": "바다", "emotion": "sadness"}).json()
+    assert [p["text"] for p in api] == ["바다가 보고 싶다"]
+    assert [p["text"] for p in v.client.get("/api/posts?month=2020-06&q=BAD").json()] == ["회사에서 BAD day"]
+    r = v.client.get("/api/posts?emotion=nonsense")
+    assert r.status_code == 400 and "sadness" in r.json()["message"]
 
 
 def test_out_of_range_ids_and_months_are_not_found_or_refused(diary_app, selfie_jpeg) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session as DbSession
 
 from maeum.analyzer import Analyzer
@@ -240,12 +240,12 @@ def give_feedback(post: Post, label: str, labels: tuple[str, ...]) -> None:
     post.feedback = "confirmed" if label == post.predicted else "corrected"
 
 
-def posts_between(db: DbSession, user: User, first: dt.date, last: dt.date) -> list[Post]:
-    return list(
-        db.scalars(
-            select(Post).where(Post.user_id == user.id, Post.day >= first, Post.day <= last).order_by(Post.day, Post.id)
-        )
-    )
+def posts_between(
+    db: DbSession, user: User, first: dt.date, last: dt.date, *, words: str = "", label: str = ""
+) -> list[Post]:
+    """The user's posts from ``first`` to ``last``, earliest first; ``words`` and ``label`` as in `recent_posts`."""
+    between = _matching(select(Post).where(Post.user_id == user.id, Post.day >= first, Post.day <= last), words, label)
+    return list(db.scalars(between.order_by(Post.day, Post.id)))
 
 
 def recent_posts(
@@ -256,13 +256,17 @@ def recent_posts(
     ``words``: only posts whose text holds them (as written, any case); ``label``: only posts shown with
     that emotion.
     """
-    newest = select(Post).where(Post.user_id == user.id)
-    if words:
-        newest = newest.where(func.lower(Post.text).contains(words.lower(), autoescape=True))
-    if label:
-        newest = newest.where(Post.label == label)
+    newest = _matching(select(Post).where(Post.user_id == user.id), words, label)
     newest = newest.order_by(Post.day.desc(), Post.id.desc())
     return list(db.scalars(newest.limit(limit).offset(offset)))
+
+
+def _matching(query: Select[tuple[Post]], words: str, label: str) -> Select[tuple[Post]]:
+    if words:
+        query = query.where(func.lower(Post.text).contains(words.lower(), autoescape=True))
+    if label:
+        query = query.where(Post.label == label)
+    return query
 
 
 def expired_pending(db: DbSession) -> list[str]:

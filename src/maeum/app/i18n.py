@@ -393,6 +393,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "What was sent is too large; try again with a smaller file.",
     ),
     "not_found": ("페이지를 찾을 수 없습니다.", "Page not found."),
+    "bad_emotion": (
+        "알 수 없는 감정입니다 ({emotion}). 다음 중 하나: {labels}",
+        "Unknown emotion {emotion}; one of: {labels}",
+    ),
     "bad_request": (
         "요청이 올바르지 않습니다. 입력한 내용을 확인해 주세요.",
         "The request is not valid; check what you entered.",

@@ -726,14 +726,17 @@ def _routes(app: FastAPI, d: Diary) -> None:
     # JSON API -----------------------------------------------------------------------------------
 
     @app.get("/api/posts")
-    def api_posts(request: Request, month: str = "") -> Response:
+    def api_posts(request: Request, month: str = "", q: str = "", emotion: str = "") -> Response:
         with page(request) as (ctx, db):
             if month:
                 year, mon = _month(month, d.today())
                 first, last = stats.month_bounds(year, mon)
             else:
                 first, last = diary.FIRST_DAY, d.today() + dt.timedelta(days=1)
-            posts = diary.posts_between(db, user_of(ctx), first, last)
+            if emotion and emotion not in d.labels:
+                raise UserError("bad_emotion", 400, emotion=emotion[:40], labels=", ".join(d.labels))
+            words = " ".join(q.split())[: diary.MAX_SEARCH_CHARS]
+            posts = diary.posts_between(db, user_of(ctx), first, last, words=words, label=emotion)
             return JSONResponse([_post_json(p) for p in posts])
 
     @app.get("/api/posts/{post_id}")
