@@ -176,3 +176,28 @@ def test_refusals_are_one_line_and_exit_2(
     assert message in captured.err and "Traceback" not in captured.err
     assert len(captured.err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize("target", ["model", "report", "run config", "run summary"])
+def test_an_out_that_is_one_of_the_card_s_sources_is_refused(
+    target: str, evaluation: Path, run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The card would take the place of the model file, the report or the run's files it is written from."""
+    from maeum.classify import resolve_model
+
+    model = tmp_path / "model.onnx"  # a copy of the bundled model: the same bytes, so its report fits
+    shutil.copy(resolve_model(DEFAULT_MODEL), model)
+    report = tmp_path / "eval"
+    shutil.copytree(evaluation, report)
+    out = {
+        "model": model,
+        "report": report / "report.json",
+        "run config": run_dir / "config.json",
+        "run summary": run_dir / "summary.json",
+    }[target]
+    before = out.read_bytes()
+    argv = ["card", str(model), "--report", str(report), "--run", str(run_dir), "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out}: is the input" in err and len(err.strip().splitlines()) == 1
+    assert out.read_bytes() == before

@@ -249,6 +249,26 @@ def test_an_out_that_is_a_member_is_refused_and_the_member_kept(
     assert EmotionClassifier(member).info.extra.get("architecture") != "ensemble"
 
 
+def test_an_out_that_is_a_member_named_by_its_bundled_name_is_refused(
+    tmp_path: Path, mini64: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`maeum ensemble ferplus-resnet-s B.onnx --out <the bundled file>` would replace the shipped model."""
+    import types
+
+    import maeum.classify
+
+    bundled = tmp_path / "models"  # a copy of the package's models folder, so a failure harms no real file
+    bundled.mkdir()
+    shipped = bundled / resolve_model(DEFAULT_MODEL).name
+    shipped.write_bytes(resolve_model(DEFAULT_MODEL).read_bytes())
+    monkeypatch.setattr(maeum.classify, "resources", types.SimpleNamespace(files=lambda _: bundled))
+    before = hashlib.sha256(shipped.read_bytes()).hexdigest()
+    assert main(["ensemble", DEFAULT_MODEL, str(mini64), "--out", str(shipped)]) == 2
+    err = capsys.readouterr().err
+    assert f"is member 1 ({DEFAULT_MODEL})" in err and len(err.strip().splitlines()) == 1
+    assert hashlib.sha256(shipped.read_bytes()).hexdigest() == before
+
+
 # -- the command line -----------------------------------------------------------------------------------
 
 

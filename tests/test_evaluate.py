@@ -6,6 +6,7 @@ import csv
 import json
 import logging
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -408,3 +409,71 @@ def test_a_temperature_at_the_end_of_its_range_is_called_a_bound(
     with caplog.at_level(logging.WARNING, logger="maeum"):  # the bundled model is calibrated by a real fit
         evaluate(EvalConfig(DEFAULT_MODEL, str(manifest), split="train", calibrate_split="val"))
     assert "search range" not in caplog.text
+
+
+def test_groups_keep_the_column_s_order_and_name_missing_values(manifest: Path, tmp_path: Path) -> None:
+    """Ages as numbers (5 before 10, not as text), and faces without a value as "(none)", listed last."""
+    import pyarrow as pa
+
+    table = pq.read_table(manifest / "manifest.parquet")
+    ages = [(5.0, 10.0, None, math.nan)[i % 4] for i in range(table.num_rows)]  # NaN: missing, as pandas writes it
+    (tmp_path / "images").symlink_to(manifest / "images")
+    column = table.schema.get_field_index("age")
+    pq.write_table(table.set_column(column, "age", pa.array(ages, pa.float64())), tmp_path / "manifest.parquet")
+    report = evaluate(EvalConfig(DEFAULT_MODEL, str(tmp_path), split="train", group_by="age"))
+    assert [g.value for g in report.groups] == ["5.0", "10.0", "(none)"]
+    assert sum(g.n for g in report.groups) == report.n
+    md = write_report(report, tmp_path / "out")[1].read_text(encoding="utf-8")
+    assert "| (none) |" in md and "None" not in md
+
+
+def test_a_list_column_groups_by_its_text(manifest: Path) -> None:
+    report = evaluate(EvalConfig(DEFAULT_MODEL, str(manifest), split="val", group_by="votes"))
+    assert report.groups and all(g.value.startswith("[") for g in report.groups)
+
+
+def _partial_ferplus(small_ferplus: Path, tmp_path: Path, rows: str) -> Path:
+    root = tmp_path / "ferplus"
+    root.mkdir()
+    lines = (small_ferplus / "fer2013new.csv").read_text(encoding="utf-8").splitlines()
+    header, body = lines[0], [line for line in lines[1:] if line.startswith("PrivateTest,")]
+    chosen = {"none": [], "test": body, "bad votes": [body[0].rsplit(",", 1)[0] + ",x"]}[rows]
+    (root / "fer2013new.csv").write_text("\n".join([header, *chosen]) + "\n", encoding="utf-8")
+    if rows == "bad votes":
+        shutil.copytree(small_ferplus / "FER2013Test", root / "FER2013Test")
+    return root  # "test": the vote file without the image folders, as a partial copy leaves it
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("test", "cannot read the FER+ test split ([Errno 2] No such file or directory"),
+        ("none", "no image of the test split (PrivateTest)"),
+        ("bad votes", "not in the FER+ format (ValueError"),
+    ],
+)
+def test_a_partial_or_damaged_ferplus_folder_is_one_line_and_exit_2(
+    rows: str, message: str, small_ferplus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _partial_ferplus(small_ferplus, tmp_path, rows)
+    assert main(["evaluate", DEFAULT_MODEL, "--data", str(data), "--out", str(tmp_path / "eval")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("data", ["folder", "manifest"])
+def test_the_report_is_not_written_into_the_data_folder(
+    data: str, manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The data's own report.md (`maeum data prepare`) would be replaced by the evaluation's."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "images").symlink_to(manifest / "images")
+    shutil.copy(manifest / "manifest.parquet", folder)
+    (folder / "report.md").write_text("# the data's report\n", encoding="utf-8")
+    given = folder if data == "folder" else folder / "manifest.parquet"
+    assert main(["evaluate", DEFAULT_MODEL, "--data", str(given), "--split", "val", "--out", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {folder}: is the data folder" in err and len(err.strip().splitlines()) == 1
+    assert (folder / "report.md").read_text(encoding="utf-8") == "# the data's report\n"
+    assert not (folder / "report.json").exists()

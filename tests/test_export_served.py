@@ -321,3 +321,19 @@ def test_a_shipped_model_exports_again_with_other_serving_options(
     assert main(["card", str(kept), "--report", str(scored), "--out", str(card)]) == 0
     assert "from ferplus-resnet-s (sha256 " in (text := card.read_text(encoding="utf-8"))
     assert "its int8 graph kept as it was (`maeum export SOURCE --data DATA --out FILE --int8`)" in text
+
+
+@pytest.mark.parametrize("named", ["best.pt", "run folder"])
+def test_an_out_that_is_the_checkpoint_is_refused_before_any_work(
+    named: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--out RUN/best.pt` would replace the checkpoint with the ONNX file: refused, the checkpoint kept."""
+    run = tmp_path / "run"
+    run.mkdir()
+    checkpoint = run / "best.pt"
+    checkpoint.write_bytes(b"the weights")
+    source = str(checkpoint) if named == "best.pt" else str(run)
+    assert main(["export", source, "--out", str(run / ".." / "run" / "best.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "which writing would destroy; choose another output path" in err and len(err.strip().splitlines()) == 1
+    assert checkpoint.read_bytes() == b"the weights"

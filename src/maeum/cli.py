@@ -410,6 +410,7 @@ def _export(args: argparse.Namespace) -> int:
         raise MaeumError(f"{checkpoint} is a folder without best.pt; name a run folder or its best.pt")
     elif not checkpoint.is_file():
         raise MaeumError(f"{checkpoint}: no such checkpoint; train first with `maeum train`")
+    refuse_overwriting([("--out", args.out)], [checkpoint])  # the ONNX file would replace the checkpoint
     name = args.name or checkpoint.resolve().parent.name or "model"
     export_checkpoint(
         checkpoint, args.out, name, args.template_samples, tta=args.tta, int8=args.int8, data_path=args.data

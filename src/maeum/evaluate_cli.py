@@ -7,8 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-from maeum.errors import MaeumError
-from maeum.outpaths import output_file, output_folder
+from maeum.errors import ConfigError, MaeumError
+from maeum.outpaths import output_file, output_folder, refuse_overwriting
 
 log = logging.getLogger("maeum")
 
@@ -61,6 +61,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     from maeum.training.evaluate import EvalConfig, evaluate, summary_lines, write_report
 
     output_folder(args.out)
+    data = Path(args.data)
+    data_folder = data if data.is_dir() else data.parent
+    if args.out.is_dir() and data_folder.is_dir() and args.out.samefile(data_folder):
+        raise ConfigError(  # report.md would replace the data's own report (`maeum data prepare`)
+            f"--out {args.out}: is the data folder ({data_folder}); write the report into a folder of its own, "
+            f"e.g. --out {args.out / 'eval'}"
+        )
     if args.group_by and len(args.group_by) > 1:
         raise MaeumError(
             f"--group-by takes one column, got {len(args.group_by)} ({', '.join(args.group_by)}); "
@@ -116,9 +123,15 @@ def add_card_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _card(args: argparse.Namespace) -> int:
+    from maeum.classify import resolve_model
     from maeum.training.card import write_card
 
     output_file(args.out)
+    # The card must not take the place of what it is written from: the model, a report, the run's files.
+    inputs = [resolve_model(args.model), *(r / "report.json" if r.is_dir() else r for r in args.report)]
+    if args.run_dir is not None:
+        inputs += [args.run_dir / "config.json", args.run_dir / "summary.json"]
+    refuse_overwriting([("--out", args.out)], [p for p in inputs if p.exists()])
     path = write_card(args.model, args.report, args.run_dir, out=args.out)
     log.info("model card written to %s", path)
     return EXIT_OK

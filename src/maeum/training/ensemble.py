@@ -66,8 +66,12 @@ def build_ensemble(
     if len(members) < 2:
         raise EnsembleError(f"an ensemble needs at least two members, got {len(members)}; name two or more models")
     w = _normalised_weights(weights, len(members))
-    for i, m in enumerate(members):  # writing over a member would lose it, leaving an ensemble of a model gone
-        if Path(m).is_file() and Path(out).resolve() == Path(m).resolve():
+    for i, m in enumerate(members):  # writing over a member (a bundled one by its name too) would lose it
+        try:
+            path = resolve_model(m)
+        except MaeumError:
+            continue  # _load_member says what is wrong with it
+        if Path(out).resolve() == path.resolve():
             raise EnsembleError(f"--out {out} is member {i + 1} ({m}); write the ensemble under another name")
     loaded = [_load_member(m, i) for i, m in enumerate(members)]
     labels = _common_labels(loaded)

@@ -304,7 +304,7 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
 class _Split:
     images: np.ndarray  # (N, S, S) gray or (N, S, S, 3) RGB uint8, at the model's input size
     labels: list[str]  # true label per image
-    groups: list[str] | None  # the group_by value per image
+    groups: list[Any] | None  # the group_by value per image, as the manifest holds it (None where missing)
 
 
 def evaluate(config: EvalConfig) -> EvalReport:
@@ -351,11 +351,14 @@ def evaluate(config: EvalConfig) -> EvalReport:
             )
     groups: tuple[GroupResult, ...] = ()
     if data.groups is not None:
-        values = np.asarray(data.groups, dtype=object)[keep]
+        values = [v for v, kept in zip(data.groups, keep, strict=True) if kept]
         correct = pred == y_true
+        # In the column's own order (ages as numbers: 5 before 10), the images without a value last.
+        order = sorted(set(values), key=lambda v: (v is None, 0 if v is None else v))
         groups = tuple(
-            GroupResult(str(v), int((values == v).sum()), float(correct[values == v].mean()))
-            for v in sorted(set(values.tolist()), key=str)
+            GroupResult("(none)" if v is None else str(v), int(mask.sum()), float(correct[mask].mean()))
+            for v in order
+            for mask in [np.array([x == v for x in values])]
         )
     return EvalReport(
         model=clf.info.name,
@@ -426,17 +429,43 @@ def _load_split(config: EvalConfig, split: str, clf: EmotionClassifier) -> _Spli
         mode = "L" if spec.channels == 1 else "RGB"
         images = np.stack([load_crop(folder / rows["path"][i], spec.size, mode) for i in idx])
         labels = [rows["label"][i] or "(none)" for i in idx]
-        groups = [str(rows[config.group_by][i]) for i in idx] if config.group_by else None
+        groups = [_group_value(rows[config.group_by][i]) for i in idx] if config.group_by else None
         log.info("%s %s: %d images", path, split, len(idx))
         return _Split(images, labels, groups)
     # FER+: the label is the annotators' majority (first of the tied top classes), as ferplus.majority(),
     # or the image's original FER2013 label ("(none)" where fer2013_labels.csv has none).
-    s = ferplus.load_split(path, FERPLUS_SPLITS[split])
+    s = _load_ferplus(path, split)
     if config.fer2013_labels:
         labels = [FERPLUS7[k] if k >= 0 else "(none)" for k in ferplus.fer2013_labels(path, s.names)]
     else:
         labels = [ferplus.VOTE_COLUMNS[j] for j in s.votes.argmax(axis=1)]
     return _Split(ferplus_at_input(s.images, spec), labels, None)
+
+
+def _load_ferplus(path: Path, split: str) -> ferplus.FerPlusSplit:
+    """One split of the FER+ folder; DataError naming the fix for a split without images, an image
+    missing or unreadable (a partial copy of the folder) or a vote file of another format."""
+    usage, folder = ferplus.SPLITS[FERPLUS_SPLITS[split]]
+    vote_file = path / "fer2013new.csv"
+    try:
+        if not any(row.get("Usage") == usage for _, row in ferplus.read_votes(vote_file)):
+            raise EvaluationError(
+                f"{vote_file}: no image of the {split} split ({usage}); pass the complete FER+ folder "
+                "or choose another --split"
+            )
+        return ferplus.load_split(path, FERPLUS_SPLITS[split])
+    except OSError as e:
+        raise DataError(
+            f"{path}: cannot read the FER+ {split} split ({e}); pass the complete FER+ folder, whose {folder} "
+            "holds the images fer2013new.csv names"
+        ) from None
+    except (KeyError, ValueError) as e:
+        if isinstance(e, MaeumError):
+            raise
+        raise DataError(
+            f"{vote_file}: not in the FER+ format ({type(e).__name__}: {e}); pass Microsoft's fer2013new.csv "
+            "(Usage, Image name and the 10 vote columns)"
+        ) from None
 
 
 def _manifest_splits_and_columns(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -446,6 +475,13 @@ def _manifest_splits_and_columns(path: Path) -> tuple[tuple[str, ...], tuple[str
     file = path / MANIFEST_NAME if path.is_dir() else path
     splits = tuple(sorted({s for s in table.column("split").to_pylist() if s}))
     return splits, tuple(pq.read_schema(file).names)
+
+
+def _group_value(v: Any) -> Any:
+    """A manifest value to group by: None (missing, NaN too), a number or a string (a list as its text)."""
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v if v is None or isinstance(v, (str, int, float)) else str(v)
 
 
 def _finite(x: float) -> float | None:
