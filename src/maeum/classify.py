@@ -141,6 +141,10 @@ def resolve_model(model: str | Path) -> Path:
             raise ModelError(f"model {path} is a folder; pass an .onnx file or a bundled model's name")
         if not path.is_file():
             raise ModelError(f"model file {path} not found")
+        if path.suffix.lower() in (".pt", ".pth", ".ckpt"):
+            raise ModelError(
+                f"model {path} is a training checkpoint; export it first: maeum export {path} --out MODEL.onnx"
+            )
         return path
     raise UnknownNameError("model", str(model), [*list_models(), "<path to a .onnx file>"])
 

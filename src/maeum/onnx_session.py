@@ -38,4 +38,7 @@ def create_session(path: str | Path, threads: int | None = None) -> ort.Inferenc
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own untyped errors for unreadable files
-        raise ModelError(f"cannot load ONNX model {path}: {e}") from None
+        raise ModelError(
+            f"cannot load ONNX model {path}: {e}; the file is damaged or not an ONNX model: "
+            "export or copy it again, or pass another"
+        ) from None
