@@ -201,6 +201,22 @@ def test_an_out_that_is_a_file_is_refused(data: Path, tmp_path: Path) -> None:
         TrainConfig(str(data), str(recipe))
 
 
+def test_the_data_folder_as_out_is_refused_before_the_run_writes_into_it(data: Path, capsys) -> None:
+    (data / "summary.json").write_text("{}\n")  # as `maeum data prepare` leaves it; a run would replace it
+    for given in (str(data), str(data / "manifest.parquet"), f"{data}/"):
+        assert main(["train", "--data", given, "--out", f"{data}/../data", "--epochs", "1"]) == 2
+        assert "is the data folder; pass a folder of its own for the run" in capsys.readouterr().err
+    assert sorted(p.name for p in data.iterdir()) == ["summary.json"]
+    assert TrainConfig(str(data), str(data / "run")).out == str(data / "run")  # a run inside it writes nothing there
+
+
+def test_set_takes_a_path_or_name_that_yaml_reads_as_a_number_as_written(data: Path) -> None:
+    parsed = parse_set(["data=2024", "init=0.5", "teacher=null", "model=true", "epochs=3"])
+    assert parsed == {"data": "2024", "init": "0.5", "teacher": "null", "model": "true", "epochs": 3}
+    with pytest.raises(ConfigError, match=r"labels must be a string, got \['soft'\]"):  # a list stays a list
+        resolve_config({"data": str(data), "out": "run"}, parse_set(["labels=[soft]"]))
+
+
 def test_missing_data_and_config_file_are_refused(tmp_path: Path, capsys) -> None:
     assert main(["train", "--out", str(tmp_path / "run")]) == 2
     assert "pass --data" in capsys.readouterr().err

@@ -125,8 +125,8 @@ def test_teacher_weight_zero_is_the_plain_run_and_a_teacher_changes_it(
 
 
 def _torchrun_distillation(manifest: Path, teacher: Path, out: Path, *flags: str) -> str:
-    """One epoch of a distilled run in two CPU processes (gloo); its log."""
-    args = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "maeum", "train",
+    """One epoch of a distilled run in two CPU processes (gloo); its log, of both processes (-v)."""
+    args = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "maeum", "train", "-v",
             "--data", str(manifest), "--out", str(out), "--model", "mini_xception", "--batch-size", "8",
             "--size", "32", "--no-bf16", "--threads", "1", "--epochs", "1",
             "--teacher", str(teacher), *flags]  # fmt: skip
@@ -197,6 +197,29 @@ def test_an_unknown_teacher_name_is_refused_listing_the_models(prepared_aihub_32
             "--teacher", "ferplus-resnet"]  # fmt: skip
     assert main(args) == 2
     assert "unknown teacher 'ferplus-resnet'; choose one of: ferplus-resnet-s" in capsys.readouterr().err
+
+
+def test_a_teacher_that_is_no_model_is_refused_before_the_data_is_read(
+    prepared_aihub_32: Path, teacher: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from maeum.errors import ModelError
+    from maeum.training import trainer
+
+    def unread(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the data was read before the refusal")
+
+    monkeypatch.setattr(trainer, "load_training_data", unread)
+    (tmp_path / "notes.onnx").write_text("not a model\n")
+    (tmp_path / "notes.pt").write_text("not weights\n")
+    for bad, error, message in [
+        ("notes.onnx", ModelError, "cannot load ONNX model"),
+        ("notes.pt", ConfigError, r"notes\.pt: not a checkpoint `maeum train` wrote"),
+        ("ferplus-resnet", ValueError, "unknown teacher 'ferplus-resnet'"),
+    ]:
+        name = bad if bad.startswith("ferplus") else str(tmp_path / bad)
+        with pytest.raises(error, match=message):  # in a list with a good teacher too
+            trainer.train(tiny_config(prepared_aihub_32, tmp_path / "run", teacher=f"{teacher},{name}"))
+    assert not (tmp_path / "run").exists()
 
 
 # teacher_mode batch: the teacher answers on each augmented batch, the inputs the student sees.

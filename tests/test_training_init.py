@@ -65,6 +65,42 @@ def test_init_from_another_architecture_is_refused(prepared_aihub_32: Path, tmp_
         train(tiny_config(prepared_aihub_32, tmp_path / "third", init=str(tmp_path / "first")))
 
 
+def test_weights_or_a_run_that_cannot_fit_are_refused_before_the_data_is_read(
+    prepared_aihub_32: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading a large data set takes minutes: a wrong --init, --out or torchrun is said at once."""
+    from maeum.errors import ConfigError
+    from maeum.training import trainer
+    from maeum.training.runtime import Runtime
+
+    trainer.train(tiny_config(prepared_aihub_32, tmp_path / "first", epochs=1, tensorboard=False))
+    first = str(tmp_path / "first" / "best.pt")
+
+    def unread(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the data was read before the refusal")
+
+    monkeypatch.setattr(trainer, "load_training_data", unread)
+    with pytest.raises(ConfigError, match="holds a mini_xception model, not emotionnet; pass --model mini_xception"):
+        trainer.train(tiny_config(prepared_aihub_32, tmp_path / "second", model="emotionnet", init=first))
+    with pytest.raises(ConfigError, match="ferplus-resnet-s holds a resnet_s model, not mini_xception"):
+        trainer.train(tiny_config(prepared_aihub_32, tmp_path / "second", init="ferplus-resnet-s"))
+    other_mean = {"input": {"size": 32, "color": "gray", "mean": [0.4], "std": [0.5]}}
+    with pytest.raises(ConfigError, match=r"takes input normalised with mean \[0.5\]"):
+        trainer.train(tiny_config(prepared_aihub_32, tmp_path / "second", init=first, **other_mean))
+    # Resuming the first run with another model, input or targets.
+    with pytest.raises(ConfigError, match=r"last\.pt holds a mini_xception model, not emotionnet; use another --out"):
+        trainer.train(tiny_config(prepared_aihub_32, tmp_path / "first", model="emotionnet"))
+    with pytest.raises(ConfigError, match="takes input"):
+        trainer.train(tiny_config(prepared_aihub_32, tmp_path / "first", **other_mean))
+    with pytest.raises(ConfigError, match="was trained with labels 'soft', not 'majority'"):
+        trainer.train(tiny_config(prepared_aihub_32, tmp_path / "first", labels="majority"))
+    with pytest.raises(ConfigError, match="without torchrun"):
+        trainer._train(
+            tiny_config(prepared_aihub_32, tmp_path / "svm", model="hog_svm"), Runtime(torch.device("cpu"), world=2)
+        )
+    assert not (tmp_path / "second").exists()
+
+
 GRAY = {"color": "gray", "mean": [0.5], "std": [0.5]}
 RGB = {"color": "rgb", "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.5, 0.75]}
 

@@ -183,6 +183,8 @@ def test_torchrun_two_cpu_processes_with_gloo(manifest: Path, tmp_path: Path) ->
 
     first = torchrun(2)
     assert "process 1 of 2 (gloo backend)" in first.stderr and "process 0 of 2 (gloo backend)" in first.stderr
+    for said_once in ("training mini_xception on", "epoch 1: valid accuracy", "best checkpoint:"):  # by process 0
+        assert first.stderr.count(said_once) == 1, said_once
     summary = json.loads((run / "summary.json").read_text())
     assert summary["processes"] == 2 and summary["last_epoch"] == 1
     assert [r["epoch"] for r in read_metrics(run)] == ["0", "1"]
@@ -192,6 +194,48 @@ def test_torchrun_two_cpu_processes_with_gloo(manifest: Path, tmp_path: Path) ->
     assert "resuming after epoch 1" in second.stderr
     assert [r["epoch"] for r in read_metrics(run)] == ["0", "1", "2"]
     assert not torch.equal(_weights(run)["stem.0.weight"], before["stem.0.weight"])
+
+
+def test_under_torchrun_process_0_reads_the_data_before_the_others(
+    manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Process 0 writes the FER+ cache into the run folder as it reads; the others read it only once written."""
+    from maeum.training import trainer
+    from maeum.training.runtime import Runtime
+
+    events: list[str] = []
+
+    class Stop(Exception):
+        pass
+
+    def read(*args: object, **kwargs: object) -> None:
+        events.append("read")
+        raise Stop
+
+    def barrier(self: Runtime) -> None:
+        events.append("barrier")
+        if events == ["read", "barrier"]:
+            raise Stop
+
+    monkeypatch.setattr(trainer, "load_training_data", read)
+    monkeypatch.setattr(Runtime, "barrier", barrier)
+    for rank, order in ((0, ["read"]), (1, ["barrier", "read"])):
+        events.clear()
+        with pytest.raises(Stop):
+            trainer._train(tiny_config(manifest, tmp_path / "run"), Runtime(torch.device("cpu"), rank=rank, world=2))
+        assert events == order, rank
+
+
+def test_under_torchrun_a_data_error_of_process_0_ends_every_process_without_a_traceback(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
+               "maeum", "train", "--data", str(empty), "--out", str(tmp_path / "run"), "--threads", "1"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode != 0
+    assert "neither a manifest" in done.stderr
+    assert "[rank1]: Traceback" not in done.stderr and "[rank0]: Traceback" not in done.stderr, done.stderr[-3000:]
 
 
 def test_original_fer2013_labels_replace_the_votes(small_ferplus: Path, tmp_path: Path) -> None:

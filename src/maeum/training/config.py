@@ -149,6 +149,11 @@ class TrainConfig:
             raise ConfigError("data and out must be set: pass --data and --out, or write them in the config file")
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise ConfigError(f"out {self.out} is a file; pass a folder for the run (new, or a run to resume)")
+        data_folder = Path(self.data).parent if Path(self.data).suffix == ".parquet" else Path(self.data)
+        if Path(self.out).resolve() == data_folder.resolve():  # the run's summary.json would replace the data's
+            raise ConfigError(
+                f"out {self.out} is the data folder; pass a folder of its own for the run, e.g. runs/NAME"
+            )
         if self.teacher and self.model == "hog_svm":
             raise ConfigError("hog_svm fits hard labels; a teacher needs a network model")
         if self.ema >= 1:
@@ -221,6 +226,7 @@ def is_tfjs_weights(path: str | Path) -> bool:
 
 
 KNOWN_KEYS: tuple[str, ...] = tuple(f.name for f in fields(TrainConfig))
+_STR_KEYS = frozenset(f.name for f in fields(TrainConfig) if f.type == "str")
 
 
 def teacher_names(teacher: str) -> list[str]:
@@ -268,6 +274,8 @@ def parse_set(items: Iterable[str]) -> dict[str, Any]:
             raise ConfigError(f"--set {item!r}: the value is not valid YAML ({e})") from None
         head, dot, sub = key.partition(".")
         _check_keys({head: None}, KNOWN_KEYS)
+        if not dot and head in _STR_KEYS and (value is None or isinstance(value, (bool, int, float))):
+            value = raw.strip()  # a path or name such as data=2024 or init=01.pt, which YAML would make a number
         if not dot:
             out[head] = value
         elif head == "input":

@@ -31,7 +31,7 @@ from maeum.errors import ConfigError, UnknownNameError
 from maeum.preprocess import LUMA, InputSpec, resize_crops
 from maeum.training.config import teacher_names
 
-__all__ = ["BatchTeacher", "mix_targets", "teacher_probabilities"]
+__all__ = ["BatchTeacher", "check_teachers", "mix_targets", "teacher_probabilities"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,18 @@ class _Teacher:
         """The data's classes of its answers (B, K), renormalised."""
         probs = probs[:, self.columns]
         return probs / probs.sum(1, keepdims=True)
+
+
+def check_teachers(teacher: str) -> None:
+    """Open each teacher, so that a file that is no model or an unknown name is refused before the data is
+    read; whether it knows the data's classes is checked when it is loaded to answer."""
+    from maeum.training.checkpoint import read_checkpoint
+
+    for name in teacher_names(teacher):
+        if name.endswith(".pt"):
+            read_checkpoint(name)
+        else:
+            _classifier(name, threads=1)
 
 
 def teacher_probabilities(
@@ -147,10 +159,7 @@ def _load_teacher(teacher: str, labels: tuple[str, ...], threads: int | None, de
         def on_inputs(x: torch.Tensor) -> np.ndarray:
             return F.softmax(model(x.to(next(model.parameters()).device)).float(), 1).cpu().numpy()
     else:
-        try:
-            clf = EmotionClassifier(teacher, threads=threads)
-        except UnknownNameError as e:
-            raise UnknownNameError("teacher", teacher, [*e.known, "<a run's best.pt>"]) from None
+        clf = _classifier(teacher, threads)
         spec, known, name = clf.info.input, clf.labels, clf.info.name
 
         def on_crops(crops: np.ndarray) -> np.ndarray:
@@ -166,6 +175,13 @@ def _load_teacher(teacher: str, labels: tuple[str, ...], threads: int | None, de
             f"(its labels: {', '.join(known)}); pick a teacher trained on the same classes"
         )
     return _Teacher(name, spec, [known.index(label) for label in labels], on_crops, on_inputs)
+
+
+def _classifier(teacher: str, threads: int | None) -> EmotionClassifier:
+    try:
+        return EmotionClassifier(teacher, threads=threads)
+    except UnknownNameError as e:
+        raise UnknownNameError("teacher", teacher, [*e.known, "<a run's best.pt>"]) from None
 
 
 def mix_targets(targets: np.ndarray, teacher: np.ndarray, weight: float) -> np.ndarray:

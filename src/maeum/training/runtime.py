@@ -8,16 +8,18 @@ validates, writes the run folder and tells the others the validation accuracy.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from maeum.errors import ConfigError
+from maeum.errors import ConfigError, MaeumError
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +56,28 @@ class Runtime:
         if not self.distributed:
             return array
         t = torch.from_numpy(np.ascontiguousarray(array)).to(self.device if self.device.type == "cuda" else "cpu")
-        dist.broadcast(t, src=0)
+        with self._peers():
+            dist.broadcast(t, src=0)
         return t.cpu().numpy()
+
+    def barrier(self) -> None:
+        """Wait until every process reaches this point (nothing to wait for when not distributed)."""
+        if self.distributed:
+            with self._peers():
+                dist.barrier()
+
+    @contextlib.contextmanager
+    def _peers(self) -> Iterator[None]:
+        """A process that waits on one that stopped (a data error, say, in process 0) stops with one line
+        pointing at that process's message, not with the backend's traceback."""
+        try:
+            yield
+        except RuntimeError as e:
+            reason = str(e).strip().splitlines()[0].split(". ")[0] if str(e).strip() else type(e).__name__
+            raise MaeumError(
+                f"process {self.rank} of {self.world}: another process of the run stopped; its message says why "
+                f"({reason})"
+            ) from None
 
     def close(self, completed: bool = True) -> None:
         """Leave the process group.
@@ -94,6 +116,10 @@ def start_runtime(device: str, gpu: int, mixed_precision: bool) -> Runtime:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
         log.info("process %d of %d (%s backend) on %s", rank, world, dist.get_backend(), dev)
+        maeum_log = logging.getLogger("maeum")
+        if rank != 0 and maeum_log.getEffectiveLevel() > logging.DEBUG:
+            # Process 0 tells what the run does; the others say only their warnings and errors (with -v, all).
+            maeum_log.setLevel(max(logging.WARNING, maeum_log.getEffectiveLevel()))
     amp: torch.dtype | None = None
     why_float32 = ""
     if mixed_precision and use_cuda:

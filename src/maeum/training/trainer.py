@@ -31,11 +31,11 @@ from maeum.progress import Progress
 from maeum.training.checkpoint import read_checkpoint
 from maeum.training.config import TrainConfig, describe_changes
 from maeum.training.datasets import TrainingData, load_training_data
-from maeum.training.distill import BatchTeacher, mix_targets, teacher_probabilities
+from maeum.training.distill import BatchTeacher, check_teachers, mix_targets, teacher_probabilities
 from maeum.training.loader import EpochBatches, batch_loader, to_batch
 from maeum.training.nets import check_model_name, create_model
 from maeum.training.runtime import Runtime, start_runtime
-from maeum.training.warm_start import initial_weights
+from maeum.training.warm_start import check_init, initial_weights
 
 __all__ = ["TrainConfig", "build_model", "load_checkpoint", "predict", "train"]
 
@@ -231,11 +231,27 @@ def train(cfg: TrainConfig, runtime: Runtime | None = None) -> Path:
 def _train(cfg: TrainConfig, rt: Runtime) -> Path:
     if cfg.sam and rt.amp_dtype == torch.float16:  # known before the data is read: refuse at once
         raise ConfigError("sam needs float32 or bfloat16 steps; this device trains in float16 (pass --device cpu)")
+    if cfg.model == "hog_svm" and rt.distributed:
+        raise ConfigError("hog_svm is fitted in one process by scikit-learn; start it without torchrun")
     out = Path(cfg.out)
+    # A run to resume and the weights of --init are checked against the settings before the data is read
+    # (minutes for a large set): another architecture, input or targets is refused at once.
+    resumed = _load_last(out, cfg) if (out / "last.pt").exists() else None
+    if cfg.init and not resumed:
+        check_init(cfg.init, cfg)
+    check_teachers(cfg.teacher)
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     spec = InputSpec.from_dict(cfg.input)
+    # Process 0 reads the data first, writing the FER+ cache into the run folder; the others then read that
+    # cache, so no process reads a cache file while another writes it.
+    if not rt.is_main:
+        rt.barrier()
     data = load_training_data(Path(cfg.data), spec, out / "cache", original_labels=cfg.labels == "fer2013")
+    if rt.is_main:
+        rt.barrier()
+    if resumed:
+        _check_labels(resumed, out, data.labels)
     tr, va = data.splits["train"], data.splits["val"]
     keep = tr.labels >= 0
     images = tr.images[keep]
@@ -262,10 +278,8 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
     )
 
     if cfg.model == "hog_svm":
-        if rt.distributed:
-            raise ConfigError("hog_svm is fitted in one process by scikit-learn; start it without torchrun")
-        if (out / "last.pt").exists():  # another architecture's run is refused, never overwritten
-            fitted = _load_last(out, cfg, data)
+        if resumed:  # another architecture's run is refused (_load_last), never overwritten
+            fitted = resumed
             svm_c = fitted["config"].get("svm_c", _DEFAULTS["svm_c"].default)
             if svm_c != cfg.svm_c:
                 raise ConfigError(
@@ -285,7 +299,6 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
     )
     start_epoch, best, best_epoch = 0, -1.0, -1
     resumes: list[dict[str, Any]] = []  # each resume with other settings: after which epoch, and what changed
-    resumed = _load_last(out, cfg, data) if (out / "last.pt").exists() else None
     if resumed:
         model.load_state_dict(resumed["model"])
         opt.load_state_dict(resumed["optimizer"])
@@ -658,18 +671,17 @@ def _start_metrics(path: Path, start_epoch: int) -> None:
     tmp.replace(path)
 
 
-def _load_last(out: Path, cfg: TrainConfig, data: TrainingData) -> dict[str, Any]:
-    """``out/last.pt``, refused when it cannot continue this run (another model, labels or optimizer)."""
+def _load_last(out: Path, cfg: TrainConfig) -> dict[str, Any]:
+    """``out/last.pt``, refused when it cannot continue this run (another model, input, optimizer or targets).
+
+    Its labels need the data: ``_check_labels`` compares them once the data is read.
+    """
     try:
         state = read_checkpoint(out / "last.pt")
     except ConfigError as e:
         raise ConfigError(f"{e}. To resume, keep a whole last.pt; to start over, use another --out") from None
     if state["model_name"] != cfg.model:
         raise ConfigError(f"{out / 'last.pt'} holds a {state['model_name']} model, not {cfg.model}; use another --out")
-    if tuple(state.get("labels", data.labels)) != data.labels:
-        raise ConfigError(
-            f"{out / 'last.pt'} was trained on labels {state['labels']}, not {list(data.labels)}; use another --out"
-        )
     theirs = state.get("config", {})
     if theirs.get("optimizer", "sgd") != cfg.optimizer:
         raise ConfigError(
@@ -686,6 +698,14 @@ def _load_last(out: Path, cfg: TrainConfig, data: TrainingData) -> dict[str, Any
     if theirs.get("input", cfg.input) != cfg.input:
         raise ConfigError(f"{out / 'last.pt'} takes input {theirs.get('input')}, not {cfg.input}; use another --out")
     return state
+
+
+def _check_labels(state: dict[str, Any], out: Path, labels: tuple[str, ...]) -> None:
+    """Refuse to resume ``out/last.pt`` (``state``) on data of other classes."""
+    if tuple(state.get("labels", labels)) != labels:
+        raise ConfigError(
+            f"{out / 'last.pt'} was trained on labels {state['labels']}, not {list(labels)}; use another --out"
+        )
 
 
 def _move_optimizer_state(opt: torch.optim.Optimizer, device: torch.device) -> None:

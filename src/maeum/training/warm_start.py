@@ -44,11 +44,28 @@ from maeum.training.loader import to_batch
 from maeum.training.nets import create_model
 from maeum.training.onnx_weights import is_onnx_model, read_onnx_weights
 
-__all__ = ["initial_weights"]
+__all__ = ["check_init", "initial_weights"]
 
 log = logging.getLogger(__name__)
 
 _CALIBRATION_CROPS = 512  # training crops whose statistics set the batch norms of face-api's weights
+
+
+def check_init(init: str, cfg: TrainConfig) -> None:
+    """Refuse ``--init`` weights of another architecture, or (same colour) another normalisation, before any
+    data is read. What needs the training crops or the model (labels, sizes, shapes) ``initial_weights`` checks."""
+    if is_tfjs_weights(init):  # TFJS_INITS: the architecture is checked with the settings
+        return
+    if is_onnx_model(init):
+        from maeum.classify import EmotionClassifier
+
+        arch = EmotionClassifier(init, threads=1).info.extra.get("architecture")
+        if isinstance(arch, str) and arch not in ("ensemble", "hog_svm"):  # those read_onnx_weights refuses, saying why
+            _check_architecture(init, arch, cfg)
+        return
+    state = read_checkpoint(init)
+    _check_architecture(init, state.get("model_name"), cfg)
+    _check_normalisation(init, _checkpoint_input(init, state), cfg)
 
 
 def initial_weights(
@@ -68,19 +85,11 @@ def initial_weights(
     else:
         state = read_checkpoint(init)
         arch, old = state.get("model_name"), tuple(state.get("labels", FERPLUS7))  # as load_checkpoint reads them
-        try:
-            theirs = InputSpec.from_dict(state["config"]["input"])
-        except (KeyError, TypeError, ValueError):
-            raise ConfigError(f"--init {init} does not say what input it takes; pass a `maeum train` best.pt") from None
+        theirs = _checkpoint_input(init, state)
         weights = state["model"]
-    if arch != cfg.model:
-        raise ConfigError(f"--init {init} holds a {arch} model, not {cfg.model}; pass --model {arch}")
+    _check_architecture(init, arch, cfg)
+    _check_normalisation(init, theirs, cfg)
     ours = InputSpec.from_dict(cfg.input)
-    if theirs.color == ours.color and (theirs.mean, theirs.std) != (ours.mean, ours.std):
-        raise ConfigError(
-            f"--init {init} takes input normalised with mean {list(theirs.mean)} and std {list(theirs.std)}; "
-            "set the same input.mean and input.std in the config (or with --set)"
-        )
     fresh = model.state_dict()
     if theirs.color != ours.color:
         weights = _convert_colour(weights, fresh, theirs, ours, init)
@@ -106,6 +115,27 @@ def initial_weights(
         ", ".join(label for label in labels if label not in old) or "no class",
     )
     return weights
+
+
+def _checkpoint_input(init: str, state: dict) -> InputSpec:
+    try:
+        return InputSpec.from_dict(state["config"]["input"])
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"--init {init} does not say what input it takes; pass a `maeum train` best.pt") from None
+
+
+def _check_architecture(init: str, arch: object, cfg: TrainConfig) -> None:
+    if arch != cfg.model:
+        raise ConfigError(f"--init {init} holds a {arch} model, not {cfg.model}; pass --model {arch}")
+
+
+def _check_normalisation(init: str, theirs: InputSpec, cfg: TrainConfig) -> None:
+    ours = InputSpec.from_dict(cfg.input)
+    if theirs.color == ours.color and (theirs.mean, theirs.std) != (ours.mean, ours.std):
+        raise ConfigError(
+            f"--init {init} takes input normalised with mean {list(theirs.mean)} and std {list(theirs.std)}; "
+            "set the same input.mean and input.std in the config (or with --set)"
+        )
 
 
 def _convert_colour(
