@@ -101,7 +101,7 @@ def test_missing_unreadable_and_unknown_models(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="is a folder"):
         EmotionClassifier(tmp_path)
     (tmp_path / "junk.onnx").write_bytes(b"\x00junk")
-    with pytest.raises(ModelError, match="cannot load.*damaged or not an ONNX model"):
+    with pytest.raises(ModelError, match=r"cannot load.*damaged or not an ONNX model"):
         EmotionClassifier(tmp_path / "junk.onnx")
     (tmp_path / "best.pt").write_bytes(b"PK\x03\x04 a torch checkpoint")
     with pytest.raises(ModelError, match=r"is a training checkpoint; export it first: maeum export .*best.pt"):

@@ -310,7 +310,7 @@ def test_adamw_onecycle_with_balanced_weights_and_sampler_trains(manifest: Path,
     assert "betas" in last["optimizer"]["param_groups"][0]  # an AdamW state, not SGD's
     rows = read_metrics(run)
     assert len(rows) == 2 and all(math.isfinite(float(r["train_loss"])) for r in rows)
-    assert float(rows[-1]["lr"]) == 0  # onecycle ends at lr/25e4 (cosine, step, constant stay above 1e-5)
+    assert 0 < float(rows[-1]["lr"]) < 1e-7  # onecycle ends near lr/25e4, written to 4 digits rather than 0.00000
     assert json.loads((run / "summary.json").read_text())["stopped_early"] is False
 
     # A changed optimizer cannot resume this run's AdamW state.

@@ -72,6 +72,37 @@ def test_a_run_interrupted_and_resumed_ends_with_the_weights_of_one_that_was_not
         assert torch.equal(whole[key], resumed[key]), key
 
 
+def test_ctrl_c_says_how_to_go_on_and_a_finished_run_is_left_as_it_is(
+    manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from maeum.training import trainer
+
+    run = tmp_path / "run"
+    args = ["train", "--data", str(manifest), "--out", str(run), "--model", "mini_xception", "--epochs", "2",
+            "--batch-size", "8", "--size", "32", "--no-bf16", "--threads", "1", "--no-tensorboard"]  # fmt: skip
+    write_epoch = trainer._RunLog.epoch
+
+    def stop_after_epoch_0(self, row, *a, **kw):  # as Ctrl-C once epoch 0 is checkpointed
+        write_epoch(self, row, *a, **kw)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(trainer._RunLog, "epoch", stop_after_epoch_0)
+        assert main(args) == 130
+    assert f"interrupted; the finished epochs are kept in {run}: run the same command again" in capsys.readouterr().err
+    assert main(args) == 0 and [r["epoch"] for r in read_metrics(run)] == ["0", "1"]
+
+    # Run again when it is done, or with fewer epochs: nothing is trained or rewritten, and it says so.
+    written = {name: (run / name).read_bytes() for name in ("metrics.csv", "summary.json", "config.json", "last.pt")}
+    capsys.readouterr()
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert f"{run} already holds 2 epochs" in err and "nothing to train" in err and "images" not in err  # no data read
+    assert main([*args, "--epochs", "1"]) == 0
+    assert "more than --epochs 1: nothing to train" in capsys.readouterr().err
+    assert {name: (run / name).read_bytes() for name in written} == written
+
+
 def test_metrics_go_to_csv_and_tensorboard(manifest: Path, tmp_path: Path) -> None:
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

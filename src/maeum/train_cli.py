@@ -18,7 +18,7 @@ from maeum.training.config import CHOICES, TrainConfig
 
 log = logging.getLogger("maeum")
 
-EXIT_OK = 0  # usage errors (2) are cli.main's
+EXIT_OK, EXIT_INTERRUPTED = 0, 130  # usage errors (2) are cli.main's
 _DEFAULTS = TrainConfig.__dataclass_fields__  # for the help texts only
 # Flags whose destination is a TrainConfig field of the same name.
 _FIELD_FLAGS = (
@@ -193,5 +193,8 @@ def _train(args: argparse.Namespace) -> int:
         if isinstance(e, MaeumError):
             raise
         raise MaeumError(str(e)) from None
+    except KeyboardInterrupt:
+        log.error("interrupted; the finished epochs are kept in %s: run the same command again to go on", cfg.out)
+        return EXIT_INTERRUPTED
     log.info("best checkpoint: %s", best)
     return EXIT_OK

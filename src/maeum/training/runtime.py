@@ -51,6 +51,15 @@ class Runtime:
         """Process 0's ``value`` in every process (the value itself when not distributed)."""
         return float(self.broadcast_array(np.array([value], np.float64))[0])
 
+    def mean(self, value: float) -> float:
+        """The mean of every process's ``value`` (the value itself when not distributed); all must call it."""
+        if not self.distributed:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.device if self.device.type == "cuda" else "cpu")
+        with self._peers():
+            dist.all_reduce(t)
+        return float(t.item()) / self.world
+
     def broadcast_array(self, array: np.ndarray) -> np.ndarray:
         """Process 0's ``array`` in every process; the others pass one of the same shape and dtype."""
         if not self.distributed:

@@ -45,7 +45,7 @@ _DEFAULTS = TrainConfig.__dataclass_fields__  # what a checkpoint from before a 
 # valid_acc: of the weights that go into best.pt (the average with --ema); raw_valid_acc: of the weights trained.
 METRICS_FORMAT = {
     "epoch": "{}",
-    "lr": "{:.5f}",
+    "lr": "{:.4g}",  # 4 significant digits: a fine-tuning rate of 2e-6 is not 0.00000
     "train_loss": "{:.4f}",
     "valid_acc": "{:.4f}",
     "seconds": "{:.1f}",
@@ -237,6 +237,18 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
     # A run to resume and the weights of --init are checked against the settings before the data is read
     # (minutes for a large set): another architecture, input or targets is refused at once.
     resumed = _load_last(out, cfg) if (out / "last.pt").exists() else None
+    if resumed and cfg.model != "hog_svm" and resumed["epoch"] + 1 >= cfg.epochs:
+        done = resumed["epoch"] + 1  # a finished run again, or fewer epochs: nothing to train, nothing rewritten
+        (log.info if done == cfg.epochs else log.warning)(
+            "%s already holds %d epoch%s (best valid %.4f)%s: nothing to train; pass a larger --epochs to train "
+            "on, or another --out to start over",
+            out,
+            done,
+            "" if done == 1 else "s",
+            resumed["best"],
+            "" if done == cfg.epochs else f", more than --epochs {cfg.epochs}",
+        )
+        return out / "best.pt"
     if cfg.init and not resumed:
         check_init(cfg.init, cfg)
     check_teachers(cfg.teacher)
@@ -428,6 +440,7 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
         if progress:
             progress.close()
         seconds = time.perf_counter() - t0
+        train_loss = rt.mean(loss_sum / steps_per_epoch)  # of every process's share of the batches
         shipped = ema.module if ema else model  # what is validated and goes into best.pt
         acc = rt.broadcast(_majority_accuracy(predict(shipped, va.images, spec), va.labels) if rt.is_main else 0.0)
         raw_acc = acc  # without averaging, the shipped weights are the trained ones
@@ -441,7 +454,7 @@ def _train(cfg: TrainConfig, rt: Runtime) -> Path:
             row = {
                 "epoch": epoch,
                 "lr": lr_at(step),
-                "train_loss": loss_sum / steps_per_epoch,
+                "train_loss": train_loss,
                 "valid_acc": acc,
                 "seconds": seconds,
                 "images_per_s": steps_per_epoch * batch_size / seconds,
