@@ -55,6 +55,8 @@ DATA = Path(__file__).parent / "data"
         "오늘도 버텼다.\n다 끝내버리고 싶어",
         "이제 다 끝내고 싶어",
         "모든 걸 끝내고 싶다",
+        "너무 힘들어서 다 끝내고 싶다",
+        "지쳤어 그냥 끝내고 싶어",
         "ㅈㅅ하고 싶다",
         "I want to die in my sleep",
         "And that made me want to die The idea of me",  # a lyric without stops: not hair dye
