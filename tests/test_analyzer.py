@@ -95,6 +95,16 @@ def test_box_iou() -> None:
     assert Box(0, 0, 0, 0).iou(Box(0, 0, 0, 0)) == 0.0
 
 
+def test_rect_is_the_box_rounded_once_as_the_video_csv_rounds_it() -> None:
+    from maeum import Box, Emotion, Face
+
+    # 112.52 is 112.5 to one decimal, which round() would take to the even 112: rect must round the box itself.
+    face = Face(Box(112.52, 40.46, 57.3, 69.55), 0.99, ((0.0, 0.0),) * 5)
+    d = FaceResult(face, Emotion("neutral", {"neutral": 1.0})).to_dict()
+    assert d["rect"] == [113, 40, 57, 70]
+    assert d["box"] == [112.5, 40.5, 57.3, 69.5]
+
+
 def test_a_thin_image_has_no_face_and_its_batch_keeps_the_others(analyzer: Analyzer, astronaut: np.ndarray) -> None:
     strip = np.full((1, 4000, 3), 128, np.uint8)
     results = analyzer.analyze_batch([astronaut, strip, strip.transpose(1, 0, 2)])

@@ -758,7 +758,7 @@ def test_detector_and_aligner_without_crop_detect_are_refused(tmp_path: Path, ca
     assert _cli_main("aihub", str(root), "--out", str(out), "--detector", "haar", "--aligner", "upright") == 2
     assert "--detector and --aligner apply to --crop detect only" in capsys.readouterr().err
     assert _cli_main("aihub", str(root), "--out", str(out), "--crop", "box", "--aligner", "upright") == 2
-    assert "--aligner apply to --crop detect only" in capsys.readouterr().err
+    assert "--aligner applies to --crop detect only; add --crop detect or leave it out" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -88,7 +88,8 @@ def _prepare(args: argparse.Namespace) -> int:
         raise MaeumError(f"--split {args.split!r}: give three non-negative fractions summing to 1")
     given = [name for name, value in (("--detector", args.detector), ("--aligner", args.aligner)) if value is not None]
     if given and args.crop != "detect":
-        raise MaeumError(f"{' and '.join(given)} apply to --crop detect only; add --crop detect or leave them out")
+        verb, it = ("applies", "it") if len(given) == 1 else ("apply", "them")
+        raise MaeumError(f"{' and '.join(given)} {verb} to --crop detect only; add --crop detect or leave {it} out")
     cfg = PrepareConfig(
         kind=args.kind,
         source=args.source,

@@ -72,7 +72,8 @@ class FaceResult:
     def to_dict(self, lang: str = "en") -> dict[str, object]:
         """The field's JSON convention (``rect``, ``label``, ``probs``) plus maeum's extra fields."""
         return {
-            "rect": [round(v) for v in self.face.box.as_list()],
+            # Rounded from the box itself: rounding its 1-decimal form again would turn 112.52 into 112.
+            "rect": [round(v) for v in (self.face.box.x, self.face.box.y, self.face.box.w, self.face.box.h)],
             "label": display_name(self.emotion.label, lang),
             "probs": {display_name(k, lang): round(v, 4) for k, v in self.emotion.scores.items()},
             "box": self.face.box.as_list(),
