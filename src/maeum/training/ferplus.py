@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from maeum.data.records import DataError
 from maeum.labels import FERPLUS7
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,8 @@ def load_split(root: Path, split: str, cache_dir: Path | None = None) -> FerPlus
             images.append(np.asarray(im.convert("L"), dtype=np.uint8))
         names.append(row["Image name"])
         votes.append([int(row[c]) for c in VOTE_COLUMNS])
+    if not names:
+        raise DataError(f"{vote_file}: no image of the {split} split ({usage}); pass the complete FER+ folder")
     out = FerPlusSplit(names, np.stack(images), np.asarray(votes, dtype=np.int64))
     if repeated:
         log.info(
