@@ -241,8 +241,12 @@ def submit_post(site: Site, page: Page) -> int:
     return status
 
 
-def post_id_of(site: Site, page: Page) -> int:
+def post_id_of(site: Site, page: Page, settle: bool = True) -> int:
+    """The id of the entry just posted. With `settle`, first wait until its comment is written: the page
+    then reloads itself, and a script run across that reload would fail."""
     page.wait_for_url(re.compile(re.escape(site.url("/posts/")) + r"\d+\?new=1$"))
+    if settle:
+        expect(page.locator("#comment")).not_to_have_attribute("data-status", "pending", timeout=TIMEOUT_MS)
     post_id = page.locator("#post").get_attribute("data-post-id")
     assert post_id is not None and post_id.isdigit()
     return int(post_id)
@@ -940,7 +944,7 @@ def test_llm_comment_appears_when_ready(site: Site, selfie_jpeg: bytes) -> None:
         expect(page.locator("#key-kept")).to_be_visible()
         open_new_post(page, "오늘은 회의가 길었다.", jpeg_file(selfie_jpeg))
         assert submit_post(site, page) == 303
-        post_id_of(site, page)
+        post_id_of(site, page, settle=False)
         expect(page.locator("#comment-pending")).to_have_text("코멘트를 쓰는 중이에요…")
         expect(page.locator("#comment-text")).to_have_text(REPLY)
         expect(page.locator("#comment-source")).to_contain_text("AI 모델이 썼어요")
