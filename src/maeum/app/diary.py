@@ -261,6 +261,11 @@ def recent_posts(
     return list(db.scalars(newest.limit(limit).offset(offset)))
 
 
+def search_words(q: str) -> str:
+    """Search words as the diary matches them: runs of spaces made one, cut at MAX_SEARCH_CHARS."""
+    return " ".join(q.split())[:MAX_SEARCH_CHARS]
+
+
 def _matching(query: Select[tuple[Post]], words: str, label: str) -> Select[tuple[Post]]:
     if words:
         query = query.where(func.lower(Post.text).contains(words.lower(), autoescape=True))

@@ -138,7 +138,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
         request: Request, page_no: int = Query(1, alias="page"), deleted: int = 0, q: str = "", emotion: str = ""
     ) -> Response:
         page_no = min(max(page_no, 1), 1_000_000)
-        words = " ".join(q.split())[: diary.MAX_SEARCH_CHARS]
+        words = diary.search_words(q)
         label = emotion if emotion in d.labels else ""  # an emotion the diary does not show: no filter
 
         def page_href(number: int) -> str:
@@ -735,7 +735,7 @@ def _routes(app: FastAPI, d: Diary) -> None:
                 first, last = diary.FIRST_DAY, d.today() + dt.timedelta(days=1)
             if emotion and emotion not in d.labels:
                 raise UserError("bad_emotion", 400, emotion=emotion[:40], labels=", ".join(d.labels))
-            words = " ".join(q.split())[: diary.MAX_SEARCH_CHARS]
+            words = diary.search_words(q)
             posts = diary.posts_between(db, user_of(ctx), first, last, words=words, label=emotion)
             return JSONResponse([_post_json(p) for p in posts])
 

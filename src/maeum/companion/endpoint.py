@@ -144,6 +144,7 @@ class ChatClient:
         # The socket timeout bounds each receive; the watchdog bounds the whole exchange, so a server
         # that sends its headers or its body a byte now and then cannot hold a comment worker past it.
         expired = threading.Event()
+        too_slow = f"no whole reply within the {self.timeout_s:g} s timeout"
         watchdog = threading.Timer(self.timeout_s, _cut, (conn, expired))
         watchdog.daemon = True
         watchdog.start()
@@ -167,13 +168,13 @@ class ChatClient:
             raw = _read_capped(resp)
         except (OSError, http.client.HTTPException) as e:
             if expired.is_set():
-                raise _Retryable(f"no whole reply within the {self.timeout_s:g} s timeout") from e
+                raise _Retryable(too_slow) from e
             raise _Retryable(f"cannot connect or read: {type(e).__name__}: {e}") from e
         finally:
             watchdog.cancel()
             conn.close()
         if expired.is_set():  # the cut socket read as the end of the reply
-            raise _Retryable(f"no whole reply within the {self.timeout_s:g} s timeout")
+            raise _Retryable(too_slow)
         return raw
 
 
