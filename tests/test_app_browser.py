@@ -928,9 +928,10 @@ def test_dictation_adds_what_was_said_to_the_diary(
 
 
 def test_llm_comment_appears_when_ready(site: Site, selfie_jpeg: bytes) -> None:
-    """A slow loopback LLM: the entry is shown at once with 'writing…', then its comment without a reload."""
+    """A slow loopback LLM: the entry is shown at once with 'writing…', then its comment without a reload,
+    so a correction being chosen meanwhile is kept; the comment it puts in place can be read aloud."""
     llm = LLMServer()
-    llm.mode, llm.slow_s = "slow", 2.0
+    llm.mode, llm.slow_s = "slow", 3.0
     try:
         page = site.page()
         sign_up(site, page, "minsu", name="민수")
@@ -946,9 +947,17 @@ def test_llm_comment_appears_when_ready(site: Site, selfie_jpeg: bytes) -> None:
         assert submit_post(site, page) == 303
         post_id_of(site, page, settle=False)
         expect(page.locator("#comment-pending")).to_have_text("코멘트를 쓰는 중이에요…")
+        page.evaluate("() => { window.__samePage = true; }")
+        page.select_option("#correct-label", "sadness")
         expect(page.locator("#comment-text")).to_have_text(REPLY)
         expect(page.locator("#comment-source")).to_contain_text("AI 모델이 썼어요")
         assert llm.headers[-1]["Authorization"] == "Bearer sk-browser"
+        assert page.evaluate("() => window.__samePage") is True, "the page was not reloaded"
+        expect(page.locator("#correct-label")).to_have_value("sadness")
+        page.click("#listen")
+        expect(page.locator("#listen")).to_have_text("■ 멈추기")
+        page.click("#listen")
+        expect(page.locator("#listen")).to_have_text("🔊 듣기")
     finally:
         llm.close()
 

@@ -109,7 +109,8 @@ document.addEventListener("DOMContentLoaded", () => {
   });
 });
 
-// The comment is written in the background: ask until it is there, then show the page again.
+// The comment is written in the background: ask until it is there, then put the page's new comment
+// section in place of the old one, so a choice being made elsewhere on the page is not lost.
 function pollComment() {
   const box = document.getElementById("comment");
   if (!box || box.dataset.status !== "pending") return;
@@ -119,7 +120,7 @@ function pollComment() {
     try {
       const reply = await fetch(box.dataset.poll, { credentials: "same-origin" });
       if (reply.ok && (await reply.json()).status === "done") {
-        location.reload();
+        await showComment(box);
         return;
       }
     } catch (err) {
@@ -128,6 +129,17 @@ function pollComment() {
     if (tries < 120) setTimeout(ask, tries < 10 ? 500 : 2000);
   };
   setTimeout(ask, 500);
+}
+
+async function showComment(box) {
+  const page = await fetch(location.href, { credentials: "same-origin" });
+  const fresh = page.ok ? new DOMParser().parseFromString(await page.text(), "text/html").getElementById("comment") : null;
+  if (!fresh || fresh.dataset.status !== "done") {
+    location.reload();
+    return;
+  }
+  box.replaceWith(document.adoptNode(fresh));
+  setUpListen();
 }
 
 // Read the comment aloud: the browser's Korean voice when it has one, else the server's WAV (espeak-ng).
