@@ -61,6 +61,9 @@ class Analyzer:
         else:
             self.detector = detector
         self.whole_image_fallback = whole_image_fallback
+        # What was asked for, to describe the analyzer (``maeum serve``'s /v1/model).
+        self.detector_name = detector if detector is None or isinstance(detector, str) else type(detector).__name__
+        self.aligner_name = aligner
 
     def analyze(self, image: np.ndarray) -> list[FaceResult]:
         """Emotions of every face in an RGB uint8 (H, W, 3) image, best detection first."""

@@ -22,7 +22,7 @@ def add_app_parser(sub: argparse._SubParsersAction) -> None:
     )
     _common(a)
     a.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    a.add_argument("--port", type=_port, default=8000, help="port, 1 to 65535 (default: 8000)")
+    a.add_argument("--port", type=port_number, default=8000, help="port, 1 to 65535 (default: 8000)")
     a.add_argument(
         "--allow-private-endpoints",
         action="store_true",
@@ -93,7 +93,7 @@ def _settings(args: argparse.Namespace):  # -> AppSettings
     )
 
 
-def _port(text: str) -> int:
+def port_number(text: str) -> int:
     """An argparse type: a TCP port number."""
     try:
         value = int(text)
@@ -109,7 +109,7 @@ def _split(value: str | None) -> tuple[str, ...] | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    _check_address(args.host, args.port)  # before the database and the models, which take seconds
+    check_address(args.host, args.port)  # before the database and the models, which take seconds
     settings = _settings(args)
     import uvicorn
 
@@ -121,7 +121,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_address(host: str, port: int) -> None:
+def check_address(host: str, port: int) -> None:
     """Refuse a --host that names no address, or a port taken by another server, as uvicorn would, but first."""
     import socket
 

@@ -33,6 +33,7 @@ from maeum.labels import LANGUAGES, display_name
 from maeum.outpaths import TextOutput, open_text, output_file, refuse_overwriting
 from maeum.progress import Progress, clear_line
 from maeum.results import FaceResult
+from maeum.serve_cli import add_serve_parser
 from maeum.train_cli import add_train_parser
 from maeum.video_cli import add_video_parser, positive_int
 
@@ -176,6 +177,7 @@ def _parser() -> argparse.ArgumentParser:
     add_video_parser(sub)
     add_data_parser(sub)
     add_app_parser(sub)
+    add_serve_parser(sub)
 
     m = sub.add_parser("models", help="list face detectors and emotion models")
     m.add_argument(

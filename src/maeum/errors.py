@@ -11,6 +11,10 @@ class ImageError(MaeumError):
     """An image that cannot be read: missing, empty, corrupt, not an image, or too large."""
 
 
+class ImageTooLargeError(ImageError):
+    """An image with more pixels than the limit it is read under (``max_pixels``)."""
+
+
 class ModelError(MaeumError):
     """A model file that cannot be used: missing, unreadable, or without maeum metadata."""
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from maeum.errors import ImageError, MaeumError
+from maeum.errors import ImageError, ImageTooLargeError, MaeumError
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,8 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS)
     return image
 
 
-def _too_large(name: str, size: str, max_pixels: int) -> ImageError:
-    return ImageError(
+def _too_large(name: str, size: str, max_pixels: int) -> ImageTooLargeError:
+    return ImageTooLargeError(
         f"{name}: image too large ({size}, limit {max_pixels:,}); "
         "downscale the image or raise the limit (max_pixels; on the command line --max-pixels)"
     )
