@@ -14,13 +14,14 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
 
 from maeum.app_cli import add_app_parser
+from maeum.data.engine import ENGINES
 from maeum.data_cli import add_data_parser
 from maeum.detect import parse_options
 from maeum.ensemble_cli import add_ensemble_parser
@@ -165,7 +166,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--lang", choices=LANGUAGES, default="en", help="label names: en or ko (한국어)")
     a.add_argument("--output", "-o", type=Path, help="write results to this file instead of stdout ('-': stdout)")
-    a.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: cores, max 4)")
+    a.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for inference (default: cores, max 4; 1 per worker with --workers or --engine ray)",
+    )
+    a.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="worker processes, each with its own model, the images shared out among them (default 1: this process)",
+    )
+    a.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="local: --workers processes here; ray: tasks on a Ray cluster (pip install 'maeum[ray]')",
+    )
+    a.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)")
     a.add_argument(
         "--max-pixels",
         type=positive_int,
@@ -257,32 +276,44 @@ def _analyze(args: argparse.Namespace) -> int:
         args.output if to_file else "-", f"-o {args.output}", bom=args.format == "csv" and args.lang == "ko"
     )
     writer = _Writer(target, args.format, args.lang, analyzer.classifier.labels)
-    progress = Progress(sum(1 for _, p, _ in inputs if p is not None), "images")
+    parallel = args.workers > 1 or args.engine == "ray"
+    progress = Progress(len(inputs) if parallel else sum(1 for _, p, _ in inputs if p is not None), "images")
     if not to_file and sys.stdout.isatty():  # the results on the terminal show the progress; a bar would cut them
         progress.enabled = False
     failed = done = read = 0
     batch: list[tuple[str, np.ndarray | None, str]] = []  # (path, image, error), in input order
 
-    def flush() -> None:
+    def answer(path: str, results: list[FaceResult]) -> None:
         nonlocal done
+        if not results:
+            log.warning(
+                "%s: no face found (use --whole-image-if-no-face to classify the image's centred square, "
+                "or --no-detect for pre-cropped faces)",
+                path,
+            )
+        writer.write(path, results)
+        done += 1
+
+    def flush() -> None:
         analysed = iter(analyzer.analyze_batch([im for _, im, _ in batch if im is not None]))
         for path, image, error in batch:
             if image is None:
                 writer.error(path, error)
-                continue
-            results = next(analysed)
-            if not results:
-                log.warning(
-                    "%s: no face found (use --whole-image-if-no-face to classify the image's centred square, "
-                    "or --no-detect for pre-cropped faces)",
-                    path,
-                )
-            writer.write(path, results)
-            done += 1
+            else:
+                answer(path, next(analysed))
         batch.clear()
 
     try:
-        for arg, path, error in inputs:
+        for name, results in _shared_out(args, inputs) if parallel else ():
+            if isinstance(results, str):
+                log.error("%s", results)
+                writer.error(name, results)
+                failed += 1
+            else:
+                answer(name, results)
+            read += 1
+            progress.update(read, read)
+        for arg, path, error in () if parallel else inputs:
             if path is None:  # a missing file, an empty folder, a glob that matches nothing
                 log.error("%s", error)
                 batch.append((arg, None, error))
@@ -311,6 +342,29 @@ def _analyze(args: argparse.Namespace) -> int:
         log.error("%d input(s) failed, %d analysed", failed, done)
         return EXIT_SOME_FAILED
     return EXIT_OK
+
+
+def _shared_out(
+    args: argparse.Namespace, inputs: list[tuple[str, Path | None, str]]
+) -> Iterator[tuple[str, list[FaceResult] | str]]:
+    """The inputs' answers from --workers processes or a Ray cluster, in input order."""
+    from maeum.analyzer import DEFAULT_ALIGNER, DEFAULT_DETECTOR
+    from maeum.batch import AnalyzerSpec, analyze_files
+    from maeum.classify import DEFAULT_MODEL
+
+    model = args.model or DEFAULT_MODEL
+    if Path(model).suffix == ".onnx":  # the workers' own folder may differ (on a cluster, the file must be there too)
+        model = str(Path(model).resolve())
+    spec = AnalyzerSpec(
+        detector=None if args.no_detect else args.detector or DEFAULT_DETECTOR,
+        model=model,
+        aligner=args.aligner or DEFAULT_ALIGNER,
+        detector_options=tuple(parse_options(args.detector_option).items()),
+        threads=args.threads or 1,
+        whole_image_fallback=args.whole_image_if_no_face,
+        max_pixels=args.max_pixels,
+    )
+    return analyze_files(spec, inputs, engine=args.engine, workers=args.workers, ray_address=args.ray_address)
 
 
 def _check_no_detect(args: argparse.Namespace) -> None:

@@ -32,18 +32,24 @@ IMAGE_SUFFIXES = frozenset(
 OTHER_PHOTO_SUFFIXES = frozenset({".heic", ".heif", ".avif"})
 
 
-def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def load_image(
+    source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS, *, name: str | None = None
+) -> np.ndarray:
     """Read an image file (or its bytes) as RGB uint8 (H, W, 3), upright per its EXIF orientation.
 
     Gray, palette, RGBA (composited on white), 16-bit, float and CMYK images are all normalised.
-    ``bytearray`` and ``memoryview`` are read like ``bytes``. Raises ImageError naming the file and
-    what is wrong, TypeError for anything that is neither a path nor bytes.
+    ``bytearray`` and ``memoryview`` are read like ``bytes``; ``name`` (say, the file they came
+    from) is what errors about bytes call them, else ``<bytes>``. Raises ImageError naming the file
+    and what is wrong, TypeError for anything that is neither a path nor bytes.
     """
     if isinstance(source, (bytearray, memoryview)):
         source = bytes(source)
     if not isinstance(source, (str, bytes, os.PathLike)):
         raise TypeError(f"load_image reads a path (str or Path) or the bytes of an image file, not {_hint(source)}")
-    name = "<bytes>" if isinstance(source, bytes) else str(os.fspath(source))
+    if not isinstance(source, bytes):
+        name = str(os.fspath(source))
+    elif not name:
+        name = "<bytes>"
     if isinstance(source, bytes):
         if not source:
             raise ImageError(f"{name}: empty data; pass the bytes of an image file")
@@ -69,7 +75,7 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS)
     except ImageError:
         raise
     except UnidentifiedImageError:
-        suffix = "" if isinstance(source, bytes) else Path(source).suffix.lower()
+        suffix = Path(name).suffix.lower()
         if suffix in OTHER_PHOTO_SUFFIXES:
             raise ImageError(
                 f"{name}: this installation cannot read {suffix[1:].upper()} images; convert it to JPEG or PNG"

@@ -246,8 +246,8 @@ def _decode(data: bytes, name: str, max_pixels: int) -> Any:
     if not data:
         raise ApiError(400, "no_image", f"{name}: empty file")
     try:
-        return load_image(data, max_pixels=max_pixels)
+        return load_image(data, max_pixels=max_pixels, name=name)
     except ImageTooLargeError as e:
-        raise ApiError(413, "too_many_pixels", str(e).replace("<bytes>", name, 1)) from None
+        raise ApiError(413, "too_many_pixels", str(e)) from None
     except ImageError as e:
-        raise ApiError(400, "bad_image", str(e).replace("<bytes>", name, 1)) from None
+        raise ApiError(400, "bad_image", str(e)) from None
