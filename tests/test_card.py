@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -51,7 +54,7 @@ def run_dir(shared: Path, tmp_path: Path) -> Path:
 
 
 def test_cli_writes_the_card_of_the_bundled_model(
-    evaluation: Path, report: dict, capsys: pytest.CaptureFixture[str]
+    evaluation: Path, report: dict, shared: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = evaluation.parent / "card" / "CARD.md"  # beside the report folder: the figure is linked relatively
     assert main(["card", DEFAULT_MODEL, "--report", str(evaluation), "--out", str(out)]) == 0
@@ -67,10 +70,13 @@ def test_cli_writes_the_card_of_the_bundled_model(
     # Metrics, from report.json.
     assert f"| accuracy | {report['accuracy']:.4f} |" in card
     assert f"| ECE after temperature | {report['ece_after']:.4f} |" in card
-    command = (
-        f"maeum evaluate {DEFAULT_MODEL} --data {report['data']} --split test --calibrate-on val --out {evaluation}"
-    )
-    assert command in card
+    (command,) = [line for line in card.splitlines() if line.startswith("maeum evaluate ")]
+    argv = shlex.split(command)[1:]
+    data = argv[argv.index("--data") + 1]  # from the card's folder, or absolute where they share only the root
+    assert (out.parent / data).resolve() == Path(report["data_path"]) == (shared / "data" / "ferplus").resolve()
+    assert argv == ["evaluate", DEFAULT_MODEL, "--data", data, "--split", "test", "--calibrate-on", "val",
+                    "--out", "../eval"]  # fmt: skip
+    assert "Run the evaluate commands below from this card's folder" in card
     names = [f"{label} {display_name(label, 'ko')}" for label in report["labels"]]
     for name, row in zip(names, report["confusion"], strict=True):
         assert f"| {name} | " + " | ".join(map(str, row)) + " |" in card
@@ -118,6 +124,63 @@ def test_card_with_a_run_folder_has_its_settings_and_commands(evaluation: Path, 
     assert f"label mode `{config['labels']}`" in card and str(config["data"]) in card
     # Without an output file the figure is linked by its absolute path.
     assert f"]({(evaluation / 'confusion.png').resolve().as_posix()})" in card
+
+
+def test_the_evaluate_command_of_a_card_runs_from_the_card_s_folder(
+    small_ferplus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Evaluated in one folder with relative paths, carded from another: the card's command, run from the
+    card's folder, evaluates the same file on the same data again."""
+    from maeum.classify import resolve_model
+
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    (work / "models").mkdir(parents=True)
+    elsewhere.mkdir()
+    shutil.copy(resolve_model(DEFAULT_MODEL), work / "models" / "mine.onnx")  # a file: named by its path
+    monkeypatch.chdir(work)
+    data = os.path.relpath(small_ferplus, work)
+    assert main(["evaluate", "models/mine.onnx", "--data", data, "--split", "test", "--out", "eval"]) == 0
+    first = json.loads((work / "eval" / "report.json").read_text(encoding="utf-8"))
+    monkeypatch.chdir(elsewhere)
+    assert main(["card", "../work/models/mine.onnx", "--report", "../work/eval", "--out", "cards/CARD.md"]) == 0
+    folder = elsewhere / "cards"
+    card = (folder / "CARD.md").read_text(encoding="utf-8")
+    (command,) = [line for line in card.splitlines() if line.startswith("maeum evaluate ")]
+    relative = Path(os.path.relpath(small_ferplus.resolve(), folder.resolve())).as_posix()
+    assert command == f"maeum evaluate ../../work/models/mine.onnx --data {relative} --split test --out ../../work/eval"
+    assert f"### `{relative}`, split `test`" in card and f"on `{relative}` split `test`" in card
+    capsys.readouterr()
+    monkeypatch.chdir(folder)
+    assert main(shlex.split(command)[1:]) == 0
+    again = json.loads((work / "eval" / "report.json").read_text(encoding="utf-8"))
+    assert again["model_path"] == first["model_path"] and again["data_path"] == first["data_path"]
+    assert again["n"] == first["n"] and again["confusion"] == first["confusion"]
+
+
+@pytest.mark.parametrize("name", [DEFAULT_MODEL, "ferplus-resnet-s-fast"])
+def test_a_bundled_model_keeps_its_name_in_the_card_s_command(
+    name: str, evaluation: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both bundled variants share one file: the command names the variant, never the file, from any folder."""
+    copy = _foreign_report(evaluation, tmp_path, model=name)
+    monkeypatch.chdir(tmp_path)
+    card = model_card(name, [Path(copy.name)])  # without an output file: the report folder's absolute path
+    assert f"maeum evaluate {name} --data " in card and f"--out {copy.resolve().as_posix()}" in card
+    assert "ferplus_resnet_s.onnx --data" not in card
+
+
+def test_an_older_report_shows_its_paths_as_typed_and_says_so(
+    evaluation: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A report from before evaluate recorded absolute paths: the folder its paths start from is unknown."""
+    copy = _foreign_report(evaluation, tmp_path, data="../shared/data/ferplus")
+    data = json.loads((copy / "report.json").read_text(encoding="utf-8"))
+    del data["data_path"]
+    (copy / "report.json").write_text(json.dumps(data), encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="maeum"):
+        card = write_card(DEFAULT_MODEL, [copy], out=tmp_path / "CARD.md").read_text(encoding="utf-8")
+    assert f"maeum evaluate {DEFAULT_MODEL} --data ../shared/data/ferplus --split test" in card
+    assert "an older report, with its paths as typed" in caplog.text
 
 
 def _foreign_report(evaluation: Path, tmp_path: Path, **changes: str) -> Path:

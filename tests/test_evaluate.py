@@ -6,6 +6,7 @@ import csv
 import json
 import logging
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -291,6 +292,25 @@ def test_cli_writes_the_report_and_a_summary(
     assert f"accuracy {data['accuracy']:.4f}" in stdout
     assert f"ECE {data['ece']:.4f} -> {data['ece_after']:.4f}" in stdout
     assert "gender=" in stdout and str(out / "report.md") in stdout
+
+
+def test_the_report_records_absolute_paths_and_the_data_as_typed(
+    small_ferplus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`maeum card` rebuilds the evaluate command from the report, in another folder: the paths must not
+    depend on the folder evaluate ran in. A bundled model stays known by its name."""
+    (tmp_path / "models").mkdir()
+    tiny_model(tmp_path / "models" / "tiny.onnx")
+    monkeypatch.chdir(tmp_path)
+    data = os.path.relpath(small_ferplus, tmp_path)
+    assert main(["evaluate", "models/tiny.onnx", "--data", data, "--split", "test", "--out", "eval"]) == 0
+    report = json.loads(Path("eval/report.json").read_text(encoding="utf-8"))
+    assert report["model_path"] == str((tmp_path / "models" / "tiny.onnx").resolve())
+    assert report["data_path"] == str(small_ferplus.resolve())
+    assert report["data"] == data  # the summary and report.md show the data as typed
+    assert f" on {data} [test]" in capsys.readouterr().out
+    bundled = evaluate(EvalConfig(DEFAULT_MODEL, data, split="test"))
+    assert bundled.model == DEFAULT_MODEL and Path(bundled.model_path).is_absolute()
 
 
 def test_tta_averages_every_face_with_its_mirror_once(

@@ -86,7 +86,7 @@ def _render(model: str | Path, reports: Sequence[Path], run: Path | None, link_f
     lines += _data(info, run, config, summary)
     lines += _recipe(info, path, run, config, summary)
     lines += _metrics(loaded, link_from)
-    lines += _limits(info, loaded)
+    lines += _limits(info, loaded, link_from)
     return "\n".join(lines) + "\n"
 
 
@@ -108,6 +108,12 @@ def _load_report(path: Path, info: ModelInfo, digest: str, model: str) -> tuple[
         raise CardError(
             f"{file}: not a `maeum evaluate` report (missing {', '.join(missing)}); "
             "pass the report.json that `maeum evaluate --out DIR` writes, or DIR"
+        )
+    if "data_path" not in data:  # written before evaluate recorded absolute paths
+        log.warning(
+            "%s: an older report, with its paths as typed in the folder evaluate ran in; the card's evaluate "
+            "command shows them so, and may not run from the card's folder (evaluate again to fix it)",
+            file,
         )
     if data["model"] != info.name:
         raise CardError(
@@ -307,14 +313,16 @@ def _export_flags(info: ModelInfo) -> str:
 
 def _metrics(reports: list[tuple[Path, dict[str, Any]]], link_from: Path | None) -> list[str]:
     lines = ["", "## Metrics"]
+    if link_from is not None:
+        lines += ["", "Run the evaluate commands below from this card's folder: their relative paths start there."]
     for folder, r in reports:
         lines += [
             "",
-            f"### `{r['data']}`, split `{r['split']}`"
+            f"### `{_data_path(r, link_from)}`, split `{r['split']}`"
             + (", original FER2013 labels" if r.get("fer2013_labels") else ""),
             "",
             "```bash",
-            _evaluate_command(folder, r),
+            _evaluate_command(folder, r, link_from),
             "```",
             "",
         ]
@@ -354,10 +362,10 @@ def _metrics(reports: list[tuple[Path, dict[str, Any]]], link_from: Path | None)
     return lines
 
 
-def _limits(info: ModelInfo, reports: list[tuple[Path, dict[str, Any]]]) -> list[str]:
+def _limits(info: ModelInfo, reports: list[tuple[Path, dict[str, Any]]], link_from: Path | None) -> list[str]:
     lines = ["", "## Limits", ""]
     for _, r in reports:
-        where = f"on `{r['data']}` split `{r['split']}`"
+        where = f"on `{_data_path(r, link_from)}` split `{r['split']}`"
         weak = [
             f"{_name(c['label'])} {c['recall']:.3f} ({_faces(c['support'])})"
             for c in r["per_class"]
@@ -401,13 +409,16 @@ def _domain_note(info: ModelInfo) -> str:
     return "**The training data is not stated** in the model's metadata; check it matches your users."
 
 
-def _evaluate_command(folder: Path, r: dict[str, Any]) -> str:
-    """The `maeum evaluate` call that wrote the report (a bundled model by its name)."""
+def _evaluate_command(folder: Path, r: dict[str, Any], link_from: Path | None) -> str:
+    """The `maeum evaluate` call that wrote the report: a bundled model by its name, files by the paths
+    ``_link`` gives them (from the card's folder), so that it runs wherever the card's folder is."""
     model = r["model_path"]
     if r["model"] in BUNDLED_MODELS and _same_file(model, resolve_model(r["model"])):
-        model = r["model"]
+        model = r["model"]  # a name, never a path (the variants of a bundled model share its file)
+    else:
+        model = _recorded(model, link_from)
     q = shlex.quote
-    parts = ["maeum evaluate", q(str(model)), "--data", q(str(r["data"])), "--split", q(str(r["split"]))]
+    parts = ["maeum evaluate", q(model), "--data", q(_data_path(r, link_from)), "--split", q(str(r["split"]))]
     if r.get("tta"):
         parts.append("--tta")
     if r.get("fer2013_labels"):
@@ -416,8 +427,18 @@ def _evaluate_command(folder: Path, r: dict[str, Any]) -> str:
         parts += ["--calibrate-on", q(str(r["calibrate_split"]))]
     if r.get("group_by"):
         parts += ["--group-by", q(str(r["group_by"]))]
-    parts += ["--out", q(str(folder))]
+    parts += ["--out", q(_link(folder, link_from))]
     return " ".join(parts)
+
+
+def _data_path(r: dict[str, Any], link_from: Path | None) -> str:
+    return _recorded(r.get("data_path") or r["data"], link_from)
+
+
+def _recorded(path: str, link_from: Path | None) -> str:
+    """A path a report records, as the card shows it: an absolute one as ``_link`` gives it; a relative one
+    (from a report older than absolute paths) as recorded, as the folder it started from is unknown."""
+    return _link(Path(path), link_from) if Path(path).is_absolute() else path
 
 
 def _same_file(a: str | Path, b: Path) -> bool:
@@ -428,12 +449,19 @@ def _same_file(a: str | Path, b: Path) -> bool:
 
 
 def _link(target: Path, link_from: Path | None) -> str:
+    """``target`` relative to the card's folder ``link_from``, so the card and what lies beside it can move
+    together. Absolute without a folder (``model_card``), and where the two share no folder but the root:
+    a path climbing to the root would name the author's layout all the same, less readably."""
+    target = target.resolve()
     if link_from is None:
-        return target.resolve().as_posix()
+        return target.as_posix()
+    here = link_from.resolve()
     try:
-        return Path(os.path.relpath(target.resolve(), link_from.resolve())).as_posix()
+        if os.path.commonpath([target, here]) == target.anchor:
+            return target.as_posix()
+        return Path(os.path.relpath(target, here)).as_posix()
     except ValueError:  # another drive on Windows: no relative path
-        return target.resolve().as_posix()
+        return target.as_posix()
 
 
 def _name(label: str) -> str:

@@ -154,9 +154,13 @@ class ReliabilityBin:
 
 @dataclass(frozen=True)
 class EvalReport:
+    # The paths are absolute, so that the evaluate command `maeum card` rebuilds from them runs from any
+    # folder (a bundled model it names by ``model``, never by its file). ``data`` stays as typed, for the
+    # summary and report.md.
     model: str  # the model's name from its metadata
-    model_path: str
-    data: str
+    model_path: str  # the file evaluated, absolute
+    data: str  # as given
+    data_path: str  # the same, absolute
     split: str
     labels: tuple[str, ...]  # the model's labels: the order of per_class and the confusion matrix
     n: int  # images evaluated
@@ -362,9 +366,10 @@ def evaluate(config: EvalConfig) -> EvalReport:
         )
     return EvalReport(
         model=clf.info.name,
-        model_path=str(clf.path),
+        model_path=str(clf.path.resolve()),
         model_sha256=clf.sha256,
         data=str(config.data),
+        data_path=str(Path(config.data).resolve()),
         split=config.split,
         labels=clf.labels,
         n=len(y_true),
