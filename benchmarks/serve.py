@@ -104,7 +104,6 @@ def _one_face(results: list, expected: str) -> None:
 def _measure(call: Callable[[], None], seconds: float, parallel: int) -> tuple[list[float], float]:
     """Each call's time, over ``seconds`` of ``parallel`` threads calling (after one untimed call each), and
     the wall time."""
-    call()
     times: list[float] = []
     stop = time.perf_counter() + seconds
 
