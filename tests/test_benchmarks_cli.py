@@ -30,6 +30,8 @@ def bench(*argv: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
         (["data_prep.py", "--sizes", "1000,x"], 2, "argument --sizes: 'x' is not a whole number"),
         (["speed.py", "--model", "no-such-model"], 1, "speed.py: error: unknown model 'no-such-model'"),
         (["video.py", "--model", "missing.onnx"], 1, "video.py: error: model file missing.onnx not found"),
+        (["serve.py", "--seconds", "0"], 2, "argument --seconds: 0 must be above 0"),
+        (["batch.py", "--images", "-3"], 2, "argument --images: -3 must be above 0"),
     ],
 )
 def test_a_wrong_option_is_one_line(tmp_path: Path, argv: list[str], code: int, message: str) -> None:
