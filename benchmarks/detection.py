@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import SHARED, out, run, table
 from _photos import real_photos
 from maeum import create_detector, load_image
+from maeum.errors import ModelError
 
 YUNET = Path(os.environ.get("MAEUM_YUNET_MODEL", SHARED / "models" / "face_detection_yunet_2023mar.onnx"))
 
@@ -41,6 +42,11 @@ def main() -> None:
     parser.add_argument("--save", type=Path, help="folder for annotated copies of the photos")
     args = parser.parse_args()
     detectors = {"retinaface": create_detector("retinaface", threads=2), "haar": create_detector("haar")}
+    for name in ("hog", "mtcnn"):  # the hog and mtcnn extras
+        try:
+            detectors[name] = create_detector(name)
+        except ModelError as e:
+            out(f"({name} left out: {e})")
     if YUNET.is_file():
         detectors["yunet"] = create_detector("yunet", model_path=str(YUNET))
     photos = real_photos()

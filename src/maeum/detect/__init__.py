@@ -77,4 +77,4 @@ def parse_options(pairs: Sequence[str]) -> dict[str, object]:
 
 def _load_builtins() -> None:
     # Imported lazily so `import maeum` loads no model and no backend.
-    from maeum.detect import haar, retinaface, yunet  # noqa: F401
+    from maeum.detect import haar, hog, mtcnn, retinaface, yunet  # noqa: F401
