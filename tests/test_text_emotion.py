@@ -154,6 +154,103 @@ def test_words_of_despair_read_as_sadness(text: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "팀장이 또 내 공을 가로챘다",  # taking credit
+        "동료가 일을 나한테 떠넘겼다",  # being wronged
+        "식당에서 바가지를 썼다",  # unfairness
+        "약속을 세 번째 어겼다",  # broken promise
+        "친구한테 또 바람맞았다",
+        "친구가 또 거짓말을 했다",  # lies
+        "친한 친구에게 뒤통수를 맞았다",  # betrayal
+        "남자친구가 바람을 피웠다",
+        "오늘도 카톡을 읽씹당했다",  # being ignored
+        "가게 점원이 반말을 하면서 나를 깔봤다",  # looked down on
+        "부장님이 회의 시간에 막말을 했다",  # insulted
+        "사과도 안 하고 가 버렸다",  # rudeness
+        "누가 내 택배를 훔쳐 갔다",  # theft
+        "자전거를 도둑맞았다",
+        "지하철에서 누가 새치기를 했다",  # cutting in line
+    ],
+)
+def test_situations_of_anger_without_an_emotion_word(text: str) -> None:
+    # They read as neutral before: what was done to the writer carries the anger.
+    assert analyze_text(text).label == "anger"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "싱크대에 음식물 찌꺼기가 썩어 있었다",  # filth, rot
+        "손도 안 씻고 음식을 만진다",
+        "국에서 이물질이 나왔다",  # something in the food
+        "방에 날파리가 꼬였다",  # vermin
+        "쉰내가 진동했다",  # smells
+        "헛구역질이 났다",  # vomit
+        "길에 토해 놓은 자국이 있었다",
+        "그 사람은 앞뒤가 다른 이중인격자다",  # hypocrisy
+        "잘난 척하는 꼴이 역했다",
+    ],
+)
+def test_situations_of_disgust_without_an_emotion_word(text: str) -> None:
+    assert analyze_text(text).label == "disgust"
+
+
+@pytest.mark.parametrize(
+    ("cue", "lookalike", "label"),
+    [
+        ("친구가 또 거짓말을 했다", "하늘이 거짓말처럼 맑았다", "anger"),
+        ("친구가 또 거짓말을 했다", "거짓말 같은 일이 일어났다", "anger"),
+        ("누가 내 택배를 훔쳐 갔다", "옆자리를 훔쳐보다 들켰다", "anger"),
+        ("규칙을 또 어겼다", "어기적어기적 걸었다", "anger"),
+        ("방에 날파리가 꼬였다", "동생은 책벌레다", "disgust"),
+        ("쥐를 잡았다", "다리에 쥐가 났다", "disgust"),
+        ("상한 우유를 마셨다", "가격 상한선이 정해졌다", "disgust"),
+        ("길에 토해 놓은 자국이 있었다", "그는 열변을 토했다", "disgust"),
+    ],
+)
+def test_situation_cue_and_its_lookalike(cue: str, lookalike: str, label: str) -> None:
+    # The cue reads as its emotion; the word that only starts like it reads as nothing of the kind.
+    assert analyze_text(cue).label == label
+    result = analyze_text(lookalike)
+    assert result.label == "neutral"
+    assert result.evidence == ()
+
+
+def test_betrayal_in_a_plot_summary_is_weaker_than_being_betrayed() -> None:
+    betrayed = analyze_text("친구가 나를 배신했다")
+    plot = analyze_text("영화는 배신과 복수에 관한 이야기였다")
+    assert betrayed.label == "anger"
+    assert plot.label == "neutral"
+    assert plot.scores["anger"] < betrayed.scores["anger"]
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("그 배우가 내 마음을 훔쳤다", "happiness"),
+        ("친구 말에 마음이 상했다", "sadness"),
+        ("부장님 비위를 맞춰 드렸다", "neutral"),
+        ("회의에서 울분을 토했다", "anger"),
+    ],
+)
+def test_lookalikes_of_situation_cues_read_as_what_they_mean(text: str, label: str) -> None:
+    assert analyze_text(text).label == label
+
+
+def test_wiping_tears_is_one_sadness_cue_not_a_theft() -> None:
+    result = analyze_text("눈물을 훔치며 영화를 봤다")
+    assert result.label == "sadness"
+    assert result.evidence == ("눈물을 훔치며",)  # not 눈물 plus a theft (훔치)
+
+
+def test_plain_verb_after_a_cue_is_not_neutral_evidence() -> None:
+    # 새치기를 했다: 했다 belongs to the cue; alone (회사에 갔다) it is still weak evidence for neutral.
+    assert "했다" not in analyze_text("지하철에서 누가 새치기를 했다").evidence
+    assert analyze_text("회사에 갔다").evidence == ("갔다",)
+
+
+@pytest.mark.parametrize(
     ("text", "readable"),
     [
         ("I am so sad today, I cried all day", False),

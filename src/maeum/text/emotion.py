@@ -12,7 +12,11 @@ the stems of maeum's lexicon (:mod:`maeum.text.lexicon`) by prefix, and applies 
 - intensifiers (``너무``, ``정말``, ``진짜``, ``완전``, slang prefixes ``개``/``핵``) raise a word's weight;
 - contrast (``…지만``, ``하지만``, ``결국``, ``사실은``) halves what came before, so a mixed entry
   is decided by its last clause; pretence (``기쁜 척``) nearly cancels a word;
-- emoticons (``ㅋㅋ``, ``ㅎㅎ``, ``ㅠㅠ``, ``ㅡㅡ``, emoji) count as evidence.
+- emoticons (``ㅋㅋ``, ``ㅎㅎ``, ``ㅠㅠ``, ``ㅡㅡ``, emoji) count as evidence;
+- look-alikes (``거짓말처럼``, ``훔쳐보다``, :data:`maeum.text.lexicon.NOT_CUES`) are read past,
+  so the cue they start like (``거짓말``, ``훔쳐``) is not counted;
+- a plain verb right after a cue belongs to it (``거짓말을 했다``, ``훔쳐 갔다``), so it does not
+  count as the weak evidence for neutral it is in a factual entry (``회사에 갔다``).
 
 Empty or whitespace-only text gives neutral with no evidence (a diary entry may be a photo
 alone); a value that is not a ``str`` raises ``TypeError``. The text is only ever matched
@@ -36,6 +40,7 @@ from maeum.text.lexicon import (
     LEXICON,
     NEGATORS_AFTER,
     NEGATORS_BEFORE,
+    NOT_CUES,
     PRETENCE_WORDS,
 )
 
@@ -129,6 +134,7 @@ _NEUTRAL_PRIOR = 0.5
 _INTENSIFY = 1.6
 _CONTRAST = 0.5
 _PRETENCE = 0.15
+_WEAK = 0.3  # the lexicon's weight for a weak cue
 _MAX_CHARS = 100_000
 
 
@@ -169,11 +175,17 @@ def _strip(word: str) -> str:
 
 
 def _build_index() -> dict[str, list[tuple[tuple[str, ...], str, float]]]:
-    """Lexicon entries by the first character of their first word, longest entries first."""
+    """Lexicon entries by the first character of their first word, longest entries first.
+
+    A look-alike (``NOT_CUES``) is an entry with the empty label, so it wins over the shorter
+    cue it starts like.
+    """
     index: dict[str, list[tuple[tuple[str, ...], str, float]]] = {}
     for label, entries in LEXICON.items():
         for words, _text, weight in entries:
             index.setdefault(words[0][0], []).append((words, label, weight))
+    for words in NOT_CUES:
+        index.setdefault(words[0][0], []).append((words, "", 0.0))
     for entries in index.values():
         entries.sort(key=lambda e: (-len(e[0]), -len("".join(e[0])), -e[2]))
     return index
@@ -190,7 +202,10 @@ def _word_matches(stem: str, token: str, last: bool, phrase: bool) -> bool:
 
 
 def _match(tokens: list[str], i: int) -> tuple[str, float, int, int] | None:
-    """The longest lexicon entry starting at ``tokens[i]``: (label, weight, words used, stem length)."""
+    """The longest lexicon entry starting at ``tokens[i]``: (label, weight, words used, stem length).
+
+    The label is empty for a look-alike (``NOT_CUES``): its words are no cue.
+    """
     token = tokens[i]
     for words, label, weight in _INDEX.get(token[0], ()):
         n = len(words)
@@ -257,6 +272,7 @@ def analyze_text(text: str, config: TextEmotionConfig | None = None) -> TextEmot
     tokens = _tokens(text)
     # Word evidence as (label, weight, text), kept apart so contrast can damp what came before.
     found: list[list] = []
+    cue_end = -1  # index just past the last non-neutral cue, for the plain verb that may follow it
     i = 0
     while i < len(tokens):
         token = tokens[i]
@@ -266,18 +282,26 @@ def analyze_text(text: str, config: TextEmotionConfig | None = None) -> TextEmot
             i += 1
             continue
         hit = _match(tokens, i)
+        if hit is not None and not hit[0]:
+            i += hit[2]  # a look-alike: 거짓말처럼 is no lie
+            continue
         boost = 1.0
         if hit is None and cfg.intensifiers:
             for prefix in INTENSIFIER_PREFIXES:
                 if token.startswith(prefix) and len(token) > len(prefix) + 1:
                     sub = _match([token[len(prefix) :], *tokens[i + 1 :]], 0)
-                    if sub is not None:
+                    if sub is not None and sub[0]:
                         hit, boost = sub, _INTENSIFY
                         break
         if hit is None:
             i += 1
             continue
         label, weight, n, stem_len = hit
+        if label == "neutral" and weight <= _WEAK and i == cue_end:
+            i += n  # 거짓말을 했다: 했다 is part of the cue before it
+            continue
+        if label != "neutral":
+            cue_end = i + n
         words = " ".join(tokens[i : i + n])
         weight *= boost
         if cfg.intensifiers and any(t in INTENSIFIERS for t in tokens[max(0, i - 2) : i]):

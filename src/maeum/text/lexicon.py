@@ -9,6 +9,12 @@ matches by prefix (``화가 나`` covers 화가 났다, 화가 나서).
 
 Weights: 1.0 an explicit emotion word, 0.6 a strong cue, 0.3 a weak or ambiguous cue.
 The labels are the keys of maeum's face model (``maeum.labels.FERPLUS7``).
+
+``_SITUATIONS`` adds what diaries write instead of an emotion word: what was done to the
+writer (a lie, a broken promise, a theft) for anger, what was seen or smelled (filth, vermin,
+rot, vomit) for disgust. ``NOT_CUES`` lists the words that start like a cue but are not one
+(거짓말처럼 is no lie, 훔쳐보다 no theft, 쥐가 나다 a cramp, not a rat); they are matched like
+entries and count for nothing.
 """
 
 from __future__ import annotations
@@ -134,6 +140,92 @@ _RAW: Final[dict[str, dict[float, str]]] = {
     },
 }
 
+# Situations that carry an emotion without naming it, by family; same format as _RAW.
+_SITUATIONS: Final[dict[str, dict[float, str]]] = {
+    "anger": {
+        1.0: (
+            # Words of feeling (배신감, 모욕감, 울분) and forms of 무시당하다, which _RAW weighs 1.0.
+            " 배신감 모욕감 울분_토 무시_당 무시하는 무시한 무시받"
+        ),
+        0.6: (
+            # Being wronged, unfairness, being used.
+            " 누명 덮어씌 뒤집어씌 떠넘 탓으로_돌리 탓만_하 남_탓 갑질 텃세 편애 불이익 차별당 차별받"
+            " 차별을 차별하 차별했 바가지_썼 바가지_씌 바가지요금 이용당 이용_당했 이용_당한 농락 호구"
+            " 잘못도_없는데 잘못도_아닌데 사기_당 사기당 사기꾼 사기_쳤 사기쳤 사기_치 사기치 먹튀 떼먹"
+            # Taking the credit (or the work) of others.
+            " 가로채 가로챘 가로챈 가로챌 숟가락_얹 공을_뺏 공을_빼앗 자기_공으로 생색 빼돌 무임승차 묻어가"
+            # Broken promises.
+            " 어기 어겼 어긴 어길 약속을_깨 약속_깼 약속_깨 바람맞 노쇼 잠수_탔 잠수_타 연락도_없이"
+            # Lies: telling one (the bare noun is weak, below).
+            " 거짓말하 거짓말했 거짓말한 거짓말해 거짓말_하 거짓말_했 거짓말_한 거짓말_해 거짓말만 거짓말쟁이"
+            " 속였 속이고 뻥치 뻥쳤"
+            # Betrayal; bare 배신 (a film's plot) stays weak.
+            " 배신당 배신했 배신한 배신_당 배신자 뒤통수_맞 뒤통수_쳤 뒤통수_치 바람_피우 바람_피웠 바람_폈"
+            " 바람피 바람폈 외도"
+            # Being ignored, looked down on, insulted.
+            " 읽씹 모욕 조롱 비웃 비꼬 깔보 깔봤 깔본 얕보 얕봤 얕본 업신여 막말 폭언 인신공격 험담 뒷담 악플"
+            " 손가락질 삿대질 말_끊 자존심_상 못_본_척 들은_척도_안 본_척도_안 대꾸도_안 인사도_안"
+            # Rudeness.
+            " 예의_없 버릇없 버릇_없 건방 비아냥 막무가내 진상_부리 진상_손님 진상짓 진상고객 사과도_안"
+            " 사과_한마디_없 사과도_없 사과는커녕 사과도_하지_않"
+            # Theft.
+            " 훔치 훔쳤 훔친 훔쳐 도둑맞 도둑_맞 도둑질 도둑이_들 도둑놈 좀도둑 도난당 도난_당 소매치기 빈집털이"
+            # Cutting in (새치기 is in _RAW).
+            " 끼어들기 칼치기"
+        ),
+        0.3: (
+            # The bare noun (a lie, a betrayal, an affair in a film's plot) and what may be harmless.
+            " 거짓말 배신 불륜 속았 말_바꾸 말_바꿨 말_바꾼 핑계 변명 반말 째려 씹혔 빼앗겼 뺏겼 도난 끼어들"
+        ),
+    },
+    "disgust": {
+        1.0: (
+            # Nausea words and 역하다 in the past tense.
+            " 헛구역질 욕지기 역했 역함"
+        ),
+        0.6: (
+            # Filth, bodily waste, something in the food (머리카락 is in _RAW).
+            " 찌든 기름때 찌꺼기 코딱지 코를_후비 가래를 가래침 침_튀 비듬 고름 배설물 분비물 분뇨 시궁창"
+            " 손_안_씻 손_씻지_않 이물질"
+            # Vermin.
+            " 날벌레 쥐를 쥐들 쥐떼 쥐똥 쥐새끼 시궁쥐 날파리 초파리 똥파리 파리떼 파리_떼 파리가_꼬 파리가_날"
+            " 진드기 빈대 우글 득실거 득실득실"
+            # Rot and smells.
+            " 썩어 썩는 부패 곰팡 쉰내 상한 구린 지린내 찌린내 누린내 발냄새 입냄새 암내 땀냄새 똥냄새 담배냄새"
+            # Vomit.
+            " 토하 토했 토해 구토 게워 오바이트 토쏠 토_쏠"
+            # Hypocrisy, flattery, sleaze.
+            " 내로남불 이중인격 이중적 앞뒤_다르 앞뒤_다른 겉과_속이_다르 겉과_속이_다른 가식 아첨 알랑 아부를"
+            " 아부하 아부했 아부쟁이 속물 꼴값 비굴 성희롱 성추행 추행 변태"
+        ),
+        0.3: (
+            # Mild or often harmless: sticky, drains, not washing, small creatures, out of date.
+            " 끈적 하수구 안_씻 생쥐 지렁이 거머리 유통기한_지난"
+        ),
+    },
+    # Look-alikes of the cues above that belong elsewhere.
+    "sadness": {
+        1.0: " 눈물_훔치 눈물_훔쳤 눈물_훔쳐",
+        0.6: " 마음이_상 마음_상했 마음_상한 마음_상해",
+    },
+    "happiness": {
+        0.6: " 마음_훔치 마음_훔쳤 마음_훔쳐",
+    },
+}
+
+# Words that start like a cue but are not one ("_" joins a phrase): matched like entries, they
+# consume their words and count for nothing.
+_NOT_CUES: Final[str] = (
+    # "Unbelievably", not a lie; peeking, not stealing.
+    " 거짓말처럼 거짓말같 거짓말_같 거짓말_처럼 훔쳐보 훔쳐봤 훔쳐본 훔쳐볼 훔쳐_보 훔쳐_봤 훔쳐_본"
+    # A cramp (쥐가 나다), not a rat; a price cap, not spoiled food.
+    " 쥐가_났 쥐가_나서 쥐가_나는 쥐가_난 상한선 상한가"
+    # Speaking with passion (열변을 토하다); humouring someone (비위를 맞추다); waddling (어기적).
+    " 열변_토 비위_맞추 비위_맞춰 비위_맞췄 어기적"
+)
+NOT_CUES: Final[tuple[tuple[str, ...], ...]] = tuple(tuple(item.split("_")) for item in _NOT_CUES.split())
+
+
 # Words that raise the weight of the next emotion word within a short window.
 INTENSIFIERS: Final[frozenset[str]] = frozenset(
     [
@@ -228,7 +320,7 @@ def _build() -> dict[str, tuple[tuple[tuple[str, ...], str, float], ...]]:
     table: dict[str, tuple[tuple[tuple[str, ...], str, float], ...]] = {}
     for label, by_weight in _RAW.items():
         entries: dict[tuple[str, ...], float] = {}
-        for weight, blob in by_weight.items():
+        for weight, blob in (*by_weight.items(), *_SITUATIONS.get(label, {}).items()):
             for item in blob.split():
                 words = tuple(item.split("_"))
                 entries[words] = max(weight, entries.get(words, 0.0))
