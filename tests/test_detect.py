@@ -150,4 +150,3 @@ def test_hog_places_the_five_points_by_the_eyes(astronaut: np.ndarray) -> None:
     (rx, ry), (lx, ly), (nx, _) = turned[0].landmarks[:3]
     assert 7 < np.degrees(np.arctan2(ry - ly, lx - rx)) < 17
     assert nx > (rx + lx) / 2 + 2  # turned anticlockwise, the nose swings right of the eyes
-

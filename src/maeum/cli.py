@@ -176,7 +176,8 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=positive_int,
         default=1,
-        help="worker processes, each with its own model, the images shared out among them (default 1: this process)",
+        help="worker processes, each with its own model, the images shared out among them 16 at a time; "
+        "at most one per 16 images (default 1: this process)",
     )
     a.add_argument(
         "--engine",
@@ -255,6 +256,7 @@ def _analyze(args: argparse.Namespace) -> int:
     # error that names it; with -v, its debug lines (a line per PNG chunk) would bury maeum's own.
     logging.getLogger("PIL").setLevel(logging.CRITICAL + 1)
     from maeum.analyzer import DEFAULT_ALIGNER, DEFAULT_DETECTOR, Analyzer
+    from maeum.batch import CHUNK_IMAGES
     from maeum.classify import DEFAULT_MODEL
 
     to_file = args.output is not None and str(args.output) != "-"
@@ -276,7 +278,8 @@ def _analyze(args: argparse.Namespace) -> int:
         args.output if to_file else "-", f"-o {args.output}", bom=args.format == "csv" and args.lang == "ko"
     )
     writer = _Writer(target, args.format, args.lang, analyzer.classifier.labels)
-    parallel = args.workers > 1 or args.engine == "ray"
+    # Images that fit one worker's chunk are analysed here: a worker process would load the models again.
+    parallel = args.engine == "ray" or (args.workers > 1 and len(inputs) > CHUNK_IMAGES)
     progress = Progress(len(inputs) if parallel else sum(1 for _, p, _ in inputs if p is not None), "images")
     if not to_file and sys.stdout.isatty():  # the results on the terminal show the progress; a bar would cut them
         progress.enabled = False

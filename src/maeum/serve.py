@@ -5,28 +5,33 @@ Endpoints (``docs/serve.md``):
 - ``POST /v1/analyze``: an image file as the request body; answers ``[{rect, label, probs, ...}]``,
   one entry per face, best detection first (``FaceResult.to_dict``, as ``maeum analyze`` writes).
 - ``POST /v1/analyze/batch``: a multipart form with one or more ``images`` files; answers
-  ``[{"name", "faces"} | {"name", "error"}]`` in the order sent, all faces classified in one batch.
-  One unreadable image fails alone.
+  ``[{"name", "faces"} | {"name", "error"}]`` in the order sent, the faces classified together (a
+  batch per ``_GROUP_PIXELS`` of images). One unreadable image fails alone.
 - ``GET /v1/model``: the model, its labels and input, the detector and the aligner.
-- ``GET /healthz``: ``{"ok": true}``, without the API key.
+- ``GET /healthz`` (or HEAD): ``{"ok": true}``, without the API key.
 
 Both analyze endpoints take ``?lang=ko`` (Korean label names) and ``?cropped=true`` (the images are
 pre-cropped faces: the centred square of each is classified, no detection). Errors are JSON
 ``{"error": code, "message": text}``: 400 an unreadable image or option, 401 a missing or wrong API
-key, 413 a body over the limit, 503 (from uvicorn's concurrency limit) too many requests at once.
-One analysis runs at a time; onnxruntime spreads each over the server's threads.
+key, 408 a body that did not arrive in time, 413 a body over the limit, 503 too many analyze requests
+at once. One analysis (decoding included) runs at a time, in a worker thread, so the event loop stays
+free for /healthz; onnxruntime spreads each analysis over the server's threads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
-import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
+import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -44,15 +49,23 @@ from maeum.results import FaceResult
 log = logging.getLogger("maeum")
 
 MB = 1024 * 1024
+# A batch's images are decoded and analysed a group of about this many pixels at a time (as
+# `maeum analyze` does): a PNG of a few hundred KB can decode to 360 MB, and 32 of them fit in a body.
+_GROUP_PIXELS = 64_000_000
+# EPS is rendered by Ghostscript, a PostScript interpreter: not a program to hand a stranger's file.
+_POSTSCRIPT_MAGIC = (b"%!PS", b"\xc5\xd0\xd3\xc6")
 
 
 @dataclass(frozen=True)
 class ServeLimits:
-    """What one request may send: bytes of body, pixels per image, images per batch."""
+    """What one request may send (bytes of body, pixels per image, images per batch, seconds to send
+    the body), and how many analyze requests may be handled or waiting at once."""
 
     max_bytes: int = 20 * MB
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_images: int = 32
+    max_concurrent: int = 64
+    body_seconds: float = 60.0
 
 
 class ApiError(Exception):
@@ -67,6 +80,10 @@ class _TooLarge(Exception):
     """The body went over the limit while it was read."""
 
 
+class _TooSlow(Exception):
+    """The body had not all arrived by the deadline."""
+
+
 def create_server(
     analyzer: Analyzer,
     limits: ServeLimits | None = None,
@@ -75,10 +92,15 @@ def create_server(
     allow_origins: tuple[str, ...] = (),
 ) -> FastAPI:
     """The API app around ``analyzer``, which it uses one request at a time. With ``api_key``, every
-    endpoint but /healthz needs ``Authorization: Bearer <api_key>``; ``allow_origins`` are the web
-    pages (e.g. ``https://example.com``, or ``*``) whose scripts may call it."""
+    endpoint but /healthz needs ``Authorization: Bearer <api_key>`` (compared as UTF-8 bytes, as
+    curl sends it); ``allow_origins`` are the web pages (e.g. ``https://example.com``, or ``*``)
+    whose scripts may call it."""
     limits = limits or ServeLimits()
-    lock = threading.Lock()
+    # Held across the worker thread's analysis: requests waiting their turn hold no thread, so the
+    # thread pool stays free for reading uploads.
+    lock = anyio.Lock()
+    active = 0  # analyze requests handled or waiting; only the event loop's thread changes it
+    key = api_key.encode()
     info = analyzer.classifier.info
     app = FastAPI(title="maeum", version=__version__, docs_url=None, redoc_url=None)
     if allow_origins:
@@ -101,16 +123,30 @@ def create_server(
 
     @app.exception_handler(ApiError)
     async def refused(request: Request, e: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
+        headers = {401: {"WWW-Authenticate": "Bearer"}, 503: {"Retry-After": "1"}}.get(e.status)
         return JSONResponse({"error": e.code, "message": e.message}, status_code=e.status, headers=headers)
 
     def check_key(request: Request) -> None:
         if not api_key:
             return
-        given = request.headers.get("authorization", "")
-        scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), api_key.encode()):
+        # The header's raw bytes: Starlette decodes headers as Latin-1, so a key with non-ASCII
+        # characters, sent as UTF-8, would never match its decoded text.
+        given = next((v for k, v in request.scope["headers"] if k == b"authorization"), b"")
+        scheme, _, token = given.partition(b" ")
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), key):
             raise ApiError(401, "unauthorized", "send the server's API key as 'Authorization: Bearer KEY'")
+
+    @contextlib.contextmanager
+    def admitted() -> Iterator[None]:
+        """One analyze request counted while it is read, waits and is analysed; past the limit, 503."""
+        nonlocal active
+        if active >= limits.max_concurrent:
+            raise ApiError(503, "busy", f"the server has {limits.max_concurrent} requests in hand; retry in a moment")
+        active += 1
+        try:
+            yield
+        finally:
+            active -= 1
 
     def options(request: Request) -> tuple[str, bool]:
         lang = request.query_params.get("lang", "en")
@@ -121,18 +157,45 @@ def create_server(
             raise ApiError(400, "bad_cropped", f"cropped must be true or false, got {cropped[:20]!r}")
         return lang, cropped in ("true", "1")
 
-    def analyze(images: list[Any], cropped: bool) -> list[list[FaceResult]]:
-        with lock:
-            if cropped:
-                return [[face] for face in analyzer.classify_crops(images)]
-            return analyzer.analyze_batch(images)
+    def analyze(files: list[tuple[str, bytes]], cropped: bool) -> list[list[FaceResult] | ApiError]:
+        """Each file's faces, or why it cannot be read, in order; run in a worker thread. Images are
+        decoded and analysed a group of about _GROUP_PIXELS at a time, so a batch of small files that
+        decode to huge images never sits in memory whole."""
+        out: list[list[FaceResult] | ApiError] = []
+        group: list[tuple[int, np.ndarray]] = []  # (its place in out, the image (H, W, 3))
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, bool]:
+        def flush() -> None:
+            images = [image for _, image in group]
+            found = [[face] for face in analyzer.classify_crops(images)] if cropped else analyzer.analyze_batch(images)
+            for (k, _), faces in zip(group, found, strict=True):
+                out[k] = faces
+            group.clear()
+
+        for name, data in files:
+            try:
+                image = _decode(data, name, limits.max_pixels)
+            except ApiError as e:
+                out.append(e)
+                continue
+            group.append((len(out), image))
+            out.append([])
+            if sum(im.shape[0] * im.shape[1] for _, im in group) >= _GROUP_PIXELS:
+                flush()
+        if group:
+            flush()
+        return out
+
+    async def analyzed(files: list[tuple[str, bytes]], cropped: bool) -> list[list[FaceResult] | ApiError]:
+        async with lock:
+            return await run_in_threadpool(analyze, files, cropped)
+
+    # Not in the thread pool (a plain `def` would be): answered at once however busy the analyses are.
+    @app.api_route("/healthz", methods=["GET", "HEAD"])
+    async def healthz() -> dict[str, bool]:
         return {"ok": True}
 
     @app.get("/v1/model")
-    def model(request: Request) -> dict[str, object]:
+    async def model(request: Request) -> dict[str, object]:
         check_key(request)
         return {
             "model": info.name,
@@ -146,30 +209,29 @@ def create_server(
         }
 
     @app.post("/v1/analyze")
-    async def analyze_one(request: Request) -> JSONResponse:
+    async def analyze_one(request: Request) -> Response:
         check_key(request)
         lang, cropped = options(request)
-        body = await _read_body(request, limits.max_bytes)
-        image = _decode(body, "the request body", limits.max_pixels)
-        faces = (await run_in_threadpool(analyze, [image], cropped))[0]
+        with admitted():
+            body = await _read_body(request, limits)
+            (faces,) = await analyzed([("the request body", body)], cropped)
+        if isinstance(faces, ApiError):
+            raise faces
         return JSONResponse([face.to_dict(lang) for face in faces])
 
     @app.post("/v1/analyze/batch")
-    async def analyze_many(request: Request) -> JSONResponse:
+    async def analyze_many(request: Request) -> Response:
         check_key(request)
         lang, cropped = options(request)
-        files = await _read_files(request, limits)
-        images, answers = [], []
-        for name, data in files:
-            try:
-                images.append(_decode(data, name, limits.max_pixels))
-                answers.append({"name": name})
-            except ApiError as e:
-                answers.append({"name": name, "error": {"error": e.code, "message": e.message}})
-        found = iter(await run_in_threadpool(analyze, images, cropped) if images else [])
-        for answer in answers:
-            if "error" not in answer:
-                answer["faces"] = [face.to_dict(lang) for face in next(found)]
+        with admitted():
+            files = await _read_files(request, limits)
+            found = await analyzed(files, cropped)
+        answers: list[dict[str, object]] = []
+        for (name, _), faces in zip(files, found, strict=True):
+            if isinstance(faces, ApiError):
+                answers.append({"name": name, "error": {"error": faces.code, "message": faces.message}})
+            else:
+                answers.append({"name": name, "faces": [face.to_dict(lang) for face in faces]})
         return JSONResponse(answers)
 
     return app
@@ -181,57 +243,80 @@ def _check_declared(request: Request, max_bytes: int) -> None:
         raise ApiError(413, "too_large", f"the body is {int(declared):,} bytes; the limit is {max_bytes:,}")
 
 
-def _capped(request: Request, max_bytes: int) -> Request:
-    """The request, reading its body only up to ``max_bytes`` (raising _TooLarge past it)."""
-    _check_declared(request, max_bytes)
+def _capped(request: Request, limits: ServeLimits) -> Request:
+    """The request, reading its body only up to ``limits.max_bytes`` (raising _TooLarge past it) and
+    for ``limits.body_seconds`` (raising _TooSlow after): a client sending a byte a second would
+    otherwise hold its place among the ``max_concurrent`` for ever."""
+    _check_declared(request, limits.max_bytes)
     received = 0
+    deadline = anyio.current_time() + limits.body_seconds
 
     async def receive() -> dict[str, Any]:
         nonlocal received
-        message = await request.receive()
+        try:
+            with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+                message = await request.receive()
+        except TimeoutError:
+            raise _TooSlow from None
         if message["type"] == "http.request":
             received += len(message.get("body", b""))
-            if received > max_bytes:
+            if received > limits.max_bytes:
                 raise _TooLarge
         return message
 
     return Request(request.scope, receive)
 
 
-async def _read_body(request: Request, max_bytes: int) -> bytes:
+@contextlib.contextmanager
+def _reading(limits: ServeLimits) -> Iterator[None]:
+    """What went wrong while reading the body, as the ApiError that answers it."""
     try:
-        body = await _capped(request, max_bytes).body()
+        yield
     except _TooLarge:
-        raise ApiError(413, "too_large", f"the body is over the limit of {max_bytes:,} bytes") from None
+        raise ApiError(413, "too_large", f"the body is over the limit of {limits.max_bytes:,} bytes") from None
+    except _TooSlow:
+        raise ApiError(
+            408, "timeout", f"the body did not arrive within {limits.body_seconds:g} s; send it again"
+        ) from None
     except ClientDisconnect:
         raise ApiError(400, "disconnected", "the client left before sending the whole body") from None
+
+
+async def _read_body(request: Request, limits: ServeLimits) -> bytes:
+    with _reading(limits):
+        body = await _capped(request, limits).body()
     if not body:
         raise ApiError(400, "no_image", "send an image file (JPEG, PNG, ...) as the request body")
     return body
 
 
 async def _read_files(request: Request, limits: ServeLimits) -> list[tuple[str, bytes]]:
-    kind = request.headers.get("content-type", "")
-    if not kind.lower().startswith("multipart/form-data"):
+    kind, params = parse_options_header(request.headers.get("content-type", ""))
+    if kind != b"multipart/form-data":
         raise ApiError(
             400, "not_multipart", "send the images as a multipart/form-data form, each in a field named 'images'"
         )
+    if not params.get(b"boundary"):
+        raise ApiError(400, "bad_form", "the Content-Type has no boundary=; let the HTTP client build the form")
     try:
-        form = await _capped(request, limits.max_bytes).form(max_files=limits.max_images, max_fields=limits.max_images)
-    except _TooLarge:
-        raise ApiError(413, "too_large", f"the body is over the limit of {limits.max_bytes:,} bytes") from None
-    except ClientDisconnect:
-        raise ApiError(400, "disconnected", "the client left before sending the whole body") from None
+        with _reading(limits):
+            form = await _capped(request, limits).form(max_files=limits.max_images, max_fields=limits.max_images)
     except (MultiPartException, StarletteHTTPException) as e:  # too many files, a malformed form
-        detail = e.message if isinstance(e, MultiPartException) else e.detail
-        raise ApiError(400, "bad_form", f"{detail} (at most {limits.max_images} images a request)") from None
+        detail = e.message if isinstance(e, MultiPartException) else str(e.detail)
+        if "Too many" in detail:
+            detail += f" (at most {limits.max_images} images a request)"
+        raise ApiError(400, "bad_form", detail) from None
     try:
         uploads = form.getlist("images")
         others = sorted({key for key in form if key != "images"})
         if others:
             raise ApiError(400, "bad_form", f"unknown form field(s) {', '.join(others)}; send files as 'images'")
         if not uploads:
-            raise ApiError(400, "no_image", "the form has no 'images' file; send one or more")
+            raise ApiError(
+                400,
+                "no_image",
+                "the form has no complete 'images' file; send one or more, and end the form with its closing boundary",
+            )
         files = []
         for k, upload in enumerate(uploads, 1):
             if not isinstance(upload, UploadFile):
@@ -242,9 +327,11 @@ async def _read_files(request: Request, limits: ServeLimits) -> list[tuple[str, 
         await form.close()
 
 
-def _decode(data: bytes, name: str, max_pixels: int) -> Any:
+def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     if not data:
         raise ApiError(400, "no_image", f"{name}: empty file")
+    if data.startswith(_POSTSCRIPT_MAGIC):
+        raise ApiError(400, "bad_image", f"{name}: PostScript (EPS) is not accepted; convert it to PNG or JPEG")
     try:
         return load_image(data, max_pixels=max_pixels, name=name)
     except ImageTooLargeError as e:

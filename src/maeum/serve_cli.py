@@ -15,6 +15,9 @@ from maeum.video_cli import positive_int
 log = logging.getLogger("maeum")
 
 API_KEY_ENV = "MAEUM_SERVE_API_KEY"
+# Open connections (idle keep-alive ones too) beyond this many times --max-concurrent get uvicorn's
+# plain-text 503: a bound on sockets, far above the analyze requests the app itself admits.
+CONNECTIONS_PER_REQUEST = 16
 
 
 def add_serve_parser(sub: argparse._SubParsersAction) -> None:
@@ -60,7 +63,21 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
         "--max-concurrent",
         type=positive_int,
         default=64,
-        help="requests handled or waiting at once; more are answered 503 (default 64)",
+        help="analyze requests handled or waiting at once; more are answered 503 (default 64)",
+    )
+    s.add_argument(
+        "--body-timeout",
+        type=positive_int,
+        default=60,
+        metavar="SECONDS",
+        help="answer 408 to a request whose body has not all arrived in this time (default 60)",
+    )
+    s.add_argument(
+        "--shutdown-timeout",
+        type=positive_int,
+        default=10,
+        metavar="SECONDS",
+        help="on Ctrl-C or SIGTERM, wait this long for requests in progress, then close them (default 10)",
     )
     s.add_argument(
         "--api-key-file", type=Path, help=f"a file holding the API key clients must send (else {API_KEY_ENV}, if set)"
@@ -77,13 +94,17 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
 
 def _api_key(path: Path | None) -> str:
     if path is None:
-        return os.environ.get(API_KEY_ENV, "").strip()
-    try:
-        key = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as e:
-        raise MaeumError(f"--api-key-file {path}: cannot read it ({e})") from None
-    if not key:
-        raise MaeumError(f"--api-key-file {path} is empty; write the key in it, or drop the option")
+        where, key = API_KEY_ENV, os.environ.get(API_KEY_ENV, "").strip()
+    else:
+        where = f"--api-key-file {path}"
+        try:
+            key = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise MaeumError(f"{where}: cannot read it ({e})") from None
+        if not key:
+            raise MaeumError(f"{where} is empty; write the key in it, or drop the option")
+    if any(ord(c) < 32 or ord(c) == 127 for c in key):  # no client could send it in a header
+        raise MaeumError(f"{where}: the API key holds a line break or control character; make it one line")
     return key
 
 
@@ -108,7 +129,13 @@ def _serve(args: argparse.Namespace) -> int:
         threads=args.threads,
         whole_image_fallback=args.whole_image_if_no_face,
     )
-    limits = ServeLimits(max_bytes=args.max_mb * 1024 * 1024, max_pixels=args.max_pixels, max_images=args.max_images)
+    limits = ServeLimits(
+        max_bytes=args.max_mb * 1024 * 1024,
+        max_pixels=args.max_pixels,
+        max_images=args.max_images,
+        max_concurrent=args.max_concurrent,
+        body_seconds=args.body_timeout,
+    )
     app = create_server(analyzer, limits, api_key=api_key, allow_origins=tuple(args.allow_origin))
     if not api_key and args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s without an API key: anyone who reaches it can use it", args.host)
@@ -124,7 +151,8 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level="info",
-        limit_concurrency=args.max_concurrent,
+        limit_concurrency=args.max_concurrent * CONNECTIONS_PER_REQUEST,
+        timeout_graceful_shutdown=args.shutdown_timeout,
         proxy_headers=False,
     )
     return 0
