@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import signal
@@ -45,7 +46,9 @@ def concurrently(app, scenario):  # type: ignore[no-untyped-def]
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://maeum") as c:
             return await scenario(c)
 
-    return asyncio.run(run())
+    # In a thread of its own: after the browser tests, Playwright's loop may still run in this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
 
 
 def test_an_image_gets_the_faces_maeum_analyze_finds(client, analyzer, two_faces_jpeg) -> None:
